@@ -1,0 +1,26 @@
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+
+export default tseslint.config(
+  { ignores: ['node_modules/', 'cdk.out/', 'batch/', '.data/', 'bench/results/'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    rules: {
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      'no-restricted-imports': 'off',
+    },
+  },
+  {
+    // The domain stays portable: no AWS SDK, no HTTP framework, no adapters (DESIGN.md §2).
+    files: ['functions/core/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        patterns: [
+          { group: ['@aws-sdk/*', 'hono', 'hono/*', '@hono/*'], message: 'functions/core is framework-free.' },
+          { group: ['#adapters/*', '#http/*', '#local/*'], message: 'functions/core talks to ports only.' },
+        ],
+      }],
+    },
+  },
+);

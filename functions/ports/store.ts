@@ -1,0 +1,101 @@
+/**
+ * The Store port: the DynamoDB item model, kept small enough that a SQLite file can honour it
+ * with the same conditional semantics. Domain repositories are written once on top of it.
+ *
+ * Items are plain JSON objects addressed by (pk, sk). An item may carry `gsi1pk`/`gsi1sk` to
+ * appear in the one secondary index, and `ttl` (epoch seconds) after which adapters may drop it.
+ */
+
+export type Scalar = string | number | boolean | null;
+
+export interface Key {
+  pk: string;
+  sk: string;
+}
+
+export type Item = Key & {
+  gsi1pk?: string;
+  gsi1sk?: string;
+  ttl?: number;
+  [attribute: string]: unknown;
+};
+
+/**
+ * A write condition on the item currently stored at the key. Every clause must hold.
+ * - `exists: false` — no item is stored (conditional create).
+ * - `exists: true` — an item is stored.
+ * - `equals` — each named top-level attribute equals the value (implies the item exists).
+ * - `oneOf` — each named top-level attribute equals one of the values (implies the item exists).
+ */
+export interface Condition {
+  exists?: boolean;
+  equals?: Record<string, Scalar>;
+  oneOf?: Record<string, Scalar[]>;
+}
+
+export interface UpdateSpec {
+  /** Top-level attributes to set. */
+  set?: Record<string, unknown>;
+  /** Top-level attributes to remove. */
+  remove?: string[];
+  /** Atomic numeric increments of top-level attributes (a missing attribute counts as 0). */
+  add?: Record<string, number>;
+  condition?: Condition;
+  /** Create the item when it is missing (DynamoDB UpdateItem semantics). Default true. */
+  upsert?: boolean;
+}
+
+export interface QueryInput {
+  /** Partition to read: `pk`, or `gsi1pk` when `index` is `gsi1`. */
+  pk: string;
+  index?: 'gsi1';
+  /** Only sort keys beginning with this prefix. */
+  skPrefix?: string;
+  /** Page size; unset reads every matching item (adapters follow pages internally). */
+  limit?: number;
+  /** Opaque cursor from a previous page's `cursor`. */
+  cursor?: string;
+  /** Sort-key order; default ascending (byte order, as DynamoDB). */
+  descending?: boolean;
+}
+
+export interface QueryPage {
+  items: Item[];
+  /** Present when more items may follow. */
+  cursor?: string;
+}
+
+export type TransactOp =
+  | { kind: 'put'; item: Item; condition?: Condition }
+  | { kind: 'update'; key: Key; update: UpdateSpec }
+  | { kind: 'delete'; key: Key; condition?: Condition }
+  | { kind: 'check'; key: Key; condition: Condition };
+
+export interface Store {
+  get(key: Key): Promise<Item | undefined>;
+  /** Writes the whole item. Throws `ConditionFailedError` when the condition does not hold. */
+  put(item: Item, condition?: Condition): Promise<void>;
+  /** Applies the update and returns the item as stored afterwards. */
+  update(key: Key, update: UpdateSpec): Promise<Item>;
+  /** Removes the item; returns it as it was, or undefined when none was stored. */
+  delete(key: Key, condition?: Condition): Promise<Item | undefined>;
+  query(input: QueryInput): Promise<QueryPage>;
+  /** All-or-nothing; throws `TransactionFailedError` naming the ops whose conditions failed. */
+  transact(ops: TransactOp[]): Promise<void>;
+  close(): Promise<void>;
+}
+
+export class ConditionFailedError extends Error {
+  constructor(readonly key: Key) {
+    super(`Condition failed for ${key.pk} / ${key.sk}`);
+    this.name = 'ConditionFailedError';
+  }
+}
+
+export class TransactionFailedError extends Error {
+  /** Indexes of the ops whose conditions did not hold. */
+  constructor(readonly failedOps: number[]) {
+    super(`Transaction cancelled: conditions failed at ops ${failedOps.join(', ')}`);
+    this.name = 'TransactionFailedError';
+  }
+}
