@@ -1,0 +1,47 @@
+import type { Key } from '../ports/store.ts';
+
+/**
+ * Single-table key composition, written once per entity. Names never contain '#'
+ * (functions/core/names.ts), so the separators below cannot be forged.
+ */
+
+export type ResourceKind = 'prompt' | 'target' | 'bake';
+
+const RESOURCE_PREFIX: Record<ResourceKind, string> = {
+  prompt: 'PROMPT#',
+  target: 'TARGET#',
+  bake: 'BAKE#',
+};
+
+export const keys = {
+  user: (userId: string): Key => ({ pk: `USER#${userId}`, sk: 'PROFILE' }),
+
+  repo: (userId: string, repo: string): Key => ({ pk: `USER#${userId}`, sk: `REPO#${repo}` }),
+  repoPartition: (userId: string) => ({ pk: `USER#${userId}`, skPrefix: 'REPO#' }),
+
+  resource: (userId: string, repo: string, kind: ResourceKind, name: string): Key => ({
+    pk: repoPk(userId, repo),
+    sk: `${RESOURCE_PREFIX[kind]}${name}`,
+  }),
+  resourcePartition: (userId: string, repo: string, kind: ResourceKind) => ({
+    pk: repoPk(userId, repo),
+    skPrefix: RESOURCE_PREFIX[kind],
+  }),
+
+  /** Looked up on every request by the hash of the presented key. */
+  apiKeyByHash: (hash: string): Key => ({ pk: `APIKEY#${hash}`, sk: 'APIKEY' }),
+  /** The management view of a key; indexed per user for listing. */
+  apiKeyById: (keyId: string): Key => ({ pk: `KEYID#${keyId}`, sk: 'KEYID' }),
+  apiKeyIndex: (userId: string) => ({ gsi1pk: `USER#${userId}#KEYS` }),
+
+  idempotency: (digest: string): Key => ({ pk: `IDEMPOTENCY#${digest}`, sk: 'RESPONSE' }),
+};
+
+function repoPk(userId: string, repo: string): string {
+  return `USER#${userId}#REPO#${repo}`;
+}
+
+/** The resource name held in a resource item's sort key. */
+export function resourceName(kind: ResourceKind, sk: string): string {
+  return sk.slice(RESOURCE_PREFIX[kind].length);
+}

@@ -1,0 +1,74 @@
+import type { Store } from '../ports/store.ts';
+import type { Actor } from './actor.ts';
+import { InvalidInputError, NotFoundError } from './errors.ts';
+import { keys } from './keys.ts';
+
+/** Base models this deployment serves; repos and targets may only name these or checkpoints. */
+export interface ModelCatalog {
+  readonly baseModels: readonly string[];
+}
+
+export interface CheckpointName {
+  userId: string;
+  repo: string;
+  bake: string;
+  step: number;
+}
+
+export type ModelRef = { kind: 'base'; name: string } | ({ kind: 'checkpoint'; name: string } & CheckpointName);
+
+/** Parses `user/repo/bake/checkpoint` (bread-api.md §12.1); undefined for anything else. */
+export function parseCheckpointName(name: string): CheckpointName | undefined {
+  const parts = name.split('/');
+  if (parts.length !== 4) return undefined;
+  const [userId, repo, bake, step] = parts as [string, string, string, string];
+  if (!userId || !repo || !bake || !/^\d+$/.test(step)) return undefined;
+  return { userId, repo, bake, step: Number(step) };
+}
+
+export function formatCheckpointName(name: CheckpointName): string {
+  return `${name.userId}/${name.repo}/${name.bake}/${name.step}`;
+}
+
+/** The checkpoints a bake item records, newest first. */
+export function checkpointsOf(bake: Record<string, unknown>): number[] {
+  const steps = Array.isArray(bake.checkpoints) ? (bake.checkpoints as number[]) : [];
+  return [...steps].sort((a, b) => b - a);
+}
+
+export class ModelResolver {
+  constructor(
+    private readonly store: Store,
+    private readonly catalog: ModelCatalog,
+  ) {}
+
+  /**
+   * Resolves a model name the actor may use: a catalog base model, or a checkpoint of a bake
+   * that exists and saved that step. Another user's checkpoint only for an admin key.
+   */
+  async resolve(actor: Actor, name: string, unknownMessage: string): Promise<ModelRef> {
+    if (this.catalog.baseModels.includes(name)) return { kind: 'base', name };
+    const checkpoint = parseCheckpointName(name);
+    if (!checkpoint) throw new InvalidInputError(unknownMessage);
+    if (checkpoint.userId !== actor.userId && !actor.isAdmin) throw new InvalidInputError(unknownMessage);
+    const bake = await this.store.get(keys.resource(checkpoint.userId, checkpoint.repo, 'bake', checkpoint.bake));
+    if (!bake || !checkpointsOf(bake).includes(checkpoint.step)) throw new InvalidInputError(unknownMessage);
+    return { kind: 'checkpoint', name, ...checkpoint };
+  }
+
+  /**
+   * Finds a checkpoint the actor may read (bread-api.md §12.2); 404 for one that is missing or
+   * belongs to another user, so names of others' checkpoints are not revealed.
+   */
+  async locateCheckpoint(actor: Actor, name: string): Promise<CheckpointName> {
+    const checkpoint = parseCheckpointName(name);
+    const visible = checkpoint && (checkpoint.userId === actor.userId || actor.isAdmin);
+    const bake = visible ? await this.store.get(keys.resource(checkpoint.userId, checkpoint.repo, 'bake', checkpoint.bake)) : undefined;
+    if (!checkpoint || !bake || !checkpointsOf(bake).includes(checkpoint.step)) throw new NotFoundError('Checkpoint not found');
+    return checkpoint;
+  }
+
+  isBaseModel(name: string): boolean {
+    return this.catalog.baseModels.includes(name);
+  }
+}

@@ -1,0 +1,51 @@
+import { swaggerUI } from '@hono/swagger-ui';
+import type { Services } from '#core/services.ts';
+import { handleError, notFound } from './errors.ts';
+import { authenticate } from './middleware/auth.ts';
+import { readBody } from './middleware/body.ts';
+import { idempotency } from './middleware/idempotency.ts';
+import { createRouter } from './openapi.ts';
+import { adminRoutes } from './routes/admin.ts';
+import { API_VERSION, healthRoutes } from './routes/health.ts';
+import { bakeRoutes, targetRoutes } from './routes/definitions.ts';
+import { modelRoutes } from './routes/models.ts';
+import { promptRoutes } from './routes/prompts.ts';
+import { recipeRoutes } from './routes/recipes.ts';
+import { repoRoutes } from './routes/repos.ts';
+
+export interface AppOptions {
+  /** Largest request body accepted, in bytes. */
+  maxBodyBytes?: number;
+}
+
+/** 8 MiB: room for batch creates and 1 MB templates, under Lambda's 6 MB payload after encoding. */
+export const DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024;
+
+/** The whole HTTP API over the given services; runtime-neutral (Node server or Lambda). */
+export function createApp(services: Services, options: AppOptions = {}) {
+  const app = createRouter();
+  app.onError(handleError);
+  app.notFound(notFound);
+
+  app.use('*', readBody(options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES));
+  healthRoutes(app);
+  app.doc31('/openapi.json', {
+    openapi: '3.1.0',
+    info: { title: 'Bakehouse API', version: API_VERSION, description: 'Bread-compatible API for baking prompts into model weights.' },
+  });
+  app.openAPIRegistry.registerComponent('securitySchemes', 'bearerAuth', { type: 'http', scheme: 'bearer' });
+  app.get('/docs', swaggerUI({ url: '/openapi.json' }));
+
+  const auth = authenticate(services.apiKeys);
+  app.use('/v1/*', async (c, next) => (c.req.path === '/v1/health' ? next() : auth(c, next)));
+  app.use('/v1/*', idempotency(services.idempotency));
+
+  repoRoutes(app, services);
+  promptRoutes(app, services);
+  targetRoutes(app, services);
+  bakeRoutes(app, services);
+  recipeRoutes(app, services);
+  modelRoutes(app, services);
+  adminRoutes(app, services);
+  return app;
+}

@@ -1,0 +1,10 @@
+import type { Actor } from '#core/actor.ts';
+
+/** Per-request values the middleware sets for handlers. */
+export interface AppEnv {
+  Variables: {
+    actor: Actor;
+    /** SHA-256 of the presented API key: who is asking, for idempotency records. */
+    keyHash: string;
+  };
+}

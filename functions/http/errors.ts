@@ -1,0 +1,72 @@
+import type { Context } from 'hono';
+import { HTTPException } from 'hono/http-exception';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import type { z } from 'zod';
+import { DomainError, type ErrorCode } from '#core/errors.ts';
+
+/** The one mapping from domain error codes to HTTP statuses. */
+export const STATUS_OF: Record<ErrorCode, ContentfulStatusCode> = {
+  INVALID_INPUT: 400,
+  UNAUTHORIZED: 401,
+  FORBIDDEN: 403,
+  RESOURCE_NOT_FOUND: 404,
+  RESOURCE_CONFLICT: 409,
+  PAYLOAD_TOO_LARGE: 413,
+  VALIDATION_ERROR: 422,
+  RATE_LIMITED: 429,
+  INTERNAL_ERROR: 500,
+};
+
+/** Statuses that a retry of the same request cannot fix (bread-api.md §1.6 rule 1). */
+const NOT_RETRYABLE = new Set([400, 401, 402, 403, 404, 409, 413, 415, 422]);
+
+export interface ErrorBody {
+  message: string;
+  code: string | null;
+  detail?: { loc: (string | number)[]; msg: string; type: string }[];
+}
+
+export function errorResponse(c: Context, status: ContentfulStatusCode, body: ErrorBody, retryable?: boolean) {
+  const shouldRetry = retryable ?? !NOT_RETRYABLE.has(status);
+  c.header('x-should-retry', String(shouldRetry));
+  if (retryable && status === 409) c.header('retry-after', '1');
+  return c.json(body, status);
+}
+
+/** Turns a failed zod validation into the 422 envelope, with field-level detail. */
+export function validationErrorResponse(c: Context, target: string, error: z.ZodError) {
+  const detail = error.issues.map((issue) => ({
+    loc: [target === 'json' ? 'body' : target, ...issue.path.map((part) => (typeof part === 'symbol' ? String(part) : part))],
+    msg: issue.message,
+    type: issue.code,
+  }));
+  const first = error.issues[0];
+  // Name checks carry their full sentence (bread-api.md §1.7); other issues name their field.
+  const message = !first
+    ? 'Invalid request'
+    : first.code === 'custom' || first.path.length === 0
+      ? first.message
+      : `${first.path.join('.')}: ${first.message}`;
+  return errorResponse(c, 422, { message, code: 'VALIDATION_ERROR', detail });
+}
+
+export function handleError(error: Error, c: Context) {
+  if (error instanceof DomainError) {
+    return errorResponse(c, STATUS_OF[error.code], { message: error.message, code: error.code }, error.retryable);
+  }
+  if (error instanceof HTTPException) {
+    const status = error.status as ContentfulStatusCode;
+    if (status === 400 && /JSON/i.test(error.message)) {
+      return errorResponse(c, 422, { message: 'Request body is not valid JSON', code: 'VALIDATION_ERROR' });
+    }
+    if (status === 413) return errorResponse(c, 413, { message: 'Request body too large', code: 'PAYLOAD_TOO_LARGE' });
+    if (status === 415) return errorResponse(c, 415, { message: 'Unsupported Media Type: send application/json', code: 'UNSUPPORTED_MEDIA_TYPE' });
+    return errorResponse(c, status, { message: error.message, code: status >= 500 ? 'INTERNAL_ERROR' : 'INVALID_INPUT' });
+  }
+  console.error(JSON.stringify({ level: 'error', msg: 'unhandled error', path: c.req.path, error: String(error.stack ?? error) }));
+  return errorResponse(c, 500, { message: 'Internal server error', code: 'INTERNAL_ERROR' });
+}
+
+export function notFound(c: Context) {
+  return errorResponse(c, 404, { message: `Route not found: ${c.req.method} ${c.req.path}`, code: 'RESOURCE_NOT_FOUND' });
+}

@@ -1,0 +1,27 @@
+/**
+ * `npm start`: the whole API on localhost over the embedded adapters (DESIGN.md §6).
+ * Environment: PORT (default 8080), BAKEHOUSE_DATA_DIR (default ./.data), BAKEHOUSE_API_KEY
+ * (the admin key; otherwise one is generated on first start and kept in the data dir).
+ */
+import { serve } from '@hono/node-server';
+import { startLocalServer } from './server.ts';
+
+const running = await startLocalServer({
+  port: Number(process.env.PORT ?? 8080),
+  dataDir: process.env.BAKEHOUSE_DATA_DIR ?? '.data',
+  adminApiKey: process.env.BAKEHOUSE_API_KEY || undefined,
+  baseModels: process.env.BAKEHOUSE_BASE_MODELS,
+  serve,
+});
+
+console.log(`Bakehouse API listening on ${running.url}`);
+console.log(`  admin API key: ${running.adminApiKey}`);
+console.log(`  data dir:      ${running.dataDir}`);
+console.log(`  docs:          ${running.url}/docs`);
+console.log(`Try: BREAD_BASE_URL=${running.url} BREAD_API_KEY=${running.adminApiKey} …`);
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    void running.close().then(() => process.exit(0));
+  });
+}
