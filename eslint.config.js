@@ -12,6 +12,11 @@ export default tseslint.config(
     },
   },
   {
+    // Plain Node scripts that run before dependencies are installed.
+    files: ['**/*.mjs'],
+    languageOptions: { globals: { process: 'readonly', console: 'readonly' } },
+  },
+  {
     // The domain stays portable: no AWS SDK, no HTTP framework, no adapters (DESIGN.md §2).
     files: ['functions/core/**/*.ts'],
     rules: {

@@ -108,7 +108,7 @@ export class BakeService {
     const repo = await this.repos.get(actor, repoName);
     const deleted = await deleteUnreferenced(
       this.store,
-      item,
+      keys.resource(actor.userId, repoName, 'bake', name),
       this.references(actor, repo, item.config as BakeConfig).map((reference) => reference.key),
       async () => {
         const children = (await this.listItems(actor, repoName))

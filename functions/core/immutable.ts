@@ -1,4 +1,4 @@
-import { TransactionFailedError, type Item, type Key, type Store, type TransactOp } from '../ports/store.ts';
+import { ConditionFailedError, TransactionFailedError, type Item, type Key, type Store, type TransactOp } from '../ports/store.ts';
 import { ConflictError } from './errors.ts';
 import { sameContent } from './json.ts';
 
@@ -29,30 +29,45 @@ export interface CreateResult {
 export const REFS = 'refs';
 
 export async function createImmutable(store: Store, request: ImmutableCreate): Promise<CreateResult> {
+  const item = { ...request.item, [REFS]: 0 };
   const references = uniqueByKey(request.references ?? []);
-  const ops: TransactOp[] = [
-    { kind: 'put', item: { ...request.item, [REFS]: 0 }, condition: { exists: false } },
-    ...references.map(
-      (reference): TransactOp => ({ kind: 'update', key: reference.key, update: { add: { [REFS]: 1 }, upsert: false } }),
-    ),
-  ];
   // A create that loses to a concurrent delete of the same name simply tries again.
   for (let attempt = 0; ; attempt++) {
-    try {
-      await store.transact(ops);
-      return { created: true, item: { ...request.item, [REFS]: 0 } };
-    } catch (error) {
-      if (!(error instanceof TransactionFailedError)) throw error;
-      const missing = error.failedOps.find((index) => index > 0);
-      if (missing !== undefined) throw references[missing - 1]!.missing();
-      const existing = await store.get(request.item);
-      if (!existing) {
-        if (attempt < 3) continue;
-        throw error;
-      }
-      if (sameContent(request.content(existing), request.content(request.item))) return { created: false, item: existing };
-      throw new ConflictError(request.conflictMessage);
+    const outcome = await tryCreate(store, item, references);
+    if (outcome === 'created') return { created: true, item };
+    if (outcome !== 'exists') throw references[outcome]!.missing();
+    const existing = await store.get({ pk: item.pk, sk: item.sk });
+    if (!existing) {
+      if (attempt < 3) continue;
+      throw new Error(`Item ${item.pk} / ${item.sk} kept appearing and disappearing`);
     }
+    if (sameContent(request.content(existing), request.content(item))) return { created: false, item: existing };
+    throw new ConflictError(request.conflictMessage);
+  }
+}
+
+/**
+ * Writes the item where none exists, raising each reference's count in the same transaction.
+ * Returns 'exists' when an item is already stored, or the index of a missing reference.
+ */
+async function tryCreate(store: Store, item: Item, references: { key: Key }[]): Promise<'created' | 'exists' | number> {
+  try {
+    // A lone conditional put needs no transaction (and meets no transaction conflicts).
+    if (references.length === 0) await store.put(item, { exists: false });
+    else {
+      await store.transact([
+        { kind: 'put', item, condition: { exists: false } },
+        ...references.map(
+          (reference): TransactOp => ({ kind: 'update', key: reference.key, update: { add: { [REFS]: 1 }, upsert: false } }),
+        ),
+      ]);
+    }
+    return 'created';
+  } catch (error) {
+    if (error instanceof ConditionFailedError) return 'exists';
+    if (!(error instanceof TransactionFailedError)) throw error;
+    const missing = error.failedOps.find((index) => index > 0);
+    return missing === undefined ? 'exists' : missing - 1;
   }
 }
 
@@ -66,17 +81,17 @@ export async function deleteUnreferenced(
   references: Key[],
   inUse: () => Promise<Error>,
 ): Promise<boolean> {
-  const ops: TransactOp[] = [
-    { kind: 'delete', key, condition: { equals: { [REFS]: 0 } } },
-    ...uniqueByKey(references.map((reference) => ({ key: reference }))).map(
-      ({ key: reference }): TransactOp => ({ kind: 'update', key: reference, update: { add: { [REFS]: -1 }, upsert: false } }),
-    ),
-  ];
+  const unreferenced = { equals: { [REFS]: 0 } };
+  const releases = uniqueByKey(references.map((reference) => ({ key: reference })));
   try {
-    await store.transact(ops);
+    if (releases.length === 0) return (await store.delete(key, unreferenced)) !== undefined;
+    await store.transact([
+      { kind: 'delete', key, condition: unreferenced },
+      ...releases.map(({ key: reference }): TransactOp => ({ kind: 'update', key: reference, update: { add: { [REFS]: -1 }, upsert: false } })),
+    ]);
     return true;
   } catch (error) {
-    if (!(error instanceof TransactionFailedError)) throw error;
+    if (!(error instanceof ConditionFailedError || error instanceof TransactionFailedError)) throw error;
     if (!(await store.get(key))) return false;
     throw await inUse();
   }

@@ -3,7 +3,13 @@
  * with the same conditional semantics. Domain repositories are written once on top of it.
  *
  * Items are plain JSON objects addressed by (pk, sk). An item may carry `gsi1pk`/`gsi1sk` to
- * appear in the one secondary index, and `ttl` (epoch seconds) after which adapters may drop it.
+ * appear in the one secondary index, and `ttl` (epoch seconds): once it has passed, the item is
+ * absent to reads, conditions and updates alike.
+ *
+ * Limits both adapters enforce, because DynamoDB does: a transaction names each item at most once
+ * and holds at most 100 ops; an update never changes `pk`/`sk` and names an attribute once across
+ * set, remove and add. Index (gsi1) queries are eventually consistent on DynamoDB; a page's cursor
+ * may lead to an empty last page. Items stay under DynamoDB's 400 KB.
  */
 
 export type Scalar = string | number | boolean | null;

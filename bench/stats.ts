@@ -1,0 +1,39 @@
+/** Small helpers shared by the benchmarks: timing and percentiles. */
+
+export interface Summary {
+  count: number;
+  perSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  meanMs: number;
+}
+
+export function summarise(samplesNs: bigint[], wallNs: bigint): Summary {
+  const ms = samplesNs.map((ns) => Number(ns) / 1e6).sort((a, b) => a - b);
+  const at = (q: number) => ms[Math.min(ms.length - 1, Math.floor(q * ms.length))]!;
+  return {
+    count: ms.length,
+    perSecond: round(ms.length / (Number(wallNs) / 1e9)),
+    p50Ms: round(at(0.5), 3),
+    p99Ms: round(at(0.99), 3),
+    meanMs: round(ms.reduce((sum, x) => sum + x, 0) / ms.length, 3),
+  };
+}
+
+/** Runs `fn` sequentially `count` times after `warmup` runs, timing each call. */
+export async function measure(count: number, warmup: number, fn: (i: number) => Promise<unknown>): Promise<Summary> {
+  for (let i = 0; i < warmup; i++) await fn(-1 - i);
+  const samples: bigint[] = [];
+  const started = process.hrtime.bigint();
+  for (let i = 0; i < count; i++) {
+    const t0 = process.hrtime.bigint();
+    await fn(i);
+    samples.push(process.hrtime.bigint() - t0);
+  }
+  return summarise(samples, process.hrtime.bigint() - started);
+}
+
+export function round(value: number, digits = 1): number {
+  const factor = 10 ** digits;
+  return Math.round(value * factor) / factor;
+}

@@ -1,0 +1,26 @@
+#!/usr/bin/env node
+// Installs what the project needs on a fresh machine, before `npm start` and `npm test`:
+// the npm packages, when node_modules is missing or older than package-lock.json.
+// Plain Node with no dependencies, since it runs before any are installed.
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const lockFile = join(root, 'package-lock.json');
+const stamp = join(root, 'node_modules', '.bakehouse-lock-hash');
+
+const lockHash = createHash('sha256').update(readFileSync(lockFile)).digest('hex');
+const installed = existsSync(stamp) ? readFileSync(stamp, 'utf8').trim() : '';
+
+if (installed !== lockHash) {
+  const env = { ...process.env };
+  // better-sqlite3 compiles from source where no prebuilt binary can be downloaded; point
+  // node-gyp at the system's Node headers instead of fetching them.
+  if (!env.npm_config_nodedir && existsSync('/usr/include/node/node.h')) env.npm_config_nodedir = '/usr';
+  console.log('Installing npm packages (npm ci)…');
+  execFileSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit', env });
+  writeFileSync(stamp, `${lockHash}\n`);
+}
