@@ -6,11 +6,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SqliteStore } from '#adapters/embedded/sqlite-store.ts';
 import { ADMIN_USER } from '#core/api-keys.ts';
-import { createServices } from '#core/services.ts';
+import { composeEmbedded } from '#functions/composition.ts';
 import { createApp } from '#http/app.ts';
-import { systemClock } from '#ports/clock.ts';
 import { measure, round, type Summary } from './stats.ts';
 
 const KEY = 'bench-admin-key';
@@ -19,8 +17,15 @@ const LISTED_PROMPTS = 100;
 
 export async function benchHttp(): Promise<Record<string, unknown>> {
   const dir = mkdtempSync(join(tmpdir(), 'bakehouse-bench-'));
-  const store = new SqliteStore(join(dir, 'bench.db'));
-  const services = createServices({ store, clock: systemClock, catalog: { baseModels: ['bakehouse/toy-instruct'] } });
+  const runtime = await composeEmbedded({
+    dataDir: dir,
+    baseUrl: 'http://127.0.0.1:9',
+    engineCommand: ['python3', '-m', 'bakehouse_engine'],
+    engineConcurrency: 1,
+    signingKey: 'bench-signing-key-0123456789',
+    baseModels: 'bakehouse/toy-instruct',
+  });
+  const { services } = runtime;
   await services.apiKeys.ensure(KEY, ADMIN_USER, true);
   const app = createApp(services);
   const call = async (method: string, path: string, body?: unknown) => {
@@ -46,14 +51,14 @@ export async function benchHttp(): Promise<Record<string, unknown>> {
 
   // Listing runs before the creates so it reads exactly LISTED_PROMPTS prompts.
   const scenarios: Record<string, Summary> = {
-    'GET /v1/health (baseline)': await measure(REQUESTS, 200, () => app.request('/v1/health')),
+    'GET /v1/health (baseline)': await measure(REQUESTS, 200, async () => app.request('/v1/health')),
     'GET bake': await measure(REQUESTS, 200, () => call('GET', '/v1/repo/bench/bakes/b')),
     [`list prompts (${LISTED_PROMPTS})`]: await measure(REQUESTS, 200, () => call('GET', '/v1/repo/bench/prompts')),
     'POST prompt (new)': await measure(REQUESTS, 200, (i) =>
       call('POST', '/v1/repo/bench/prompts', { prompt_name: `new_${i < 0 ? `w${-i}` : i}`, messages: [{ role: 'user', content: 'hi' }] }),
     ),
   };
-  await store.close();
+  await runtime.close();
   rmSync(dir, { recursive: true, force: true });
 
   const baseline = scenarios['GET /v1/health (baseline)']!;

@@ -13,6 +13,19 @@ import { round } from './stats.ts';
 
 const RUNS = Number(process.env.BENCH_IMPORT_RUNS ?? 10);
 
+/** What the stack sets on the API function; nothing is called at import time. */
+const LAMBDA_ENV = {
+  AWS_REGION: 'us-east-1',
+  TABLE_NAME: 'bench',
+  ARTIFACT_BUCKET: 'bench-artifacts',
+  JOB_QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/123456789012/bench-jobs',
+  BATCH_GPU_QUEUE: 'gpu',
+  BATCH_CPU_QUEUE: 'cpu',
+  BATCH_GPU_JOB_DEFINITION: 'engine-gpu',
+  BATCH_CPU_JOB_DEFINITION: 'engine-cpu',
+  ADMIN_KEY_SECRET_ARN: '',
+};
+
 export async function benchLambdaBundle(): Promise<Record<string, unknown>> {
   const dir = mkdtempSync(join(tmpdir(), 'bakehouse-bundle-'));
   const outfile = join(dir, 'index.mjs');
@@ -37,7 +50,7 @@ export async function benchLambdaBundle(): Promise<Record<string, unknown>> {
         execFileSync(
           process.execPath,
           ['--input-type=module', '-e', `const t = performance.now(); await import(${JSON.stringify(file)}); console.log(performance.now() - t);`],
-          { env: { ...process.env, AWS_REGION: 'us-east-1', TABLE_NAME: 'bench', ADMIN_KEY_SECRET_ARN: '' }, encoding: 'utf8' },
+          { env: { ...process.env, ...LAMBDA_ENV }, encoding: 'utf8' },
         ).trim(),
       ),
     ).sort((a, b) => a - b);

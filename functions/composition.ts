@@ -1,10 +1,29 @@
+import { join } from 'node:path';
+import { BatchClient } from '@aws-sdk/client-batch';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { S3Client } from '@aws-sdk/client-s3';
+import { SQSClient } from '@aws-sdk/client-sqs';
 import { z } from 'zod';
+import { BatchCompute } from '#adapters/aws/batch-compute.ts';
 import { DynamoDbStore } from '#adapters/aws/dynamodb-store.ts';
-import { SqliteStore } from '#adapters/embedded/sqlite-store.ts';
+import { S3Blobs } from '#adapters/aws/s3-blobs.ts';
+import { SqsJobQueue } from '#adapters/aws/sqs-job-queue.ts';
+import type { InProcessJobQueue } from '#adapters/embedded/in-process-job-queue.ts';
+import type { LocalBlobs } from '#adapters/embedded/local-blobs.ts';
+import type { LocalProcessCompute } from '#adapters/embedded/local-process-compute.ts';
 import { createServices, type Services } from '#core/services.ts';
 import { systemClock } from '#ports/clock.ts';
 import type { Store } from '#ports/store.ts';
+
+/**
+ * The one place that picks adapters, from validated configuration.
+ *
+ * There is one function per runtime so that a bundle for one runtime carries only its own
+ * adapters. The Lambda entries call `composeAws` and never reach the embedded adapters (the SQLite
+ * one is a native module that cannot ship in a Lambda bundle): `composeEmbedded` loads them with
+ * dynamic imports inside its body, which esbuild drops together with the function from any
+ * bundle that does not call it (test/cdk checks the bundle).
+ */
 
 /** Base models served unless the deployment names its own (`BAKEHOUSE_BASE_MODELS`). */
 export const DEFAULT_BASE_MODELS = [
@@ -22,31 +41,110 @@ const modelList = z
   .optional()
   .transform((value) => (value ? value.split(',').map((name) => name.trim()).filter(Boolean) : DEFAULT_BASE_MODELS));
 
-export const RuntimeConfig = z.discriminatedUnion('store', [
-  z.object({ store: z.literal('sqlite'), sqlitePath: z.string().min(1), baseModels: modelList }),
-  z.object({
-    store: z.literal('dynamodb'),
-    tableName: z.string().min(1),
-    dynamoEndpoint: z.string().url().optional(),
-    baseModels: modelList,
+export const AwsConfig = z.object({
+  tableName: z.string().min(1),
+  artifactBucket: z.string().min(1),
+  jobQueueUrl: z.string().url(),
+  batch: z.object({
+    gpuQueue: z.string().min(1),
+    cpuQueue: z.string().min(1),
+    gpuJobDefinition: z.string().min(1),
+    cpuJobDefinition: z.string().min(1),
   }),
-]);
-export type RuntimeConfig = z.input<typeof RuntimeConfig>;
+  baseModels: modelList,
+});
+export type AwsConfig = z.input<typeof AwsConfig>;
+
+/** The AWS runtime's configuration from the Lambda environment the stack sets (lib/constructs). */
+export function awsConfigFromEnv(env: NodeJS.ProcessEnv): AwsConfig {
+  return {
+    tableName: env.TABLE_NAME ?? '',
+    artifactBucket: env.ARTIFACT_BUCKET ?? '',
+    jobQueueUrl: env.JOB_QUEUE_URL ?? '',
+    batch: {
+      gpuQueue: env.BATCH_GPU_QUEUE ?? '',
+      cpuQueue: env.BATCH_CPU_QUEUE ?? '',
+      gpuJobDefinition: env.BATCH_GPU_JOB_DEFINITION ?? '',
+      cpuJobDefinition: env.BATCH_CPU_JOB_DEFINITION ?? '',
+    },
+    baseModels: env.BAKEHOUSE_BASE_MODELS,
+  };
+}
 
 export interface Runtime {
   services: Services;
   store: Store;
 }
 
-/** The one place that picks adapters, from validated configuration. */
-export function compose(input: RuntimeConfig): Runtime {
-  const config = RuntimeConfig.parse(input);
-  const store =
-    config.store === 'sqlite'
-      ? new SqliteStore(config.sqlitePath)
-      : new DynamoDbStore({
-          tableName: config.tableName,
-          client: new DynamoDBClient(config.dynamoEndpoint ? { endpoint: config.dynamoEndpoint } : {}),
-        });
-  return { store, services: createServices({ store, clock: systemClock, catalog: { baseModels: config.baseModels } }) };
+/** AWS: DynamoDB, S3, SQS and Batch, with the SDK's own retries. */
+export function composeAws(input: AwsConfig): Runtime {
+  const config = AwsConfig.parse(input);
+  const store = new DynamoDbStore({ tableName: config.tableName, client: new DynamoDBClient({}) });
+  const services = createServices({
+    store,
+    blobs: new S3Blobs({ client: new S3Client({}), bucket: config.artifactBucket }),
+    queue: new SqsJobQueue({ client: new SQSClient({}), queueUrl: config.jobQueueUrl }),
+    compute: new BatchCompute({
+      client: new BatchClient({}),
+      queues: { gpu: config.batch.gpuQueue, cpu: config.batch.cpuQueue },
+      definitions: { gpu: config.batch.gpuJobDefinition, cpu: config.batch.cpuJobDefinition },
+    }),
+    clock: systemClock,
+    catalog: { baseModels: config.baseModels },
+  });
+  return { store, services };
+}
+
+export const EmbeddedConfig = z.object({
+  dataDir: z.string().min(1),
+  /** The local app's origin: signed blob URLs point at it. */
+  baseUrl: z.string().url(),
+  /** The engine command line; `run <spec>` is appended. */
+  engineCommand: z.array(z.string()).min(1),
+  engineConcurrency: z.number().int().min(1),
+  /** Secret for signed blob URLs (at least 16 characters). */
+  signingKey: z.string().min(16),
+  baseModels: modelList,
+});
+export type EmbeddedConfig = z.input<typeof EmbeddedConfig>;
+
+export interface EmbeddedRuntime extends Runtime {
+  blobs: LocalBlobs;
+  queue: InProcessJobQueue;
+  compute: LocalProcessCompute;
+  close(): Promise<void>;
+}
+
+/** One machine, no AWS account: SQLite, a blob directory, the in-process queue, local engines. */
+export async function composeEmbedded(input: EmbeddedConfig): Promise<EmbeddedRuntime> {
+  const config = EmbeddedConfig.parse(input);
+  const [{ SqliteStore }, { LocalBlobs }, { InProcessJobQueue }, { LocalProcessCompute }] = await Promise.all([
+    import('#adapters/embedded/sqlite-store.ts'),
+    import('#adapters/embedded/local-blobs.ts'),
+    import('#adapters/embedded/in-process-job-queue.ts'),
+    import('#adapters/embedded/local-process-compute.ts'),
+  ]);
+  const store = new SqliteStore(join(config.dataDir, 'bakehouse.db'));
+  const blobs = new LocalBlobs({ root: join(config.dataDir, 'blobs'), baseUrl: config.baseUrl, signingKey: config.signingKey });
+  const queue = new InProcessJobQueue();
+  // Compute reports to the pipeline, which is built over compute; events only come after both exist.
+  const compute = new LocalProcessCompute({
+    stateDir: join(config.dataDir, 'compute'),
+    engineCommand: config.engineCommand,
+    concurrency: config.engineConcurrency,
+    onEvent: async (event) => void (await services.pipeline.applyEvent(event)),
+  });
+  const services = createServices({ store, blobs, queue, compute, clock: systemClock, catalog: { baseModels: config.baseModels } });
+  return {
+    store,
+    services,
+    blobs,
+    queue,
+    compute,
+    close: async () => {
+      await queue.close();
+      await compute.close();
+      await store.close();
+    },
+  };
 }

@@ -1,12 +1,14 @@
 import type { Item, Key, Store } from '../ports/store.ts';
-import { BakeCreate, type BakeConfigBase, type BakeDefinition, type BakeResponse, type JobStatus } from '../schemas/bread.ts';
+import { BakeCreate, type BakeConfigBase, type BakeDefinition, type JobStatus } from '../schemas/bread.ts';
 import type { Actor } from './actor.ts';
 import { batchCreate, type BatchResult } from './batch.ts';
 import { ConflictError, InvalidInputError, NotFoundError } from './errors.ts';
 import { createImmutable, deleteUnreferenced } from './immutable.ts';
 import { deepMerge, dropNulls, type JsonObject } from './json.ts';
 import { keys, resourceName } from './keys.ts';
-import { checkpointsOf, formatCheckpointName, type ModelResolver } from './models.ts';
+import { currentJob } from './jobs/job-records.ts';
+import { wireStatus } from './jobs/state-machine.ts';
+import { formatCheckpointName, type ModelResolver } from './models.ts';
 import { assertValidName } from './names.ts';
 import type { Repo, RepoService } from './repos.ts';
 import { parseOrThrow } from './validation.ts';
@@ -55,7 +57,7 @@ export class BakeService {
     private readonly models: ModelResolver,
   ) {}
 
-  async create(actor: Actor, repoName: string, name: string, definition: BakeDefinition): Promise<{ created: boolean; bake: BakeResponse }> {
+  async create(actor: Actor, repoName: string, name: string, definition: BakeDefinition): Promise<{ created: boolean; item: Item }> {
     assertValidName(name, 'bake');
     const repo = await this.repos.get(actor, repoName);
     const config = await this.resolve(actor, repo, name, definition);
@@ -65,7 +67,7 @@ export class BakeService {
       conflictMessage: `Bake '${name}' already exists with different configuration. Bakes are immutable and cannot be changed.`,
       references: this.references(actor, repo, config),
     });
-    return { created: result.created, bake: toBakeResponse(result.item, actor.userId, repoName) };
+    return result;
   }
 
   async createBatch(actor: Actor, repoName: string, entries: { bake_name: string }[]): Promise<BatchResult> {
@@ -78,10 +80,6 @@ export class BakeService {
         return this.create(actor, repoName, bake_name, definition);
       },
     );
-  }
-
-  async get(actor: Actor, repoName: string, name: string): Promise<BakeResponse> {
-    return toBakeResponse(await this.getItem(actor, repoName, name), actor.userId, repoName);
   }
 
   async getItem(actor: Actor, repoName: string, name: string): Promise<Item> {
@@ -102,8 +100,8 @@ export class BakeService {
     return items;
   }
 
-  /** Refused while another bake builds on this one (bread-api.md Q5). */
-  async delete(actor: Actor, repoName: string, name: string): Promise<void> {
+  /** Refused while another bake builds on this one (bread-api.md Q5). Returns the deleted item. */
+  async delete(actor: Actor, repoName: string, name: string): Promise<Item> {
     const item = await this.getItem(actor, repoName, name);
     const repo = await this.repos.get(actor, repoName);
     const deleted = await deleteUnreferenced(
@@ -118,6 +116,7 @@ export class BakeService {
       },
     );
     if (!deleted) throw new NotFoundError(`Bake '${name}' not found`);
+    return item;
   }
 
   /** Template, deep-merge, server-filled fields, then checks (bread-api.md §6.4, §6.5, §7). */
@@ -171,41 +170,12 @@ export function parentBakeOf(userId: string, repoName: string, config: BakeConfi
   return parts[2];
 }
 
-/** The job part of a bake item, as the Bread status object shows it (bread-api.md §8.3, §11). */
-export interface BakeJobView {
-  status: JobStatus;
-  job_id: number | null;
-  progress_percent: number | null;
-  error: string | null;
-  loss: BakeResponse['loss'];
-}
-
-export function bakeJobView(item: Item): BakeJobView {
-  const job = item.job as Partial<BakeJobView> | undefined;
-  return {
-    status: job?.status ?? 'not_started',
-    job_id: job?.job_id ?? null,
-    progress_percent: job?.progress_percent ?? null,
-    error: job?.error ?? null,
-    loss: job?.loss ?? null,
-  };
+/** A bake's job status as the lineage tree shows it. */
+export function bakeStatus(item: Item): JobStatus {
+  return wireStatus(currentJob(item, 'bake')?.state);
 }
 
 /** Checkpoint model names of a bake, newest first. */
-export function bakeModelNames(userId: string, repoName: string, item: Item): string[] {
-  return checkpointsOf(item).map((step) => formatCheckpointName({ userId, repo: repoName, bake: item.bake_name as string, step }));
-}
-
-function toBakeResponse(item: Item, userId: string, repoName: string): BakeResponse {
-  const job = bakeJobView(item);
-  return {
-    status: job.status,
-    lines: null,
-    config: item.config as BakeConfig,
-    error: job.error,
-    job_id: job.job_id,
-    progress_percent: job.progress_percent,
-    model_name: job.status === 'complete' ? bakeModelNames(userId, repoName, item) : null,
-    loss: job.loss,
-  };
+export function bakeModelNames(userId: string, repoName: string, bakeName: string, steps: number[]): string[] {
+  return [...steps].sort((a, b) => b - a).map((step) => formatCheckpointName({ userId, repo: repoName, bake: bakeName, step }));
 }

@@ -35,6 +35,12 @@ export const keys = {
   apiKeyIndex: (userId: string) => ({ gsi1pk: `USER#${userId}#KEYS` }),
 
   idempotency: (digest: string): Key => ({ pk: `IDEMPOTENCY#${digest}`, sk: 'RESPONSE' }),
+
+  job: (jobId: number): Key => ({ pk: `JOB#${jobId}`, sk: 'JOB' }),
+  /** The atomic counter behind job ids: positive, increasing across the deployment. */
+  jobCounter: (): Key => ({ pk: 'COUNTER', sk: 'JOB_ID' }),
+  /** Jobs not yet complete or failed, indexed for the reconciler. */
+  activeJobsIndex: { gsi1pk: 'JOBS#ACTIVE' },
 };
 
 function repoPk(userId: string, repo: string): string {

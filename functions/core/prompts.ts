@@ -1,5 +1,5 @@
 import type { Store } from '../ports/store.ts';
-import type { Message, PromptContent } from '../schemas/bread.ts';
+import { PromptSet, type Message, type PromptContent } from '../schemas/bread.ts';
 import type { Actor } from './actor.ts';
 import { batchCreate, type BatchResult } from './batch.ts';
 import { ConflictError, NotFoundError } from './errors.ts';
@@ -7,6 +7,7 @@ import { createImmutable, deleteUnreferenced } from './immutable.ts';
 import { keys, resourceName } from './keys.ts';
 import { assertValidName } from './names.ts';
 import type { RepoService } from './repos.ts';
+import { parseOrThrow } from './validation.ts';
 
 export interface Prompt {
   prompt_name: string;
@@ -33,9 +34,14 @@ export class PromptService {
     return { created: result.created, prompt: toPrompt(result.item) };
   }
 
-  async createBatch(actor: Actor, repoName: string, prompts: Record<string, Message[]>): Promise<BatchResult> {
+  /** Each entry's messages are validated on their own, so a bad entry lands in `failed` (bread-api.md Q16). */
+  async createBatch(actor: Actor, repoName: string, prompts: Record<string, unknown[]>): Promise<BatchResult> {
     await this.repos.get(actor, repoName);
-    return batchCreate(Object.entries(prompts), ([name]) => name, ([name, messages]) => this.create(actor, repoName, name, { messages }));
+    return batchCreate(
+      Object.entries(prompts),
+      ([name]) => name,
+      ([name, messages]) => this.create(actor, repoName, name, parseOrThrow(PromptSet, { messages })),
+    );
   }
 
   async get(actor: Actor, repoName: string, name: string): Promise<Prompt> {

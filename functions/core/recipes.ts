@@ -1,7 +1,7 @@
 import type { Item, Store } from '../ports/store.ts';
 import type { DependencyGraph, RecreationPlan, RecreationPlanStep, RepoTree, TREE_STATUSES } from '../schemas/bread.ts';
 import type { Actor } from './actor.ts';
-import { bakeJobView, bakeModelNames, parentBakeOf, type BakeConfig } from './bakes.ts';
+import { bakeModelNames, bakeStatus, parentBakeOf, type BakeConfig } from './bakes.ts';
 import { NotFoundError } from './errors.ts';
 import { keys } from './keys.ts';
 import { checkpointsOf, parseCheckpointName } from './models.ts';
@@ -60,7 +60,7 @@ export class RecipeService {
         targets: closure.targets,
         bakes: closure.bakes.map((name) => ({
           bake_name: name,
-          model_names: bakeModelNames(actor.userId, repoName, contents.bakes.get(name)!),
+          model_names: bakeModelNames(actor.userId, repoName, name, checkpointsOf(contents.bakes.get(name)!)),
         })),
       },
     };
@@ -72,9 +72,9 @@ export class RecipeService {
     const edges: Edge[] = [];
     for (const [name, item] of contents.bakes) {
       bakes[name] = {
-        status: treeStatus(bakeJobView(item).status),
+        status: treeStatus(bakeStatus(item)),
         config: item.config as BakeConfig,
-        model_name: bakeModelNames(actor.userId, repoName, item),
+        model_name: bakeModelNames(actor.userId, repoName, name, checkpointsOf(item)),
         checkpoints: checkpointsOf(item),
       };
       const parent = parentBakeOf(actor.userId, repoName, item.config as BakeConfig);

@@ -1,8 +1,17 @@
+import type { Blobs } from '../ports/blobs.ts';
 import type { Clock } from '../ports/clock.ts';
+import type { Compute } from '../ports/compute.ts';
+import type { JobQueue } from '../ports/job-queue.ts';
 import type { Store } from '../ports/store.ts';
 import { ApiKeyService } from './api-keys.ts';
 import { BakeService } from './bakes.ts';
 import { IdempotencyService } from './idempotency.ts';
+import { BakeJobs } from './jobs/bake-jobs.ts';
+import { JobOutputs } from './jobs/job-outputs.ts';
+import { JobPipeline } from './jobs/job-pipeline.ts';
+import { JobRecords } from './jobs/job-records.ts';
+import { ModelChain } from './jobs/model-chain.ts';
+import { TargetJobs } from './jobs/target-jobs.ts';
 import { ModelResolver, type ModelCatalog } from './models.ts';
 import { PromptService } from './prompts.ts';
 import { RecipeService } from './recipes.ts';
@@ -11,6 +20,9 @@ import { TargetService } from './targets.ts';
 
 export interface ServiceDeps {
   store: Store;
+  blobs: Blobs;
+  queue: JobQueue;
+  compute: Compute;
   clock: Clock;
   catalog: ModelCatalog;
 }
@@ -18,17 +30,26 @@ export interface ServiceDeps {
 export type Services = ReturnType<typeof createServices>;
 
 /** Wires the domain services over the ports; the only place they are constructed. */
-export function createServices({ store, clock, catalog }: ServiceDeps) {
+export function createServices({ store, blobs, queue, compute, clock, catalog }: ServiceDeps) {
   const models = new ModelResolver(store, catalog);
   const repos = new RepoService(store, models, clock);
+  const prompts = new PromptService(store, repos);
+  const targets = new TargetService(store, repos, models);
+  const bakes = new BakeService(store, repos, models);
+  const outputs = new JobOutputs(blobs);
+  const pipeline = new JobPipeline(new JobRecords(store, clock), outputs, queue, compute, clock);
+  const chain = new ModelChain(store, models, outputs);
   return {
     apiKeys: new ApiKeyService(store, clock),
     idempotency: new IdempotencyService(store, clock),
     models,
     repos,
-    prompts: new PromptService(store, repos),
-    targets: new TargetService(store, repos, models),
-    bakes: new BakeService(store, repos, models),
+    prompts,
+    targets,
+    bakes,
     recipes: new RecipeService(store, repos),
+    pipeline,
+    targetJobs: new TargetJobs(targets, prompts, pipeline, outputs, chain),
+    bakeJobs: new BakeJobs(store, repos, bakes, models, pipeline, outputs, chain),
   };
 }

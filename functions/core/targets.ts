@@ -90,9 +90,10 @@ export class TargetService {
     return items.map((item) => resourceName('target', item.sk));
   }
 
-  /** Refused while a bake uses the target (bread-api.md Q5). */
-  async delete(actor: Actor, repoName: string, name: string): Promise<void> {
-    const target = await this.get(actor, repoName, name);
+  /** Refused while a bake uses the target (bread-api.md Q5). Returns the deleted item. */
+  async delete(actor: Actor, repoName: string, name: string): Promise<Item> {
+    const item = await this.getItem(actor, repoName, name);
+    const target = toTarget(item);
     const prompts = [target.config.teacher_prompt, target.config.student_prompt];
     const deleted = await deleteUnreferenced(
       this.store,
@@ -107,6 +108,7 @@ export class TargetService {
       },
     );
     if (!deleted) throw new NotFoundError(`Target '${name}' not found`);
+    return item;
   }
 
   /** Template, aliases, defaults, then checks (bread-api.md §5.4, §7). */

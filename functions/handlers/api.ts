@@ -1,11 +1,9 @@
 import { handle } from 'hono/aws-lambda';
-import { compose } from '#functions/composition.ts';
 import { createApp } from '#http/app.ts';
+import { ensureAdminKeyFromSecret } from './admin-key.ts';
+import { runtime } from './runtime.ts';
 
-const { services } = compose({
-  store: 'dynamodb',
-  tableName: process.env.TABLE_NAME ?? '',
-  baseModels: process.env.BAKEHOUSE_BASE_MODELS,
-});
+// Once per cold start, before the first request is served.
+if (process.env.ADMIN_KEY_SECRET_ARN) await ensureAdminKeyFromSecret(runtime.services.apiKeys, process.env.ADMIN_KEY_SECRET_ARN);
 
-export const handler = handle(createApp(services));
+export const handler = handle(createApp(runtime.services));

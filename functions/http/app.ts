@@ -6,9 +6,10 @@ import { readBody } from './middleware/body.ts';
 import { idempotency } from './middleware/idempotency.ts';
 import { createRouter } from './openapi.ts';
 import { adminRoutes } from './routes/admin.ts';
+import { blobRoutes, type BlobRouteOptions } from './routes/blobs.ts';
 import { API_VERSION, healthRoutes } from './routes/health.ts';
 import { bakeRoutes, targetRoutes } from './routes/definitions.ts';
-import { modelRoutes } from './routes/models.ts';
+import { jobRoutes } from './routes/jobs.ts';
 import { promptRoutes } from './routes/prompts.ts';
 import { recipeRoutes } from './routes/recipes.ts';
 import { repoRoutes } from './routes/repos.ts';
@@ -16,7 +17,12 @@ import { repoRoutes } from './routes/repos.ts';
 export interface AppOptions {
   /** Largest request body accepted, in bytes. */
   maxBodyBytes?: number;
+  /** Serve signed blob URLs (the embedded runtime's stand-in for S3 presigned URLs). */
+  blobs?: BlobRouteOptions;
 }
+
+/** Routes whose credential is not an API key: health, and signed blob URLs. */
+const withoutApiKey = (path: string) => path === '/v1/health' || path.startsWith('/v1/blobs/');
 
 /** 8 MiB: room for batch creates and 1 MB templates, under Lambda's 6 MB payload after encoding. */
 export const DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024;
@@ -37,15 +43,18 @@ export function createApp(services: Services, options: AppOptions = {}) {
   app.get('/docs', swaggerUI({ url: '/openapi.json' }));
 
   const auth = authenticate(services.apiKeys);
-  app.use('/v1/*', async (c, next) => (c.req.path === '/v1/health' ? next() : auth(c, next)));
-  app.use('/v1/*', idempotency(services.idempotency));
+  app.use('/v1/*', async (c, next) => (withoutApiKey(c.req.path) ? next() : auth(c, next)));
+  const replay = idempotency(services.idempotency);
+  app.use('/v1/*', async (c, next) => (withoutApiKey(c.req.path) ? next() : replay(c, next)));
+
+  if (options.blobs) blobRoutes(app, options.blobs);
 
   repoRoutes(app, services);
   promptRoutes(app, services);
   targetRoutes(app, services);
   bakeRoutes(app, services);
   recipeRoutes(app, services);
-  modelRoutes(app, services);
+  jobRoutes(app, services);
   adminRoutes(app, services);
   return app;
 }

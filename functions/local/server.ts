@@ -1,11 +1,18 @@
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import type { serve as nodeServe } from '@hono/node-server';
 import { ADMIN_USER } from '#core/api-keys.ts';
-import { compose } from '#functions/composition.ts';
+import { composeEmbedded, type EmbeddedRuntime } from '#functions/composition.ts';
 import { createApp } from '#http/app.ts';
+
+/** The engine environment `npm run setup` creates. */
+export const DEFAULT_ENGINE_PYTHON = resolve(import.meta.dirname, '..', '..', 'batch', 'engine', '.venv', 'bin', 'python');
+
+/** How often the running server looks for stuck jobs, and how long a job may wait first. */
+const RECONCILE_EVERY_MS = 30_000;
+const STUCK_AFTER_MS = 60_000;
 
 export interface LocalServerOptions {
   /** 0 picks a free port. */
@@ -13,6 +20,9 @@ export interface LocalServerOptions {
   dataDir: string;
   adminApiKey?: string;
   baseModels?: string;
+  /** The Python that runs `-m bakehouse_engine`. */
+  enginePython?: string;
+  engineConcurrency?: number;
   serve: typeof nodeServe;
 }
 
@@ -20,38 +30,68 @@ export interface LocalServer {
   url: string;
   adminApiKey: string;
   dataDir: string;
+  runtime: EmbeddedRuntime;
   close(): Promise<void>;
 }
 
-/** Starts the embedded runtime: SQLite in the data dir, served on the loopback interface. */
+/**
+ * The embedded runtime (DESIGN.md §6): SQLite, blobs and engine state in the data dir, the
+ * in-process queue feeding the dispatcher, local engine processes, and reconciliation at
+ * start-up (jobs interrupted by a restart end complete or failed, never stuck) and periodically.
+ */
 export async function startLocalServer(options: LocalServerOptions): Promise<LocalServer> {
   const dataDir = resolve(options.dataDir);
   mkdirSync(dataDir, { recursive: true });
-  const { services, store } = compose({ store: 'sqlite', sqlitePath: join(dataDir, 'bakehouse.db'), baseModels: options.baseModels });
-  const adminApiKey = options.adminApiKey ?? generatedAdminKey(dataDir);
+
+  // Listen first: signed blob URLs need the real origin, which a free port only gives afterwards.
+  let fetchApp: (request: Request) => Response | Promise<Response> = () => new Response('starting', { status: 503 });
+  const server = await new Promise<ReturnType<typeof nodeServe>>((ready) => {
+    const started = options.serve({ fetch: (request) => fetchApp(request), port: options.port, hostname: '127.0.0.1' }, () => ready(started));
+  });
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+
+  const signingKey = persistentSecret(dataDir, 'blob-signing-key', () => randomBytes(32).toString('hex'));
+  const runtime = await composeEmbedded({
+    dataDir,
+    baseUrl: url,
+    engineCommand: [options.enginePython ?? DEFAULT_ENGINE_PYTHON, '-m', 'bakehouse_engine'],
+    engineConcurrency: options.engineConcurrency ?? 1,
+    signingKey,
+    baseModels: options.baseModels,
+  });
+  const { services, queue, compute, blobs } = runtime;
+  const adminApiKey = options.adminApiKey ?? persistentSecret(dataDir, 'admin-api-key', () => `bh_admin_${randomBytes(24).toString('base64url')}`);
   await services.apiKeys.ensure(adminApiKey, ADMIN_USER, true);
 
-  const app = createApp(services);
-  const server = await new Promise<ReturnType<typeof nodeServe>>((ready) => {
-    const started = options.serve({ fetch: app.fetch, port: options.port, hostname: '127.0.0.1' }, () => ready(started));
-  });
-  const { port } = server.address() as AddressInfo;
+  fetchApp = createApp(services, { blobs: { blobs, signingKey } }).fetch;
+  queue.consume(({ jobId }) => services.pipeline.dispatch(jobId));
+  await compute.resume();
+  await services.pipeline.reconcile({ queuedGraceMs: 0, submitGraceMs: 0 });
+  const timer = setInterval(() => {
+    services.pipeline.reconcile({ queuedGraceMs: STUCK_AFTER_MS, submitGraceMs: STUCK_AFTER_MS }).catch((error: unknown) => {
+      console.error(JSON.stringify({ level: 'error', msg: 'reconcile failed', error: String(error) }));
+    });
+  }, RECONCILE_EVERY_MS);
+  timer.unref();
+
   return {
-    url: `http://127.0.0.1:${port}`,
+    url,
     adminApiKey,
     dataDir,
-    close: () =>
-      new Promise<void>((done) => {
-        server.close(() => void store.close().then(done));
-      }),
+    runtime,
+    close: async () => {
+      clearInterval(timer);
+      await new Promise<void>((done) => server.close(() => done()));
+      await runtime.close();
+    },
   };
 }
 
-/** The admin key generated on first start, kept (readable by the owner only) for later starts. */
-function generatedAdminKey(dataDir: string): string {
-  const file = join(dataDir, 'admin-api-key');
+/** A secret generated on first start and kept (readable by the owner only) for later starts. */
+function persistentSecret(dataDir: string, name: string, generate: () => string): string {
+  const file = join(dataDir, name);
   if (existsSync(file)) return readFileSync(file, 'utf8').trim();
-  const key = `bh_admin_${randomBytes(24).toString('base64url')}`;
-  writeFileSync(file, `${key}\n`, { mode: 0o600 });
-  return key;
+  const secret = generate();
+  writeFileSync(file, `${secret}\n`, { mode: 0o600 });
+  return secret;
 }

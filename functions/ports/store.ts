@@ -32,11 +32,13 @@ export type Item = Key & {
  * - `exists: true` — an item is stored.
  * - `equals` — each named top-level attribute equals the value (implies the item exists).
  * - `oneOf` — each named top-level attribute equals one of the values (implies the item exists).
+ * - `absent` — each named top-level attribute is missing from the item (implies the item exists).
  */
 export interface Condition {
   exists?: boolean;
   equals?: Record<string, Scalar>;
   oneOf?: Record<string, Scalar[]>;
+  absent?: string[];
 }
 
 export interface UpdateSpec {

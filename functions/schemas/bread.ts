@@ -78,9 +78,12 @@ export const PromptCreate = z
 export const PromptSet = z.looseObject({ messages: z.array(Message), tools: Tools }).meta({ id: 'PromptSet' });
 export type PromptContent = z.infer<typeof PromptSet>;
 
-/** Entries are checked one by one (bad names go to `failed`), so the map's keys are plain strings. */
+/**
+ * Entries are checked one by one (bad names and bad messages go to `failed`), so the map's keys
+ * are plain strings and its values any list; each list is checked as `Message[]` on its own.
+ */
 export const BatchPromptSet = z
-  .looseObject({ prompts: z.record(z.string(), z.array(Message)) })
+  .looseObject({ prompts: z.record(z.string(), z.array(z.looseObject({})).meta({ description: 'Message[]' })) })
   .meta({ id: 'BatchPromptSet' });
 
 export const PromptResponse = z
@@ -311,6 +314,25 @@ const JobStatusFields = {
   progress_percent: z.number().nullable(),
 };
 
+export const StimResponse = z.object(JobStatusFields).meta({ id: 'StimResponse' });
+export const RolloutResponse = z
+  .object({ ...JobStatusFields, total_expected: z.number().int().nullish() })
+  .meta({ id: 'RolloutResponse' });
+
+const OutputPage = {
+  output: z.array(z.looseObject({})),
+  offset: z.number().int(),
+  limit: z.number().int(),
+  has_more: z.boolean(),
+};
+export const StimOutputResponse = StimResponse.extend(OutputPage).meta({ id: 'StimOutputResponse' });
+export const RolloutOutputResponse = RolloutResponse.extend(OutputPage).meta({ id: 'RolloutOutputResponse' });
+
+export const OutputQuery = z.object({
+  offset: z.coerce.number().int().min(0).default(0),
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+});
+
 export const LossSummary = z
   .object({ latest_loss: z.number(), final_loss: z.number().nullable(), min_loss: z.number(), max_loss: z.number() })
   .meta({ id: 'LossSummary' });
@@ -398,7 +420,16 @@ export const DownloadUrlResponse = z
   .object({ url: z.string(), expires_in: z.number().int(), checkpoint: z.number().int(), bake_name: z.string() })
   .meta({ id: 'DownloadUrlResponse' });
 
+const ExpiresIn = z.coerce.number().int().min(1).max(EXPIRES_IN_MAX).default(3600);
+
+export const BakeDownloadQuery = z.object({
+  checkpoint: z.coerce.number().int().min(0).optional(),
+  expires_in: ExpiresIn,
+});
+
+export const MetricsRows = z.array(z.looseObject({ iter: z.number().int(), loss: z.number() })).meta({ id: 'MetricsRows' });
+
 export const ModelDownloadQuery = z.object({
   name: z.string().regex(/^[^/]+\/[^/]+\/[^/]+\/\d+$/, 'name must be user/repo/bake_name/checkpoint'),
-  expires_in: z.coerce.number().int().min(1).max(EXPIRES_IN_MAX).optional(),
+  expires_in: ExpiresIn,
 });

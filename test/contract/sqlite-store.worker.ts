@@ -1,14 +1,19 @@
 /**
  * One of several processes racing on one SQLite file (see store.test.ts):
- * `node --import tsx sqlite-store.worker.ts <db> <id> <keys> <startAt>`.
- * Tries to create every key, bumps a shared counter per key, prints the keys it won as JSON.
+ * `node --import tsx sqlite-store.worker.ts <db> <id> <keys> <barrierDir> <processes>`.
+ * Waits until every process is ready (a file each in barrierDir), so their writes overlap however
+ * slowly they start; then tries to create every key, bumps a shared counter per key, and prints
+ * the keys it won as JSON.
  */
+import { readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { SqliteStore } from '#adapters/embedded/sqlite-store.ts';
 import { ConditionFailedError } from '#ports/store.ts';
 
-const [path, id, keys, startAt] = process.argv.slice(2);
+const [path, id, keys, barrierDir, processes] = process.argv.slice(2);
 const store = new SqliteStore(path!);
-await new Promise((resolve) => setTimeout(resolve, Math.max(0, Number(startAt) - Date.now())));
+writeFileSync(join(barrierDir!, `ready-${id}`), '');
+while (readdirSync(barrierDir!).length < Number(processes)) await new Promise((resolve) => setTimeout(resolve, 5));
 
 const won: string[] = [];
 for (let k = 0; k < Number(keys); k++) {

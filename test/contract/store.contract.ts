@@ -128,6 +128,18 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         expect(await store.get(key)).toMatchObject({ status: 'queued', version: 2 });
       });
 
+      it('absent requires the named attributes to be missing and implies the item exists', async () => {
+        const key = { pk: partition('absent'), sk: 'x' };
+        await expect(store.put({ ...key, a: 1 }, { absent: ['a'] })).rejects.toBeInstanceOf(ConditionFailedError);
+        await store.put({ ...key, a: 1 });
+        await store.update(key, { set: { b: 2 }, condition: { absent: ['b', 'c'] } });
+        await expect(store.update(key, { set: { b: 3 }, condition: { absent: ['b'] } })).rejects.toBeInstanceOf(
+          ConditionFailedError,
+        );
+        await expect(store.put({ ...key, a: 9 }, { absent: ['a'] })).rejects.toBeInstanceOf(ConditionFailedError);
+        expect(await store.get(key)).toMatchObject({ a: 1, b: 2 });
+      });
+
       it('oneOf accepts any listed value and implies the item exists', async () => {
         const key = { pk: partition('oneof'), sk: 'x' };
         const oneOf = { status: ['draft', 'queued'] };

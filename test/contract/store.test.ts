@@ -43,11 +43,11 @@ describe('SqliteStore sharing one file', () => {
     const worker = join(import.meta.dirname, 'sqlite-store.worker.ts');
     const processes = 4;
     const keys = 150;
-    // A shared start time makes the processes' writes overlap instead of running one after another.
-    const startAt = Date.now() + 1_500;
+    // A start barrier makes the processes' writes overlap instead of running one after another.
+    const barrierDir = mkdtempSync(join(dataDir, 'barrier-'));
     const runs = await Promise.all(
       Array.from({ length: processes }, (_, id) => {
-        const args = [worker, path, String(id), String(keys), String(startAt)];
+        const args = [worker, path, String(id), String(keys), barrierDir, String(processes)];
         return promisify(execFile)(process.execPath, ['--import', 'tsx', ...args]);
       }),
     );

@@ -338,12 +338,14 @@ class Expression {
     const clauses: string[] = [];
     const equals = Object.entries(condition.equals ?? {});
     const oneOf = Object.entries(condition.oneOf ?? {});
+    const absent = condition.absent ?? [];
     if (condition.exists === false) {
       clauses.push(`attribute_not_exists(${this.name('pk')}) OR ${this.expired()}`);
     }
-    if (condition.exists === true || equals.length > 0 || oneOf.length > 0) {
+    if (condition.exists === true || equals.length > 0 || oneOf.length > 0 || absent.length > 0) {
       clauses.push(`attribute_exists(${this.name('pk')})`, this.live());
     }
+    for (const name of absent) clauses.push(`attribute_not_exists(${this.name(name)})`);
     for (const [name, value] of equals) clauses.push(`${this.name(name)} = ${this.value(value)}`);
     for (const [name, values] of oneOf) {
       clauses.push(

@@ -221,10 +221,12 @@ function conditionHolds(condition: Condition | undefined, item: Item | undefined
   const equals = Object.entries(condition.equals ?? {});
   const oneOf = Object.entries(condition.oneOf ?? {});
   if (condition.exists === false && item) return false;
-  if (!item) return condition.exists !== true && equals.length === 0 && oneOf.length === 0;
+  const absent = condition.absent ?? [];
+  if (!item) return condition.exists !== true && equals.length === 0 && oneOf.length === 0 && absent.length === 0;
   return (
     equals.every(([name, value]) => item[name] === value) &&
-    oneOf.every(([name, values]) => values.some((value) => item[name] === value))
+    oneOf.every(([name, values]) => values.some((value) => item[name] === value)) &&
+    absent.every((name) => !(name in item))
   );
 }
 

@@ -6,7 +6,8 @@ const REPLAYED_HEADERS = ['content-type', 'x-should-retry'];
 
 /**
  * Replays the stored answer to a non-GET request repeated with the same `Idempotency-Key`
- * (bread-api.md §1.6 rule 4). Server errors are not stored, so a retry after one runs again.
+ * (bread-api.md §1.6 rule 4). Server errors are not stored, so a retry after one runs again;
+ * nor are answers marked `Cache-Control: no-store` (they carry a secret, such as a new API key).
  */
 export function idempotency(service: IdempotencyService): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
@@ -31,7 +32,7 @@ export function idempotency(service: IdempotencyService): MiddlewareHandler<AppE
       await claim.release();
       throw error;
     }
-    if (c.res.status >= 500) return claim.release();
+    if (c.res.status >= 500 || /\bno-store\b/i.test(c.res.headers.get('cache-control') ?? '')) return claim.release();
     const headers: Record<string, string> = {};
     for (const name of REPLAYED_HEADERS) {
       const value = c.res.headers.get(name);

@@ -28,7 +28,11 @@ export function adminRoutes(app: App, { apiKeys }: Services): void {
       request: { body: body(ApiKeyCreate) },
       responses: { 201: json(ApiKeyCreated, 'Created'), ...errors(403, 422) },
     }),
-    async (c) => c.json(await apiKeys.create(c.req.valid('json')), 201),
+    async (c) => {
+      // The plaintext key must not be cached anywhere, the idempotency store included.
+      c.header('cache-control', 'no-store');
+      return c.json(await apiKeys.create(c.req.valid('json')), 201);
+    },
   );
 
   app.openapi(

@@ -18,6 +18,7 @@ import {
   TargetResponse,
 } from '#schemas/bread.ts';
 import type { Services } from '#core/services.ts';
+import type { BakeDefinition, TargetDefinition } from '#schemas/bread.ts';
 import type { AppEnv } from '../env.ts';
 import { BakePath, bearer, body, errors, json, RepoPath, TargetPath, type App } from '../openapi.ts';
 
@@ -25,11 +26,11 @@ import { BakePath, bearer, body, errors, json, RepoPath, TargetPath, type App } 
  * Targets and bakes are both templated definitions with the same route set (bread-api.md §2):
  * list, create, batch create, deprecated PUT, get and delete.
  */
-interface DefinitionService<Definition, Shown> {
+interface DefinitionService {
   list(actor: Actor, repo: string): Promise<string[]>;
-  create(actor: Actor, repo: string, name: string, definition: Definition): Promise<{ created: boolean } & Record<string, unknown>>;
+  create(actor: Actor, repo: string, name: string, definition: never): Promise<{ created: boolean; shown: object }>;
   createBatch(actor: Actor, repo: string, entries: { [name: string]: unknown }[]): Promise<BatchResult>;
-  get(actor: Actor, repo: string, name: string): Promise<Shown>;
+  get(actor: Actor, repo: string, name: string): Promise<object>;
   delete(actor: Actor, repo: string, name: string): Promise<void>;
 }
 
@@ -43,17 +44,16 @@ interface DefinitionRoutes {
   batch: z.ZodType;
   list: z.ZodType;
   shown: z.ZodType;
-  /** How a create result is shown: the key of the created resource in the service's result. */
-  resultKey: 'target' | 'bake';
+  singular: 'target' | 'bake';
   deleteNote: string;
-  service: DefinitionService<never, unknown>;
+  service: DefinitionService;
 }
 
 const valid = <T>(c: Context<AppEnv>, target: 'param' | 'json') => (c.req.valid as (target: string) => T)(target);
 
 function definitionRoutes(app: App, spec: DefinitionRoutes): void {
   const base = `/v1/repo/{repo_name}/${spec.plural}`;
-  const singular = spec.resultKey;
+  const singular = spec.singular;
   const tags = [spec.tag];
   type Params = { repo_name: string } & Record<string, string>;
   const route = app.openapi.bind(app) as (route: ReturnType<typeof createRoute>, handler: (c: Context<AppEnv>) => Promise<Response>) => void;
@@ -84,8 +84,8 @@ function definitionRoutes(app: App, spec: DefinitionRoutes): void {
     }),
     async (c) => {
       const { [spec.nameField]: name, ...definition } = valid<Record<string, unknown>>(c, 'json');
-      const result = await spec.service.create(c.get('actor'), valid<Params>(c, 'param').repo_name, name as string, definition as never);
-      return c.json(result[spec.resultKey] as object, result.created ? 201 : 200);
+      const { created, shown } = await spec.service.create(c.get('actor'), valid<Params>(c, 'param').repo_name, name as string, definition as never);
+      return c.json(shown, created ? 201 : 200);
     },
   );
 
@@ -123,7 +123,7 @@ function definitionRoutes(app: App, spec: DefinitionRoutes): void {
     }),
     async (c) => {
       const params = valid<Params>(c, 'param');
-      return c.json((await spec.service.get(c.get('actor'), params.repo_name, params[spec.nameField]!)) as object, 200);
+      return c.json(await spec.service.get(c.get('actor'), params.repo_name, params[spec.nameField]!), 200);
     },
   );
 
@@ -140,8 +140,8 @@ function definitionRoutes(app: App, spec: DefinitionRoutes): void {
     }),
     async (c) => {
       const params = valid<Params>(c, 'param');
-      const result = await spec.service.create(c.get('actor'), params.repo_name, params[spec.nameField]!, valid<never>(c, 'json'));
-      return c.json(result[spec.resultKey] as object, 200);
+      const { shown } = await spec.service.create(c.get('actor'), params.repo_name, params[spec.nameField]!, valid<never>(c, 'json'));
+      return c.json(shown, 200);
     },
   );
 
@@ -164,7 +164,7 @@ function definitionRoutes(app: App, spec: DefinitionRoutes): void {
   );
 }
 
-export function targetRoutes(app: App, { targets }: Services): void {
+export function targetRoutes(app: App, { targets, targetJobs }: Services): void {
   definitionRoutes(app, {
     tag: 'Targets',
     plural: 'targets',
@@ -175,13 +175,22 @@ export function targetRoutes(app: App, { targets }: Services): void {
     batch: BatchTargetCreate,
     list: TargetList,
     shown: TargetResponse,
-    resultKey: 'target',
-    deleteNote: 'Refused with 409 while a bake uses the target.',
-    service: targets as unknown as DefinitionService<never, unknown>,
+    singular: 'target',
+    deleteNote: 'Refused with 409 while a bake uses the target; stops and removes its stim and rollout jobs.',
+    service: {
+      list: (actor, repo) => targets.list(actor, repo),
+      create: async (actor, repo, name, definition: TargetDefinition) => {
+        const { created, target } = await targets.create(actor, repo, name, definition);
+        return { created, shown: target };
+      },
+      createBatch: (actor, repo, entries) => targets.createBatch(actor, repo, entries as { target_name: string }[]),
+      get: (actor, repo, name) => targets.get(actor, repo, name),
+      delete: (actor, repo, name) => targetJobs.deleteTarget(actor, repo, name),
+    },
   });
 }
 
-export function bakeRoutes(app: App, { bakes }: Services): void {
+export function bakeRoutes(app: App, { bakes, bakeJobs }: Services): void {
   definitionRoutes(app, {
     tag: 'Bakes',
     plural: 'bakes',
@@ -192,8 +201,17 @@ export function bakeRoutes(app: App, { bakes }: Services): void {
     batch: BatchBakeCreate,
     list: BakeList,
     shown: BakeResponse,
-    resultKey: 'bake',
-    deleteNote: 'Refused with 409 while another bake builds on this one.',
-    service: bakes as unknown as DefinitionService<never, unknown>,
+    singular: 'bake',
+    deleteNote: 'Refused with 409 while another bake builds on this one; stops and removes its training job.',
+    service: {
+      list: (actor, repo) => bakes.list(actor, repo),
+      create: async (actor, repo, name, definition: BakeDefinition) => {
+        const { created, item } = await bakes.create(actor, repo, name, definition);
+        return { created, shown: await bakeJobs.viewItem(actor, repo, item) };
+      },
+      createBatch: (actor, repo, entries) => bakes.createBatch(actor, repo, entries as { bake_name: string }[]),
+      get: (actor, repo, name) => bakeJobs.get(actor, repo, name),
+      delete: (actor, repo, name) => bakeJobs.delete(actor, repo, name),
+    },
   });
 }

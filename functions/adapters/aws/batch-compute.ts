@@ -1,0 +1,154 @@
+/**
+ * BatchCompute: the Compute port on AWS Batch. Stim jobs (LLM calls, no GPU) run on the CPU job
+ * queue; rollouts and bakes on the GPU queue. Each job is named `bakehouse-<kind>-<jobId>` and
+ * tagged `bakehouse:job-id`, so that a state-change event names our job without a lookup
+ * (`computeEventFromBatch`, used by the job-events Lambda behind an EventBridge rule).
+ *
+ * AWS Batch sends no event for the initial submission, and forgets finished jobs after a while:
+ * `describe` answers `gone` for a job it no longer knows.
+ */
+import { DescribeJobsCommand, SubmitJobCommand, TerminateJobCommand, type BatchClient, type JobDetail } from '@aws-sdk/client-batch';
+import type { Compute, ComputeEvent, ComputeJob, ComputeState, ComputeStatus } from '#ports/compute.ts';
+import type { JobKind } from '#schemas/job-spec.ts';
+
+export const JOB_ID_TAG = 'bakehouse:job-id';
+const JOB_NAME = /^bakehouse-(stim|rollout|bake)-(\d+)$/;
+/** TerminateJob's reason shows up in the console and in the job's statusReason. */
+const MAX_REASON_LENGTH = 1024;
+
+export interface BatchComputeOptions {
+  /** Belongs to the caller, who destroys it. */
+  client: BatchClient;
+  queues: { gpu: string; cpu: string };
+  definitions: { gpu: string; cpu: string };
+}
+
+const HARDWARE: Record<JobKind, 'gpu' | 'cpu'> = { stim: 'cpu', rollout: 'gpu', bake: 'gpu' };
+
+export class BatchCompute implements Compute {
+  private readonly client: BatchClient;
+  private readonly queues: BatchComputeOptions['queues'];
+  private readonly definitions: BatchComputeOptions['definitions'];
+
+  constructor({ client, queues, definitions }: BatchComputeOptions) {
+    this.client = client;
+    this.queues = queues;
+    this.definitions = definitions;
+  }
+
+  async submit(job: ComputeJob): Promise<string> {
+    const hardware = HARDWARE[job.kind];
+    if (!hardware) throw new TypeError(`Unknown job kind: ${String(job.kind)}`);
+    const { jobId } = await this.client.send(
+      new SubmitJobCommand({
+        jobName: batchJobName(job.kind, job.jobId),
+        jobQueue: this.queues[hardware],
+        jobDefinition: this.definitions[hardware],
+        containerOverrides: { command: ['run', job.specUri] },
+        tags: { [JOB_ID_TAG]: String(job.jobId) },
+        propagateTags: true,
+      }),
+    );
+    if (!jobId) throw new Error(`AWS Batch accepted job ${job.jobId} but returned no job id`);
+    return jobId;
+  }
+
+  async describe(externalId: string): Promise<ComputeStatus> {
+    const { jobs } = await this.client.send(new DescribeJobsCommand({ jobs: [externalId] }));
+    const detail = jobs?.find((job) => job.jobId === externalId) ?? jobs?.[0];
+    if (!detail) {
+      return { state: 'gone', reason: `AWS Batch has no record of job ${externalId}; it keeps finished jobs only for a limited time` };
+    }
+    const state = stateOf(detail.status);
+    if (!state) return { state: 'pending', reason: `AWS Batch reports an unknown status ${String(detail.status)}` };
+    return state === 'failed' ? { state, reason: failureReason(detail) } : { state };
+  }
+
+  async terminate(externalId: string, reason: string): Promise<void> {
+    await this.client.send(new TerminateJobCommand({ jobId: externalId, reason: reason.slice(0, MAX_REASON_LENGTH) }));
+  }
+}
+
+export function batchJobName(kind: JobKind, jobId: number): string {
+  return `bakehouse-${kind}-${jobId}`;
+}
+
+function stateOf(status: string | undefined): Exclude<ComputeState, 'gone'> | undefined {
+  switch (status) {
+    case 'SUBMITTED':
+    case 'PENDING':
+    case 'RUNNABLE':
+    case 'STARTING':
+      return 'pending';
+    case 'RUNNING':
+      return 'running';
+    case 'SUCCEEDED':
+      return 'succeeded';
+    case 'FAILED':
+      return 'failed';
+    default:
+      return undefined;
+  }
+}
+
+/** The parts of a JobDetail that explain a failure; every field optional, as events may omit them. */
+interface FailureDetail {
+  statusReason?: unknown;
+  container?: { reason?: unknown; exitCode?: unknown } | null;
+  attempts?: unknown;
+}
+
+/**
+ * `Essential container in task exited: OutOfMemoryError: Container killed due to memory usage
+ * (exit code 137)`: the job's reason, then the container's, then its exit code.
+ */
+function failureReason(detail: FailureDetail | JobDetail): string {
+  const { statusReason, container, attempts } = detail as FailureDetail;
+  // The job-level container block holds the last attempt; fall back to the attempts list.
+  const lastAttempt = Array.isArray(attempts) ? (attempts.at(-1) as { container?: FailureDetail['container'] } | undefined) : undefined;
+  const containerReason = text(container?.reason) ?? text(lastAttempt?.container?.reason);
+  const exitCode = integer(container?.exitCode) ?? integer(lastAttempt?.container?.exitCode);
+  const reasons = [text(statusReason), containerReason].filter((part, i, all): part is string => !!part && all.indexOf(part) === i);
+  const reason = reasons.join(': ') || 'AWS Batch reported the job as failed without a reason';
+  return exitCode === undefined ? reason : `${reason} (exit code ${exitCode})`;
+}
+
+/**
+ * Turns an EventBridge "Batch Job State Change" event into a ComputeEvent, or undefined when it
+ * is not one of ours (another source, a job without our tag or name) or has no usable status.
+ * Tolerant of missing and unknown fields: AWS adds fields without notice.
+ */
+export function computeEventFromBatch(event: unknown): ComputeEvent | undefined {
+  if (!isObject(event)) return undefined;
+  if (event.source !== undefined && event.source !== 'aws.batch') return undefined;
+  if (event['detail-type'] !== undefined && event['detail-type'] !== 'Batch Job State Change') return undefined;
+  const detail = event.detail;
+  if (!isObject(detail)) return undefined;
+
+  const externalId = text(detail.jobId);
+  const jobId = jobIdOf(detail);
+  const state = stateOf(text(detail.status));
+  if (!externalId || jobId === undefined || !state) return undefined;
+  if (state !== 'failed') return { externalId, jobId, state };
+  return { externalId, jobId, state, reason: failureReason(detail as FailureDetail) };
+}
+
+function jobIdOf(detail: Record<string, unknown>): number | undefined {
+  const tags = isObject(detail.tags) ? detail.tags : {};
+  const tagged = text(tags[JOB_ID_TAG]);
+  if (tagged && /^\d+$/.test(tagged) && Number(tagged) > 0) return Number(tagged);
+  const match = JOB_NAME.exec(text(detail.jobName) ?? '');
+  return match && Number(match[2]) > 0 ? Number(match[2]) : undefined;
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function text(value: unknown): string | undefined {
+  return typeof value === 'string' && value.trim() !== '' ? value.trim() : undefined;
+}
+
+function integer(value: unknown): number | undefined {
+  return typeof value === 'number' && Number.isInteger(value) ? value : undefined;
+}

@@ -1,0 +1,157 @@
+import type { Clock } from '../../ports/clock.ts';
+import type { Compute, ComputeEvent } from '../../ports/compute.ts';
+import type { JobQueue } from '../../ports/job-queue.ts';
+import type { Item } from '../../ports/store.ts';
+import type { JobKind, JobSpec } from '../../schemas/job-spec.ts';
+import { currentJob, type JobOwner, type JobRecord, type JobRecords } from './job-records.ts';
+import { jobPaths, type JobOutputs } from './job-outputs.ts';
+
+export interface StartRequest {
+  kind: JobKind;
+  owner: JobOwner;
+  /** The owner item as read just before (its current job decides what a start does). */
+  ownerItem: Item;
+  /** Checks prerequisites and builds the engine spec; throws a 400 when a prerequisite is unmet. */
+  build: (jobId: number, outputUri: string) => Promise<{ spec: JobSpec; total_expected?: number; config?: Record<string, unknown> }>;
+}
+
+export interface ReconcileOptions {
+  /** A queued job older than this has its message sent again (0 at start-up: the local queue is gone). */
+  queuedGraceMs: number;
+  /** A job claimed for submission but without a compute id after this goes back to the queue. */
+  submitGraceMs: number;
+}
+
+/**
+ * The job flow of DESIGN.md §1: start (record + message), dispatch (claim, then submit),
+ * compute events (applied monotonically), reconciliation, and clean-up when an owner is deleted.
+ */
+export class JobPipeline {
+  constructor(
+    private readonly records: JobRecords,
+    private readonly outputs: JobOutputs,
+    private readonly queue: JobQueue,
+    private readonly compute: Compute,
+    private readonly clock: Clock,
+  ) {}
+
+  /**
+   * Starts a job unless one is running or complete (bread-api.md §8.2): those are returned as
+   * they are. A failed job is replaced by a fresh attempt, its outputs discarded.
+   */
+  async start(request: StartRequest): Promise<JobRecord> {
+    const previous = currentJob(request.ownerItem, request.kind);
+    if (previous && previous.state !== 'failed') return previous;
+
+    const jobId = await this.records.nextJobId();
+    const { spec, total_expected, config } = await request.build(jobId, this.outputs.uriFor(jobPaths(jobId).prefix));
+    await this.outputs.writeSpec(spec);
+    const now = this.clock.now().toISOString();
+    const job: JobRecord = {
+      job_id: jobId,
+      kind: request.kind,
+      owner: request.owner,
+      state: 'queued',
+      error: null,
+      ...(total_expected === undefined ? {} : { total_expected }),
+      ...(config === undefined ? {} : { config }),
+      created_at: now,
+      updated_at: now,
+      version: 0,
+    };
+    if (!(await this.records.create(job, previous?.job_id))) {
+      // A concurrent start won; answer with its job, as a repeat of that call.
+      await this.outputs.discard(jobId);
+      return (await this.records.current(request.kind, request.owner)) ?? job;
+    }
+    if (previous) await this.discard(previous.job_id);
+    // If this send is lost, the job stays queued and the reconciler sends it again.
+    await this.queue.send({ jobId }).catch((error: unknown) => {
+      console.error(JSON.stringify({ level: 'warn', msg: 'job message not sent; the reconciler will resend', jobId, error: String(error) }));
+    });
+    return job;
+  }
+
+  /**
+   * Handles a queue message: claims the job (queued → submitted) so that a redelivered message
+   * never submits twice, then submits it to compute.
+   */
+  async dispatch(jobId: number): Promise<void> {
+    const claimed = await this.records.transition(jobId, 'submitted');
+    if (claimed?.state !== 'submitted' || claimed.external_id) return;
+    const spec = await this.outputs.readSpec(jobId);
+    let externalId: string;
+    try {
+      externalId = await this.compute.submit({ jobId, kind: claimed.kind, specUri: this.outputs.uriFor(jobPaths(jobId).spec), spec });
+    } catch (error) {
+      await this.records.transition(jobId, 'failed', { error: `The job could not be started: ${errorMessage(error)}` });
+      return;
+    }
+    await this.records.amend(jobId, { external_id: externalId });
+  }
+
+  /** Applies a compute state change; late and repeated events change nothing (state-machine.ts). */
+  async applyEvent(event: ComputeEvent): Promise<JobRecord | undefined> {
+    if (event.state === 'pending') return this.records.get(event.jobId);
+    if (event.state === 'running') return this.records.transition(event.jobId, 'running', { external_id: event.externalId });
+    const result = await this.outputs.result(event.jobId);
+    if (event.state === 'succeeded' && result?.status === 'complete') {
+      const { status: _status, error: _error, ...outcome } = result;
+      return this.records.transition(event.jobId, 'complete', { ...outcome, error: null });
+    }
+    const error =
+      result?.error ??
+      (event.state === 'succeeded'
+        ? 'The engine exited without writing its result'
+        : `The engine failed${event.reason ? `: ${event.reason}` : ' without a reason'}`);
+    return this.records.transition(event.jobId, 'failed', { error, ...(result?.lines === undefined ? {} : { lines: result.lines }) });
+  }
+
+  /**
+   * Finds jobs stuck on the way (DESIGN.md §1 step 6): queued ones are sent again, claimed ones
+   * whose submit never finished go back to the queue, and submitted or running ones are asked
+   * about; a compute job that is gone fails its job with the reason.
+   */
+  async reconcile(options: ReconcileOptions): Promise<void> {
+    const now = this.clock.now().getTime();
+    for (const job of await this.records.listActive()) {
+      const age = now - Date.parse(job.updated_at);
+      if (job.state === 'queued') {
+        if (age >= options.queuedGraceMs) await this.queue.send({ jobId: job.job_id });
+      } else if (!job.external_id) {
+        if (age >= options.submitGraceMs && (await this.records.requeue(job.job_id))) await this.queue.send({ jobId: job.job_id });
+      } else {
+        const { state, reason } = await this.compute.describe(job.external_id);
+        if (state === 'gone') {
+          await this.records.transition(job.job_id, 'failed', {
+            error: `The compute job ended unexpectedly${reason ? `: ${reason}` : ''}`,
+          });
+        } else {
+          await this.applyEvent({ externalId: job.external_id, jobId: job.job_id, state, ...(reason ? { reason } : {}) });
+        }
+      }
+    }
+  }
+
+  /** Stops and forgets every job of a deleted owner: compute, record and files. */
+  async cleanUp(ownerItem: Item, kinds: JobKind[]): Promise<void> {
+    for (const kind of kinds) {
+      const job = currentJob(ownerItem, kind);
+      if (job) await this.discard(job.job_id, `its ${kind === 'bake' ? 'bake' : 'target'} was deleted`);
+    }
+  }
+
+  private async discard(jobId: number, cancelledBecause?: string): Promise<void> {
+    const job = await this.records.get(jobId);
+    if (job?.external_id && cancelledBecause && job.state !== 'complete' && job.state !== 'failed') {
+      await this.compute.terminate(job.external_id, `Cancelled: ${cancelledBecause}`);
+    }
+    await this.records.delete(jobId);
+    await this.outputs.discard(jobId);
+  }
+
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

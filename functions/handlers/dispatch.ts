@@ -1,0 +1,14 @@
+import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
+import type { SQSHandler, SQSRecord } from 'aws-lambda';
+import { JobMessageBody } from '#schemas/queue.ts';
+import { runtime } from './runtime.ts';
+
+/** SQS → dispatch: a failed record alone is retried (partial batch failure), then dead-lettered. */
+const processor = new BatchProcessor(EventType.SQS);
+
+const dispatchRecord = async (record: SQSRecord) => {
+  const { jobId } = JobMessageBody.parse(JSON.parse(record.body));
+  await runtime.services.pipeline.dispatch(jobId);
+};
+
+export const handler: SQSHandler = async (event, context) => processPartialResponse(event, dispatchRecord, processor, { context });

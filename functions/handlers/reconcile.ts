@@ -1,0 +1,6 @@
+import { runtime } from './runtime.ts';
+
+/** Scheduled: jobs stuck in queued, submitted or running are re-sent, re-queued or failed. */
+export const handler = async (): Promise<void> => {
+  await runtime.services.pipeline.reconcile({ queuedGraceMs: 5 * 60_000, submitGraceMs: 15 * 60_000 });
+};

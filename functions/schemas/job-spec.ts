@@ -1,0 +1,152 @@
+/**
+ * The engine contract (DESIGN.md §5): what a compute job is given, and what it writes back.
+ * batch/contract/job-spec.schema.json is generated from these schemas (`npm run contract`);
+ * a test fails when the two drift.
+ *
+ * Outputs under `output_uri` (a prefix, `file://…/` or `s3://bucket/…/`):
+ * - `progress.json`  — JobProgress, rewritten as the job advances
+ * - `output.jsonl`   — stim or rollout lines, append-only
+ * - `output.idx`     — the byte offset of each line of output.jsonl, as consecutive little-endian
+ *                      uint64s, appended together with the line (so a page is two range reads)
+ * - `metrics.jsonl`  — bake: one MetricsRow per logged iteration
+ * - `ckpts/<step>/`  — bake: a PEFT adapter; `ckpts/<step>.tar.gz` its download archive
+ * - `result.json`    — JobResult, written last; the exit code is 0 exactly when status is complete
+ */
+import { z } from 'zod';
+import { BakeConfigBase, Generator, Message } from './bread.ts';
+
+export const JOB_SPEC_VERSION = 1 as const;
+
+const Uri = z
+  .string()
+  .regex(/^(file|s3):\/\/.+/, 'must be a file:// or s3:// URI')
+  .meta({ description: 'A file:// or s3:// URI' });
+
+const PrefixUri = Uri.regex(/\/$/, 'must end with /').meta({ description: 'A file:// or s3:// prefix ending in /' });
+
+export const PromptContent = z
+  .object({ messages: z.array(Message), tools: z.array(z.looseObject({})).nullable() })
+  .meta({ id: 'PromptContent', description: 'A prompt as the engine sees it' });
+
+export const ModelSpec = z
+  .object({
+    base_model: z.string().min(1).meta({ description: 'Catalog name of the base model, e.g. bakehouse/toy-instruct' }),
+    adapters: z
+      .array(z.object({ model_name: z.string(), uri: PrefixUri }))
+      .meta({ description: 'PEFT adapters merged into the base in order, root first (sequential baking)' }),
+  })
+  .meta({ id: 'ModelSpec' });
+export type ModelSpec = z.infer<typeof ModelSpec>;
+
+const JobCommon = {
+  version: z.literal(JOB_SPEC_VERSION),
+  job_id: z.number().int().positive(),
+  output_uri: PrefixUri,
+};
+
+export const StimJobSpec = z
+  .object({
+    ...JobCommon,
+    kind: z.literal('stim'),
+    stim: z.object({
+      generators: z.array(Generator).min(1),
+      teacher_prompt: PromptContent,
+      student_prompt: PromptContent,
+      /** Where `template_path` names resolve: `<templates_uri>templates/<file>` . */
+      templates_uri: PrefixUri.nullable(),
+    }),
+  })
+  .meta({ id: 'StimJobSpec' });
+
+export const RolloutJobSpec = z
+  .object({
+    ...JobCommon,
+    kind: z.literal('rollout'),
+    rollout: z.object({
+      stim_output_uri: Uri.meta({ description: "The stim job's output.jsonl" }),
+      model: ModelSpec,
+      num_traj_per_stimulus: z.number().int().min(1),
+      temperature: z.number().min(0).max(2),
+      max_tokens: z.number().int().min(1).nullable(),
+      max_concurrency: z.number().int().min(1),
+      extra_kwargs: z.looseObject({}),
+      tools: z.array(z.looseObject({})).nullable().meta({ description: "The teacher prompt's tools" }),
+      seed: z.number().int(),
+    }),
+  })
+  .meta({ id: 'RolloutJobSpec' });
+
+export const BakeJobSpec = z
+  .object({
+    ...JobCommon,
+    kind: z.literal('bake'),
+    bake: z.object({
+      config: BakeConfigBase.meta({ description: 'The resolved bake config (bread-api.md §6)' }),
+      datasets: z
+        .array(z.object({ target: z.string(), weight: z.number().min(0), rollout_output_uri: Uri }))
+        .min(1),
+      total_trajectories: z.number().int().min(1),
+      model: ModelSpec.meta({ description: 'The starting model: the base with any parent adapters' }),
+      model_name_prefix: z.string().meta({ description: 'user/repo/bake: checkpoints are named <prefix>/<step>' }),
+    }),
+  })
+  .meta({ id: 'BakeJobSpec' });
+
+export const JobSpec = z.discriminatedUnion('kind', [StimJobSpec, RolloutJobSpec, BakeJobSpec]).meta({
+  id: 'JobSpec',
+  title: 'Bakehouse engine job spec',
+});
+export type JobSpec = z.infer<typeof JobSpec>;
+export type JobKind = JobSpec['kind'];
+
+export const JobProgress = z
+  .object({ percent: z.number().min(0).max(100), lines: z.number().int().min(0), updated_at: z.string() })
+  .meta({ id: 'JobProgress' });
+export type JobProgress = z.infer<typeof JobProgress>;
+
+export const MetricsRow = z
+  .looseObject({
+    iter: z.number().int(),
+    loss: z.number(),
+    train_loss: z.number().optional(),
+    lr: z.number().optional(),
+    epoch: z.number().optional(),
+    seqlen: z.number().optional(),
+    iter_time: z.number().optional(),
+    step_time: z.number().optional(),
+    tokens_per_s: z.number().optional(),
+    iter_tflops: z.number().optional(),
+    step_tflops: z.number().optional(),
+  })
+  .meta({ id: 'MetricsRow' });
+
+export const JobResult = z
+  .object({
+    status: z.enum(['complete', 'failed']),
+    error: z.string().nullable().meta({ description: 'When failed: a sentence the user can act on' }),
+    lines: z.number().int().min(0).optional(),
+    checkpoints: z.array(z.number().int().min(0)).optional().meta({ description: 'Bake: saved steps' }),
+    loss: z
+      .object({ latest_loss: z.number(), final_loss: z.number().nullable(), min_loss: z.number(), max_loss: z.number() })
+      .nullable()
+      .optional(),
+    unhonoured_config: z
+      .array(z.string())
+      .optional()
+      .meta({ description: 'Config fields accepted but not applied on this hardware, each with the reason' }),
+  })
+  .meta({ id: 'JobResult' });
+export type JobResult = z.infer<typeof JobResult>;
+
+/** The engine contract as JSON Schema files under batch/contract/, keyed by file name. */
+export function engineContractSchemas(): Record<string, Record<string, unknown>> {
+  const files = {
+    'job-spec.schema.json': JobSpec,
+    'job-progress.schema.json': JobProgress,
+    'metrics-row.schema.json': MetricsRow,
+    'job-result.schema.json': JobResult,
+  };
+  return Object.fromEntries(
+    Object.entries(files).map(([file, schema]) => [file, z.toJSONSchema(schema, { target: 'draft-2020-12', io: 'input' })]),
+  );
+}

@@ -1,0 +1,123 @@
+/**
+ * Tenant configuration: one entry per deployment (DESIGN.md §7), validated before any construct
+ * is built so that a typo fails `cdk synth` with the field's path rather than deep inside CDK.
+ */
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+
+/** CloudWatch Logs accepts only these retention periods (days). */
+const LOG_RETENTION_DAYS = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653] as const;
+
+export const TenantConfig = z.strictObject({
+  /** Names the stack (`Bakehouse-<tenantId>`) and tags every resource. */
+  tenantId: z
+    .string()
+    .regex(
+      /^[a-z](?:[a-z0-9-]{0,30}[a-z0-9])?$/,
+      'must be 1-32 lowercase letters, digits or hyphens, start with a letter and not end with a hyphen',
+    ),
+  /** Omitted: the stack deploys to whichever account the CLI's credentials belong to. */
+  account: z
+    .string()
+    .regex(/^\d{12}$/, 'must be a 12-digit AWS account id')
+    .optional(),
+  region: z.string().regex(/^[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d$/, 'must be an AWS region such as us-east-1'),
+  /** The GPU compute environment (used by the Batch constructs). */
+  gpu: z.strictObject({
+    instanceTypes: z
+      .array(z.string().regex(/^[a-z][a-z0-9-]*\.[a-z0-9]+$/, 'must be an EC2 instance type such as g6e.xlarge'))
+      .min(1, 'must name at least one instance type'),
+    maxVcpus: z.int('must be a positive integer').positive('must be a positive integer'),
+    spot: z.boolean().default(false),
+  }),
+  /** A custom domain for the API (used once the API sits behind a distribution). */
+  domain: z
+    .strictObject({
+      name: z.string().regex(/^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/, 'must be a lowercase DNS name'),
+      certificateArn: z
+        .string()
+        .regex(/^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate\/[A-Za-z0-9-]+$/, 'must be an ACM certificate ARN'),
+    })
+    .optional(),
+  /** Receives alarm notifications (used by the alarm constructs). */
+  alarmEmail: z.email('must be an email address').optional(),
+  /**
+   * true (the default): the table has deletion protection and the table, secrets and logs are
+   * retained when the stack is deleted. false, for throwaway tenants: all of them go with it.
+   */
+  deletionProtection: z.boolean().default(true),
+  api: z
+    .strictObject({
+      /**
+       * Caps the API function's concurrency (and reserves it). Unset by default: an account keeps
+       * at least 100 unreserved executions, so new accounts (limit 10) cannot reserve any.
+       */
+      reservedConcurrency: z.int('must be a positive integer').positive('must be a positive integer').optional(),
+      logRetentionDays: z
+        .int()
+        .refine((days) => (LOG_RETENTION_DAYS as readonly number[]).includes(days), {
+          message: `must be one of ${LOG_RETENTION_DAYS.join(', ')}`,
+        })
+        .default(30),
+    })
+    .default({ logRetentionDays: 30 }),
+});
+export type TenantConfig = z.output<typeof TenantConfig>;
+
+export const TenantsFile = z.strictObject({
+  tenants: z
+    .array(TenantConfig)
+    .min(1, 'must list at least one tenant')
+    .superRefine((tenants, ctx) => {
+      const seen = new Set<string>();
+      tenants.forEach((tenant, index) => {
+        if (seen.has(tenant.tenantId)) {
+          ctx.addIssue({ code: 'custom', path: [index, 'tenantId'], message: `duplicates tenant '${tenant.tenantId}'` });
+        }
+        seen.add(tenant.tenantId);
+      });
+    }),
+});
+
+/** Lists every invalid field of a tenant config, one `path: problem` per line. */
+export class TenantConfigError extends Error {
+  constructor(
+    readonly source: string,
+    readonly problems: string[],
+  ) {
+    super(`Invalid tenant config in ${source}:\n${problems.map((problem) => `  - ${problem}`).join('\n')}`);
+    this.name = 'TenantConfigError';
+  }
+}
+
+/** Validates parsed tenant config (`{ "tenants": [...] }`). */
+export function loadTenants(raw: unknown, source = 'tenant config'): TenantConfig[] {
+  const result = TenantsFile.safeParse(raw);
+  if (!result.success) {
+    throw new TenantConfigError(
+      source,
+      result.error.issues.map((issue) => `${formatPath(issue.path)}: ${issue.message}`),
+    );
+  }
+  return result.data.tenants;
+}
+
+/** Reads and validates a tenants JSON file. */
+export function readTenantsFile(path: string): TenantConfig[] {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (error) {
+    throw new TenantConfigError(path, [`cannot read JSON: ${(error as Error).message}`]);
+  }
+  return loadTenants(raw, path);
+}
+
+function formatPath(path: readonly PropertyKey[]): string {
+  if (path.length === 0) return '(root)';
+  return path
+    .map((segment, index) =>
+      typeof segment === 'number' ? `[${segment}]` : `${index === 0 ? '' : '.'}${String(segment)}`,
+    )
+    .join('');
+}

@@ -1,0 +1,94 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { loadTenants, readTenantsFile, TenantConfigError } from '../../lib/config.ts';
+
+const valid = { tenantId: 'acme-2', region: 'us-east-1', gpu: { instanceTypes: ['g6e.xlarge'], maxVcpus: 16 } };
+const dir = mkdtempSync(join(tmpdir(), 'bakehouse-tenants-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** The problems a config is rejected with, one `path: message` each. */
+function problems(raw: unknown): string[] {
+  try {
+    loadTenants(raw);
+  } catch (error) {
+    expect(error).toBeInstanceOf(TenantConfigError);
+    return (error as TenantConfigError).problems;
+  }
+  throw new Error('expected the config to be rejected');
+}
+
+describe('tenant config', () => {
+  it('accepts the example bakehouse.tenants.json', () => {
+    const tenants = readTenantsFile(new URL('../../bakehouse.tenants.json', import.meta.url).pathname);
+    expect(tenants.map((tenant) => tenant.tenantId)).toEqual(['demo']);
+  });
+
+  it('fills in secure defaults', () => {
+    expect(loadTenants({ tenants: [valid] })).toEqual([
+      {
+        ...valid,
+        gpu: { ...valid.gpu, spot: false },
+        deletionProtection: true,
+        api: { logRetentionDays: 30 },
+      },
+    ]);
+  });
+
+  it('names the field of a bad tenantId', () => {
+    expect(() => loadTenants({ tenants: [{ ...valid, tenantId: 'Acme_Corp' }] }, 'tenants.json')).toThrow(
+      'Invalid tenant config in tenants.json:\n' +
+        '  - tenants[0].tenantId: must be 1-32 lowercase letters, digits or hyphens, start with a letter and not end with a hyphen',
+    );
+  });
+
+  it('lists every bad field at once, each with its path', () => {
+    expect(
+      problems({
+        tenants: [
+          valid,
+          {
+            tenantId: 'beta',
+            account: '1234',
+            region: 'Europe',
+            gpu: { instanceTypes: [], maxVcpus: 2.5 },
+            domain: { name: 'api.example.com', certificateArn: 'not-an-arn' },
+            alarmEmail: 'ops-at-example',
+            api: { reservedConcurrency: 0, logRetentionDays: 31 },
+            gpus: true,
+          },
+        ],
+      }),
+    ).toEqual([
+      'tenants[1].account: must be a 12-digit AWS account id',
+      'tenants[1].region: must be an AWS region such as us-east-1',
+      'tenants[1].gpu.instanceTypes: must name at least one instance type',
+      'tenants[1].gpu.maxVcpus: must be a positive integer',
+      'tenants[1].domain.certificateArn: must be an ACM certificate ARN',
+      'tenants[1].alarmEmail: must be an email address',
+      'tenants[1].api.reservedConcurrency: must be a positive integer',
+      expect.stringMatching(/^tenants\[1\]\.api\.logRetentionDays: must be one of 1, 3, 5, .*, 3653$/),
+      'tenants[1]: Unrecognized key: "gpus"',
+    ]);
+  });
+
+  it('reports missing fields and a missing tenants list', () => {
+    expect(problems({ tenants: [{ tenantId: 'x' }] })).toEqual([
+      'tenants[0].region: Invalid input: expected string, received undefined',
+      'tenants[0].gpu: Invalid input: expected object, received undefined',
+    ]);
+    expect(problems({})).toEqual(['tenants: Invalid input: expected array, received undefined']);
+    expect(problems({ tenants: [] })).toEqual(['tenants: must list at least one tenant']);
+  });
+
+  it('rejects two tenants with one id (they would share a stack name)', () => {
+    expect(problems({ tenants: [valid, valid] })).toEqual(["tenants[1].tenantId: duplicates tenant 'acme-2'"]);
+  });
+
+  it('names the file it cannot parse', () => {
+    const file = join(dir, 'broken.json');
+    writeFileSync(file, '{ "tenants": [ ');
+    expect(() => readTenantsFile(file)).toThrow(`Invalid tenant config in ${file}:\n  - cannot read JSON: `);
+  });
+});
