@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import type { Item, Store } from '../ports/store.ts';
+import { TransactionFailedError, type Item, type Store } from '../ports/store.ts';
 import type { Clock } from '../ports/clock.ts';
 import type { Actor } from './actor.ts';
 import { ForbiddenError, NotFoundError, UnauthorizedError } from './errors.ts';
@@ -35,11 +35,21 @@ export class ApiKeyService {
     return { ...info, api_key: apiKey };
   }
 
-  /** Makes a known plaintext key valid (the deployment's configured admin key); idempotent. */
+  /**
+   * Makes a known plaintext key valid (the deployment's configured admin key); idempotent, also
+   * when several processes start at once: the loser of the race finds the winner's record.
+   */
   async ensure(apiKey: string, userId: string, admin: boolean): Promise<ApiKeyInfo> {
-    const existing = await this.store.get(keys.apiKeyByHash(hashApiKey(apiKey)));
+    const key = keys.apiKeyByHash(hashApiKey(apiKey));
+    const existing = await this.store.get(key);
     if (existing) return toInfo(existing);
-    return this.register(apiKey, userId, admin, admin ? 'admin' : null);
+    try {
+      return await this.register(apiKey, userId, admin, admin ? 'admin' : null);
+    } catch (error) {
+      const winner = error instanceof TransactionFailedError ? await this.store.get(key) : undefined;
+      if (!winner) throw error;
+      return toInfo(winner);
+    }
   }
 
   async list(userId: string): Promise<ApiKeyInfo[]> {

@@ -7,7 +7,6 @@
  */
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { ADMIN_USER, type ApiKeyService } from '#core/api-keys.ts';
-import { TransactionFailedError } from '#ports/store.ts';
 
 /** The secret reader, injectable so tests make no network calls. */
 export type SecretReader = (secretId: string) => Promise<string>;
@@ -20,11 +19,7 @@ export function secretsManagerReader(client: SecretsManagerClient = new SecretsM
   };
 }
 
-/**
- * Makes the admin key held in `secretId` valid for `ADMIN_USER`. Two cold starts may race to
- * register the same key; the loser's conditional write fails, and its retry then finds the
- * winner's record, so one retry is enough.
- */
+/** Makes the admin key held in `secretId` valid for `ADMIN_USER` (idempotent across cold starts). */
 export async function ensureAdminKeyFromSecret(
   apiKeys: Pick<ApiKeyService, 'ensure'>,
   secretId: string,
@@ -32,10 +27,5 @@ export async function ensureAdminKeyFromSecret(
 ): Promise<void> {
   const adminKey = (await readSecret(secretId)).trim();
   if (!adminKey) throw new Error(`Secret ${secretId} holds an empty admin API key`);
-  try {
-    await apiKeys.ensure(adminKey, ADMIN_USER, true);
-  } catch (error) {
-    if (!(error instanceof TransactionFailedError)) throw error;
-    await apiKeys.ensure(adminKey, ADMIN_USER, true);
-  }
+  await apiKeys.ensure(adminKey, ADMIN_USER, true);
 }
