@@ -1,7 +1,9 @@
 /**
  * `npm start`: the whole API on localhost over the embedded adapters (DESIGN.md §6).
  * Environment: PORT (default 8080), BAKEHOUSE_DATA_DIR (default ./.data), BAKEHOUSE_API_KEY
- * (the admin key; otherwise one is generated on first start and kept in the data dir).
+ * (the admin key; otherwise one is generated on first start and kept in the data dir),
+ * BAKEHOUSE_ENGINE_CONCURRENCY (engines at once, default 1), BAKEHOUSE_ENGINE_COMMAND (a JSON
+ * array replacing the engine command line, e.g. to use another Python environment).
  */
 import { serve } from '@hono/node-server';
 import { startLocalServer } from './server.ts';
@@ -11,6 +13,8 @@ const running = await startLocalServer({
   dataDir: process.env.BAKEHOUSE_DATA_DIR ?? '.data',
   adminApiKey: process.env.BAKEHOUSE_API_KEY || undefined,
   baseModels: process.env.BAKEHOUSE_BASE_MODELS,
+  engineConcurrency: Number(process.env.BAKEHOUSE_ENGINE_CONCURRENCY ?? 1),
+  engineCommand: process.env.BAKEHOUSE_ENGINE_COMMAND ? (JSON.parse(process.env.BAKEHOUSE_ENGINE_COMMAND) as string[]) : undefined,
   serve,
 });
 

@@ -20,8 +20,8 @@ export interface LocalServerOptions {
   dataDir: string;
   adminApiKey?: string;
   baseModels?: string;
-  /** The Python that runs `-m bakehouse_engine`. */
-  enginePython?: string;
+  /** The engine's command line (`run <spec>` is appended); default the project's engine environment. */
+  engineCommand?: string[];
   engineConcurrency?: number;
   serve: typeof nodeServe;
 }
@@ -54,7 +54,7 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Loc
   const runtime = await composeEmbedded({
     dataDir,
     baseUrl: url,
-    engineCommand: [options.enginePython ?? DEFAULT_ENGINE_PYTHON, '-m', 'bakehouse_engine'],
+    engineCommand: options.engineCommand ?? [DEFAULT_ENGINE_PYTHON, '-m', 'bakehouse_engine'],
     engineConcurrency: options.engineConcurrency ?? 1,
     signingKey,
     baseModels: options.baseModels,

@@ -72,17 +72,17 @@ export class FakeBatch {
   private throttled: { operation?: string; remaining: number } = { remaining: 0 };
   private readonly clients: BatchClient[] = [];
 
-  private constructor(
-    private readonly server: Server,
-    readonly endpoint: string,
-    private readonly options: FakeBatchOptions,
-  ) {}
+  private readonly server: Server;
+  endpoint = '';
+
+  private constructor(private readonly options: FakeBatchOptions) {
+    this.server = createServer((request, response) => void this.handle(request, response));
+  }
 
   static async start(options: FakeBatchOptions): Promise<FakeBatch> {
-    let fake: FakeBatch | undefined;
-    const server = createServer((request, response) => void fake!.handle(request, response));
-    await new Promise<void>((ready) => server.listen(0, '127.0.0.1', ready));
-    fake = new FakeBatch(server, `http://127.0.0.1:${(server.address() as AddressInfo).port}`, options);
+    const fake = new FakeBatch(options);
+    await new Promise<void>((ready) => fake.server.listen(0, '127.0.0.1', ready));
+    fake.endpoint = `http://127.0.0.1:${(fake.server.address() as AddressInfo).port}`;
     return fake;
   }
 
@@ -125,7 +125,7 @@ export class FakeBatch {
     const chunks: Buffer[] = [];
     for await (const chunk of request) chunks.push(chunk as Buffer);
     const operation = (request.url ?? '').split('?')[0]!.replace(/^\/v1\//, '');
-    let body: Record<string, unknown> = {};
+    let body: Record<string, unknown>;
     try {
       body = chunks.length ? (JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>) : {};
     } catch {

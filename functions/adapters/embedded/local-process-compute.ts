@@ -65,6 +65,7 @@ interface Watched {
   record: JobRecord;
   /** The record with its pid, being written; the final report waits for it. */
   written?: Promise<void>;
+  finishing?: boolean;
   timer?: NodeJS.Timeout;
   detach?: () => void;
 }
@@ -306,19 +307,23 @@ export class LocalProcessCompute implements Compute {
 
   private async finish(record: JobRecord): Promise<void> {
     const watched = this.watched.get(record.externalId);
-    if (!watched) return;
+    if (!watched || watched.finishing) return;
+    watched.finishing = true;
     if (watched.timer) clearInterval(watched.timer);
-    this.watched.delete(record.externalId);
-    this.pump();
     await watched.written?.catch(() => {});
     const final = await this.finalStatus(record);
     const terminated = await this.terminatedReason(record.externalId);
+    if (this.closed) return; // unreported: the next server's resume() reports it
     const status: ComputeStatus =
       final ??
       (terminated !== undefined
         ? { state: 'failed', reason: terminated }
         : { state: 'failed', reason: `The engine process (pid ${record.pid}) ended without recording an exit code; it was probably killed` });
+    // Reported before the slot is given to the next job, so events never show more than
+    // `concurrency` jobs running.
     this.report(record, status);
+    this.watched.delete(record.externalId);
+    this.pump();
   }
 
   /** The job's outcome from its exit file, or undefined while there is none. */
