@@ -7,12 +7,14 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { benchHttp } from './http.ts';
 import { benchLambdaBundle } from './lambda-bundle.ts';
+import { benchPagination } from './pagination.ts';
 
 const results = {
   recorded_at: new Date().toISOString(),
   machine: { cpus: cpus().length, cpu: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version },
   http_in_process_sqlite: await benchHttp(),
   api_lambda_bundle: await benchLambdaBundle(),
+  output_pagination: await benchPagination(),
 };
 mkdirSync('bench/results', { recursive: true });
 writeFileSync('bench/results/api.json', `${JSON.stringify(results, null, 2)}\n`);
