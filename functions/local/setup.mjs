@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Installs what the project needs on a fresh machine, before `npm start` and `npm test`:
-// the npm packages, when node_modules is missing or older than package-lock.json.
+// the npm packages, when node_modules is missing or older than package-lock.json; then the
+// engine's Python environment and the toy model (batch/engine/setup_env.sh, itself idempotent).
 // Plain Node with no dependencies, since it runs before any are installed.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -24,3 +25,7 @@ if (installed !== lockHash) {
   execFileSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: root, stdio: 'inherit', env });
   writeFileSync(stamp, `${lockHash}\n`);
 }
+
+// The engine's venv (batch/engine/.venv) and the toy model in the model cache: the script skips
+// the install while its stamp matches pyproject.toml and requirements.lock.
+execFileSync('bash', [join(root, 'batch', 'engine', 'setup_env.sh')], { cwd: root, stdio: 'inherit' });

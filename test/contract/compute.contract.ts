@@ -81,7 +81,7 @@ export function describeComputeContract(name: string, makeFixture: () => Promise
     });
 
     it('describes a job as pending or running before it ends, then running', async () => {
-      const job = await fixture.job('rollout', { exitCode: 0, runMs: 1_500 });
+      const job = await fixture.job('rollout', { exitCode: 0, runMs: 3_000 });
       const externalId = await compute.submit(job);
       expect(['pending', 'running']).toContain((await compute.describe(externalId)).state);
       await waitFor(() => eventsOf(externalId).some((event) => event.state === 'running') || undefined, 10_000, 'running');

@@ -278,7 +278,7 @@ describe('LocalProcessCompute', () => {
   it('is known after a restart: running, finished while down, never started; resume reports each once', async () => {
     freshState();
     const before = make({ concurrency: 3 });
-    const long = writeJob(dir, 'bake', { sleepMs: 1_500 });
+    const long = writeJob(dir, 'bake', { sleepMs: 3_000 });
     const quick = writeJob(dir, 'stim', { sleepMs: 200 });
     const failing = writeJob(dir, 'rollout', { sleepMs: 200, exitCode: 2, stderr: ['the stim output is empty'] });
     const never = writeJob(dir, 'bake', {});

@@ -2,12 +2,12 @@
  * The HTTP app in-process for API tests: SQLite in memory, an admin key, and a `request` helper
  * that sends JSON and parses the answer. Every test builds its own app, so tests share no state.
  */
-import { expect } from 'vitest';
+import { expect, vi } from 'vitest';
 import { SqliteStore } from '#adapters/embedded/sqlite-store.ts';
 import { ADMIN_USER } from '#core/api-keys.ts';
 import { createServices, type Services } from '#core/services.ts';
 import { createApp, type AppOptions } from '#http/app.ts';
-import { createTestJobPorts, type TestJobPorts } from './test-engine.ts';
+import { createTestJobPorts, TEST_SIGNING_KEY, type TestJobPorts } from './test-engine.ts';
 import { systemClock } from '#ports/clock.ts';
 import type { Condition, Item, Key, QueryInput, QueryPage, Store, TransactOp, UpdateSpec } from '#ports/store.ts';
 
@@ -43,9 +43,15 @@ export interface TestApp {
   close(): Promise<void>;
 }
 
-export async function createTestApp(options: AppOptions = {}): Promise<TestApp> {
+export interface TestAppOptions extends AppOptions {
+  /** Also serve the test blobs' signed URLs (`GET /v1/blobs/…`), so downloads can be fetched. */
+  serveBlobs?: boolean;
+}
+
+export async function createTestApp({ serveBlobs = false, ...options }: TestAppOptions = {}): Promise<TestApp> {
   const store = new InspectableStore(new SqliteStore(':memory:'));
   const jobs = createTestJobPorts();
+  if (serveBlobs) options.blobs = { blobs: jobs.blobs, signingKey: TEST_SIGNING_KEY };
   const services = createServices({ store, ...jobs, clock: systemClock, catalog: { baseModels: BASE_MODELS } });
   jobs.compute.onEvent = (event) => services.pipeline.applyEvent(event);
   jobs.queue.consume(({ jobId }) => services.pipeline.dispatch(jobId));
@@ -190,6 +196,18 @@ export async function waitForJob(request: RequestFn, path: string, timeoutMs = 1
     if (response.body?.status === 'complete' || response.body?.status === 'failed' || Date.now() > deadline) return response;
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
+}
+
+/** For `vi.waitFor`: the same deadline as `waitForJob`, polled often. */
+export const POLL = { timeout: 10_000, interval: 5 };
+
+/** Polls `GET path` until the job shows the test engine's live progress (50%): it is running. */
+export async function waitUntilRunning(request: RequestFn, path: string): Promise<ApiResponse> {
+  return vi.waitFor(async () => {
+    const response = await request('GET', path);
+    expect(response.body?.progress_percent, response.text).toBe(50);
+    return response;
+  }, POLL);
 }
 
 /**

@@ -27,6 +27,8 @@ export class TestEngineCompute implements Compute {
   readonly terminated: string[] = [];
   private readonly states = new Map<string, ComputeStatus>();
   private readonly held = new Map<number, { job: ComputeJob; script: Scripted }>();
+  /** Runs under way, so a test's clean-up can wait for them before closing the store. */
+  private readonly running = new Set<Promise<void>>();
   onEvent: (event: ComputeEvent) => Promise<unknown> = async () => {};
   /** Decides each job's outcome; by default stim/rollout write two lines and a bake one checkpoint. */
   script: (spec: JobSpec) => Scripted = defaultScript;
@@ -39,8 +41,17 @@ export class TestEngineCompute implements Compute {
     this.states.set(externalId, { state: 'pending' });
     const script = this.script(job.spec);
     // Run after submit returns, as a real platform would.
-    setImmediate(() => void this.run(job, externalId, script));
+    setImmediate(() => {
+      const run = this.run(job, externalId, script).finally(() => this.running.delete(run));
+      this.running.add(run);
+    });
     return externalId;
+  }
+
+  /** Resolves once no run is under way (held jobs wait for `finish` and do not count). */
+  async idle(): Promise<void> {
+    await new Promise((resolve) => setImmediate(resolve));
+    while (this.running.size > 0) await Promise.allSettled([...this.running]);
   }
 
   async describe(externalId: string): Promise<ComputeStatus> {
@@ -118,6 +129,9 @@ function defaultScript(spec: JobSpec): Scripted {
   return { lines: [0, 1].map((id) => ({ stimulus_id: id })) };
 }
 
+/** What the test blobs sign their URLs with (the blob route must be given the same). */
+export const TEST_SIGNING_KEY = 'test-signing-key-0123456789';
+
 export interface TestJobPorts {
   blobs: LocalBlobs;
   queue: InProcessJobQueue;
@@ -127,14 +141,16 @@ export interface TestJobPorts {
 
 export function createTestJobPorts(): TestJobPorts {
   const root = mkdtempSync(join(tmpdir(), 'bakehouse-blobs-'));
-  const blobs = new LocalBlobs({ root, baseUrl: 'http://127.0.0.1:9', signingKey: 'test-signing-key-0123456789' });
+  const blobs = new LocalBlobs({ root, baseUrl: 'http://127.0.0.1:9', signingKey: TEST_SIGNING_KEY });
   const queue = new InProcessJobQueue({ retryDelayMs: () => 5 });
+  const compute = new TestEngineCompute(blobs);
   return {
     blobs,
     queue,
-    compute: new TestEngineCompute(blobs),
+    compute,
     close: async () => {
       await queue.close();
+      await compute.idle();
       rmSync(root, { recursive: true, force: true });
     },
   };

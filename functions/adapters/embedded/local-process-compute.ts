@@ -111,7 +111,6 @@ export class LocalProcessCompute implements Compute {
   /** Taken from the queue, not yet spawned. */
   private readonly starting = new Set<string>();
   private readonly watched = new Map<string, Watched>();
-  private readonly killTimers = new Set<NodeJS.Timeout>();
   /** Events go out one at a time, in the order they happened. */
   private events: Promise<void> = Promise.resolve();
   private ready: Promise<void>;
@@ -152,7 +151,7 @@ export class LocalProcessCompute implements Compute {
     if (this.queue.some((queued) => queued.record.externalId === externalId) || this.starting.has(externalId)) {
       return { state: 'pending' };
     }
-    const record = await this.readRecord(externalId);
+    const record = await this.recordOf(externalId);
     if (!record) return { state: 'gone', reason: `No local compute job ${externalId} is recorded in ${this.stateDir}` };
 
     // Liveness first: a wrapper writes the exit file before it exits, so a dead one has written it.
@@ -180,17 +179,14 @@ export class LocalProcessCompute implements Compute {
       this.report(record, { state: 'failed', reason: terminatedReason(reason) });
       return;
     }
-    const record = await this.readRecord(externalId);
+    const record = await this.recordOf(externalId);
     if (!record?.pid || !(await this.isAlive(record))) return; // never started here, or already over
     await writeFile(this.file(externalId, 'terminated'), reason);
     const pid = record.pid;
     signalGroup(pid, 'SIGTERM');
-    const timer = setTimeout(() => {
-      this.killTimers.delete(timer);
+    setTimeout(() => {
       void this.isAlive(record).then((alive) => alive && signalGroup(pid, 'SIGKILL'));
-    }, this.terminateGraceMs);
-    timer.unref();
-    this.killTimers.add(timer);
+    }, this.terminateGraceMs).unref();
   }
 
   /**
@@ -230,8 +226,7 @@ export class LocalProcessCompute implements Compute {
       watched.detach?.();
     }
     this.watched.clear();
-    for (const timer of this.killTimers) clearTimeout(timer);
-    this.killTimers.clear();
+    // Pending SIGKILL escalations of `terminate` still fire (their timers do not hold the process).
     await this.events;
   }
 
@@ -291,7 +286,10 @@ export class LocalProcessCompute implements Compute {
     this.watched.set(externalId, { record: started, written, detach: () => child.off('exit', onExit) });
     this.starting.delete(externalId);
     this.emit({ externalId, jobId: record.jobId, state: 'running' });
-    await written;
+    // The engine runs whatever happens to this write; without the pid a restart reads it as gone.
+    await written.catch((error: unknown) =>
+      this.log({ level: 'error', msg: 'could not record the engine pid', externalId, error: errorMessage(error) }),
+    );
   }
 
   /** Watches an engine that is not our child by polling its pid and exit file. */
@@ -405,6 +403,11 @@ export class LocalProcessCompute implements Compute {
 
   private file(externalId: string, kind: 'json' | 'exit' | 'stderr' | 'stdout' | 'terminated'): string {
     return join(this.stateDir, `${externalId}.${kind}`);
+  }
+
+  /** What this server knows first (its file may still be being written), else the file. */
+  private async recordOf(externalId: string): Promise<JobRecord | undefined> {
+    return this.watched.get(externalId)?.record ?? (await this.readRecord(externalId));
   }
 
   private async readRecord(externalId: string): Promise<JobRecord | undefined> {

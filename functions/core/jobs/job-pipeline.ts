@@ -77,8 +77,8 @@ export class JobPipeline {
    * never submits twice, then submits it to compute.
    */
   async dispatch(jobId: number): Promise<void> {
-    const claimed = await this.records.transition(jobId, 'submitted');
-    if (claimed?.state !== 'submitted' || claimed.external_id) return;
+    const claimed = await this.records.claim(jobId);
+    if (!claimed || claimed.external_id) return;
     const spec = await this.outputs.readSpec(jobId);
     let externalId: string;
     try {
@@ -87,7 +87,10 @@ export class JobPipeline {
       await this.records.transition(jobId, 'failed', { error: `The job could not be started: ${errorMessage(error)}` });
       return;
     }
-    await this.records.amend(jobId, { external_id: externalId });
+    if (!(await this.records.recordSubmission(jobId, externalId))) {
+      // Nobody will follow this compute job (its record is gone or tracks another): stop it.
+      await this.compute.terminate(externalId, 'Cancelled: its job was deleted or submitted again');
+    }
   }
 
   /** Applies a compute state change; late and repeated events change nothing (state-machine.ts). */
@@ -115,20 +118,26 @@ export class JobPipeline {
   async reconcile(options: ReconcileOptions): Promise<void> {
     const now = this.clock.now().getTime();
     for (const job of await this.records.listActive()) {
-      const age = now - Date.parse(job.updated_at);
-      if (job.state === 'queued') {
-        if (age >= options.queuedGraceMs) await this.queue.send({ jobId: job.job_id });
-      } else if (!job.external_id) {
-        if (age >= options.submitGraceMs && (await this.records.requeue(job.job_id))) await this.queue.send({ jobId: job.job_id });
+      // One job that cannot be reconciled now (a throttled describe) must not hold up the rest.
+      await this.reconcileJob(job, now - Date.parse(job.updated_at), options).catch((error: unknown) => {
+        console.error(JSON.stringify({ level: 'warn', msg: 'job not reconciled; the next sweep retries', jobId: job.job_id, error: String(error) }));
+      });
+    }
+  }
+
+  private async reconcileJob(job: JobRecord, age: number, options: ReconcileOptions): Promise<void> {
+    if (job.state === 'queued') {
+      if (age >= options.queuedGraceMs) await this.queue.send({ jobId: job.job_id });
+    } else if (!job.external_id) {
+      if (age >= options.submitGraceMs && (await this.records.requeue(job.job_id))) await this.queue.send({ jobId: job.job_id });
+    } else {
+      const { state, reason } = await this.compute.describe(job.external_id);
+      if (state === 'gone') {
+        await this.records.transition(job.job_id, 'failed', {
+          error: `The compute job ended unexpectedly${reason ? `: ${reason}` : ''}`,
+        });
       } else {
-        const { state, reason } = await this.compute.describe(job.external_id);
-        if (state === 'gone') {
-          await this.records.transition(job.job_id, 'failed', {
-            error: `The compute job ended unexpectedly${reason ? `: ${reason}` : ''}`,
-          });
-        } else {
-          await this.applyEvent({ externalId: job.external_id, jobId: job.job_id, state, ...(reason ? { reason } : {}) });
-        }
+        await this.applyEvent({ externalId: job.external_id, jobId: job.job_id, state, ...(reason ? { reason } : {}) });
       }
     }
   }

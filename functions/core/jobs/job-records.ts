@@ -121,13 +121,30 @@ export class JobRecords {
     }
   }
 
-  /** Rewrites a job in its current state (e.g. recording the compute id). */
-  async amend(jobId: number, changes: Partial<JobRecord>): Promise<JobRecord | undefined> {
+  /**
+   * Moves a queued job to submitted, returning it only to the one caller that made the move: a
+   * concurrent claimer that finds it already submitted must not submit it again.
+   */
+  async claim(jobId: number): Promise<JobRecord | undefined> {
     for (;;) {
       const job = await this.get(jobId);
-      if (!job || isTerminal(job.state)) return job;
-      const next: JobRecord = { ...job, ...changes, updated_at: this.clock.now().toISOString() };
+      if (job?.state !== 'queued') return undefined;
+      const next: JobRecord = { ...job, state: 'submitted', updated_at: this.clock.now().toISOString() };
       if (await this.replace(job, next)) return next;
+    }
+  }
+
+  /**
+   * Records the compute id of a job just submitted. False when that compute job is not the job's:
+   * the job was deleted meanwhile, or it was re-queued and another submit's id is already recorded.
+   */
+  async recordSubmission(jobId: number, externalId: string): Promise<boolean> {
+    for (;;) {
+      const job = await this.get(jobId);
+      if (!job) return false;
+      if (job.external_id) return job.external_id === externalId;
+      if (isTerminal(job.state)) return true;
+      if (await this.replace(job, { ...job, external_id: externalId, updated_at: this.clock.now().toISOString() })) return true;
     }
   }
 
