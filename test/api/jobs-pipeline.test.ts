@@ -4,6 +4,7 @@
  * compute job is gone. Driven through `services.pipeline`, observed through the API.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { keys } from '#core/keys.ts';
 import { createTarget, createTestApp, POLL, seedTarget, waitForJob, waitUntilRunning, type TestApp } from '#test/support/app.ts';
 
 const STIM = '/v1/repo/r1/targets/t1/stim';
@@ -225,5 +226,18 @@ describe('reconcile', () => {
 
     await api.services.pipeline.reconcile({ queuedGraceMs: 0, submitGraceMs: 0 });
     expect((await api.request('GET', STIM)).body).toMatchObject({ status: 'complete', job_id: jobId, lines: 1 });
+  });
+
+  it('stops and removes a job whose target is gone but whose clean-up never ran', async () => {
+    api.jobs.compute.script = () => ({ hold: true });
+    const jobId = (await api.request('POST', STIM)).body.job_id as number;
+    await waitUntilRunning(api.request, STIM);
+    // The target item disappears as if its delete had crashed before cleaning up its jobs.
+    await api.store.delete(keys.resource('admin', 'r1', 'target', 't1'));
+
+    await api.services.pipeline.reconcile({ queuedGraceMs: 0, submitGraceMs: 0 });
+    expect(api.jobs.compute.terminated).toEqual([`test-${jobId}`]);
+    expect(await api.store.get(keys.job(jobId))).toBeUndefined();
+    expect(await api.jobs.blobs.list(`jobs/${jobId}/`)).toEqual([]);
   });
 });

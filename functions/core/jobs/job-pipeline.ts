@@ -126,6 +126,11 @@ export class JobPipeline {
   }
 
   private async reconcileJob(job: JobRecord, age: number, options: ReconcileOptions): Promise<void> {
+    // An owner deleted while its clean-up was interrupted leaves its job behind: finish that now.
+    if ((await this.records.current(job.kind, job.owner))?.job_id !== job.job_id) {
+      await this.discard(job.job_id, `its ${job.kind === 'bake' ? 'bake' : 'target'} was deleted`);
+      return;
+    }
     if (job.state === 'queued') {
       if (age >= options.queuedGraceMs) await this.queue.send({ jobId: job.job_id });
     } else if (!job.external_id) {
@@ -158,7 +163,6 @@ export class JobPipeline {
     await this.records.delete(jobId);
     await this.outputs.discard(jobId);
   }
-
 }
 
 function errorMessage(error: unknown): string {
