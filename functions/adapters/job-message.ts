@@ -3,13 +3,14 @@
  * in-process too.
  */
 import type { JobMessage } from '#ports/job-queue.ts';
+import { JobMessageBody } from '#schemas/queue.ts';
 
 /** SQS's per-message delay limit (15 minutes). */
 export const MAX_DELAY_SECONDS = 900;
 
 export function assertJobMessage(message: JobMessage): void {
-  const jobId = (message as Partial<JobMessage> | undefined)?.jobId;
-  if (!Number.isSafeInteger(jobId) || jobId! <= 0) {
+  if (!JobMessageBody.safeParse(message).success) {
+    const jobId = (message as Partial<JobMessage> | undefined)?.jobId;
     throw new TypeError(`A job message needs a positive integer jobId (got ${JSON.stringify(jobId)})`);
   }
 }
