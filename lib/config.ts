@@ -22,15 +22,39 @@ export const TenantConfig = z.strictObject({
     .regex(/^\d{12}$/, 'must be a 12-digit AWS account id')
     .optional(),
   region: z.string().regex(/^[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d$/, 'must be an AWS region such as us-east-1'),
-  /** The GPU compute environment (used by the Batch constructs). */
-  gpu: z.strictObject({
-    instanceTypes: z
-      .array(z.string().regex(/^[a-z][a-z0-9-]*\.[a-z0-9]+$/, 'must be an EC2 instance type such as g6e.xlarge'))
-      .min(1, 'must name at least one instance type'),
-    maxVcpus: z.int('must be a positive integer').positive('must be a positive integer'),
-    spot: z.boolean().default(false),
-  }),
-  /** A custom domain for the API (used once the API sits behind a distribution). */
+  /** The GPU compute environment: rollouts and bakes (lib/constructs/batch-compute.ts). */
+  gpu: z
+    .strictObject({
+      /** EC2 instance types Batch may launch; ECS_AL2023_NVIDIA AMIs do not support p3 or g3. */
+      instanceTypes: z
+        .array(z.string().regex(/^[a-z][a-z0-9-]*\.[a-z0-9]+$/, 'must be an EC2 instance type such as g6e.xlarge'))
+        .min(1, 'must name at least one instance type'),
+      /** Caps the environment, and so the bill: vCPUs across all running instances. */
+      maxVcpus: z.int('must be a positive integer').positive('must be a positive integer'),
+      /** Spot capacity (reclaimed jobs are retried) instead of on-demand. */
+      spot: z.boolean().default(false),
+      /**
+       * What one job reserves on an instance (it also gets one GPU). The defaults fit the smallest
+       * common GPU instance (g5.xlarge: 4 vCPUs, 16 GiB, of which ECS keeps some): a job that asks
+       * for more than any configured instance offers stays RUNNABLE forever.
+       */
+      jobVcpus: z.int('must be a positive integer').positive('must be a positive integer').default(4),
+      jobMemoryMiB: z.int('must be a whole number of MiB').min(1024, 'must be at least 1024 MiB').default(14_336),
+    })
+    .refine((gpu) => gpu.jobVcpus <= gpu.maxVcpus, { message: 'must not exceed maxVcpus (one job runs on one instance)', path: ['jobVcpus'] }),
+  /** The CPU (Fargate) compute environment: stim jobs, which call LLM APIs and need no GPU. */
+  cpu: z
+    .strictObject({
+      maxVcpus: z.int('must be a positive integer').positive('must be a positive integer').default(16),
+    })
+    .default({ maxVcpus: 16 }),
+  /** Base models the API offers (`BAKEHOUSE_BASE_MODELS`). Default: functions/composition.ts's list. */
+  baseModels: z.array(z.string().min(1, 'must not be empty')).min(1, 'must name at least one model').optional(),
+  /**
+   * A custom domain for the API, served by an API Gateway HTTP API in front of the function. The
+   * certificate is a regional one, so it must be an ACM certificate in the tenant's region; DNS
+   * (a CNAME to the `ApiDomainTarget` output) stays with the operator.
+   */
   domain: z
     .strictObject({
       name: z.string().regex(/^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/, 'must be a lowercase DNS name'),
@@ -39,7 +63,7 @@ export const TenantConfig = z.strictObject({
         .regex(/^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate\/[A-Za-z0-9-]+$/, 'must be an ACM certificate ARN'),
     })
     .optional(),
-  /** Receives alarm notifications (used by the alarm constructs). */
+  /** Subscribed by email to the alarm topic (lib/constructs/alarms.ts); AWS asks it to confirm. */
   alarmEmail: z.email('must be an email address').optional(),
   /**
    * true (the default): the table has deletion protection and the table, secrets and logs are
@@ -53,6 +77,7 @@ export const TenantConfig = z.strictObject({
        * at least 100 unreserved executions, so new accounts (limit 10) cannot reserve any.
        */
       reservedConcurrency: z.int('must be a positive integer').positive('must be a positive integer').optional(),
+      /** Retention of every log group the stack creates: functions, engine, flow logs, access logs. */
       logRetentionDays: z
         .int()
         .refine((days) => (LOG_RETENTION_DAYS as readonly number[]).includes(days), {
@@ -61,6 +86,16 @@ export const TenantConfig = z.strictObject({
         .default(30),
     })
     .default({ logRetentionDays: 30 }),
+}).superRefine((tenant, ctx) => {
+  // API Gateway serves a regional custom domain only with a certificate from its own region.
+  const certificateRegion = tenant.domain?.certificateArn.split(':')[3];
+  if (certificateRegion !== undefined && certificateRegion !== tenant.region) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['domain', 'certificateArn'],
+      message: `must be in the tenant's region (${tenant.region}), not ${certificateRegion}`,
+    });
+  }
 });
 export type TenantConfig = z.output<typeof TenantConfig>;
 

@@ -1,12 +1,18 @@
-import { CfnOutput, RemovalPolicy, Stack, Tags, type StackProps } from 'aws-cdk-lib';
-import type { CfnTable } from 'aws-cdk-lib/aws-dynamodb';
+import { CfnOutput, Fn, RemovalPolicy, Stack, Tags, type StackProps } from 'aws-cdk-lib';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
-import { NagSuppressions } from 'cdk-nag';
 import type { Construct } from 'constructs';
 import type { TenantConfig } from './config.ts';
+import { Alarms } from './constructs/alarms.ts';
 import { Api } from './constructs/api.ts';
+import { ApiDomain } from './constructs/api-domain.ts';
 import { ApiSecrets } from './constructs/api-secrets.ts';
+import { ArtifactBucket } from './constructs/artifact-bucket.ts';
+import { BatchNetwork } from './constructs/batch-network.ts';
+import { EngineBatch } from './constructs/engine-batch.ts';
+import { EngineSecrets } from './constructs/engine-secrets.ts';
 import { ItemTable } from './constructs/item-table.ts';
+import { JobLambdas } from './constructs/job-lambdas.ts';
+import { JobQueue } from './constructs/job-queue.ts';
 
 export interface TenantStackProps extends StackProps {
   readonly tenant: TenantConfig;
@@ -17,11 +23,23 @@ export function tenantStackName(tenantId: string): string {
   return `Bakehouse-${tenantId}`;
 }
 
-/** One tenant's deployment (DESIGN.md §7). */
+/**
+ * One tenant's deployment (DESIGN.md §7): the API and the job flow's functions over one table,
+ * one bucket and one queue, and the engine on AWS Batch. Each function is granted exactly the
+ * calls its code makes (functions/adapters/aws), on this tenant's resources.
+ */
 export class TenantStack extends Stack {
   readonly table: ItemTable;
   readonly secrets: ApiSecrets;
+  readonly engineSecrets: EngineSecrets;
+  readonly artifacts: ArtifactBucket;
+  readonly jobQueue: JobQueue;
+  readonly network: BatchNetwork;
+  readonly engine: EngineBatch;
   readonly api: Api;
+  readonly apiDomain?: ApiDomain;
+  readonly jobLambdas: JobLambdas;
+  readonly alarms: Alarms;
 
   constructor(scope: Construct, id: string, props: TenantStackProps) {
     const { tenant, ...stackProps } = props;
@@ -34,36 +52,144 @@ export class TenantStack extends Stack {
     });
     Tags.of(this).add('bakehouse:tenant', tenant.tenantId);
     const removalPolicy = tenant.deletionProtection ? RemovalPolicy.RETAIN : RemovalPolicy.DESTROY;
+    const logRetention = tenant.api.logRetentionDays as RetentionDays;
 
+    // State.
     this.table = new ItemTable(this, 'Items', { deletionProtection: tenant.deletionProtection, removalPolicy });
+    this.artifacts = new ArtifactBucket(this, 'Artifacts', { removalPolicy });
+    this.jobQueue = new JobQueue(this, 'JobQueue', { consumerTimeout: JobLambdas.DISPATCHER_TIMEOUT });
     this.secrets = new ApiSecrets(this, 'Secrets', { removalPolicy });
-    this.api = new Api(this, 'Api', {
-      tableName: this.table.tableName,
-      adminKeySecretArn: this.secrets.adminKey.secretArn,
-      reservedConcurrency: tenant.api.reservedConcurrency,
-      logRetention: tenant.api.logRetentionDays as RetentionDays,
+    this.engineSecrets = new EngineSecrets(this, 'EngineSecrets', { removalPolicy });
+
+    // The engine.
+    this.network = new BatchNetwork(this, 'Network', { flowLogRetention: logRetention, removalPolicy });
+    this.engine = new EngineBatch(this, 'Engine', {
+      network: this.network,
+      gpu: tenant.gpu,
+      cpuMaxVcpus: tenant.cpu.maxVcpus,
+      secrets: this.engineSecrets,
+      logRetention,
       removalPolicy,
     });
+    this.artifacts.grantEngineAccess(this.engine.jobRole);
 
-    // Least privilege: only the API function touches the table and reads the admin key.
-    this.table.grantReadWriteData(this.api.function);
-    this.secrets.grantReadAdminKey(this.api.function);
+    // The functions, all configured alike (functions/composition.ts `awsConfigFromEnv`).
+    const environment: Record<string, string> = {
+      TABLE_NAME: this.table.tableName,
+      ARTIFACT_BUCKET: this.artifacts.bucketName,
+      JOB_QUEUE_URL: this.jobQueue.queueUrl,
+      BATCH_GPU_QUEUE: this.engine.gpu.jobQueue.jobQueueArn,
+      BATCH_CPU_QUEUE: this.engine.cpu.jobQueue.jobQueueArn,
+      BATCH_GPU_JOB_DEFINITION: this.engine.gpu.jobDefinition.jobDefinitionArn,
+      BATCH_CPU_JOB_DEFINITION: this.engine.cpu.jobDefinition.jobDefinitionArn,
+      ...(tenant.baseModels ? { BAKEHOUSE_BASE_MODELS: tenant.baseModels.join(',') } : {}),
+    };
+    this.api = new Api(this, 'Api', {
+      environment,
+      adminKeySecretArn: this.secrets.adminKey.secretArn,
+      reservedConcurrency: tenant.api.reservedConcurrency,
+      logRetention,
+      removalPolicy,
+    });
+    this.jobLambdas = new JobLambdas(this, 'Jobs', {
+      environment,
+      jobQueue: this.jobQueue,
+      batchJobQueueArns: this.engine.jobQueueArns,
+      logRetention,
+      removalPolicy,
+    });
+    if (tenant.domain) {
+      this.apiDomain = new ApiDomain(this, 'ApiDomain', {
+        handler: this.api.function,
+        domainName: tenant.domain.name,
+        certificateArn: tenant.domain.certificateArn,
+        logRetention,
+        removalPolicy,
+      });
+    }
+    this.grantLeastPrivilege();
 
-    new CfnOutput(this, 'ApiUrl', { value: this.api.url.url, description: 'Base URL of the Bread and Loops APIs' });
+    this.alarms = new Alarms(this, 'Alarms', { email: tenant.alarmEmail });
+    this.alarms.alarmOnDeadLetters('JobMessagesDeadLettered', this.jobQueue.deadLetterQueue, 'A job message that the dispatcher kept failing on');
+    this.alarms.alarmOnDeadLetters('EventsDeadLettered', this.jobLambdas.eventDeadLetters, 'A Batch state change or reconciler run');
+    this.alarms.alarmOnApi5xx('Api5xx', this.api.function);
+    this.alarms.alarmOnFunctionErrors('ApiErrors', this.api.function, 'API');
+    this.alarms.alarmOnFunctionErrors('DispatcherErrors', this.jobLambdas.dispatcher.function, 'dispatcher');
+    this.alarms.alarmOnFunctionErrors('JobEventsErrors', this.jobLambdas.jobEvents.function, 'job-events');
+    this.alarms.alarmOnFunctionErrors('ReconcilerErrors', this.jobLambdas.reconciler.function, 'reconciler');
+    this.alarms.alarmOnFailedBatchJobs('FailedBatchJobs', this.engine.jobQueueArns);
+    if (this.apiDomain) {
+      this.alarms.alarmOn('ApiDomain5xx', this.apiDomain.metricServerErrors(), 5, 'The API keeps answering with 5xx errors on its custom domain.');
+    }
+
+    new CfnOutput(this, 'ApiUrl', {
+      value: this.apiDomain?.url ?? this.api.baseUrl,
+      description: 'Base URL of the Bread and Loops APIs (BREAD_BASE_URL)',
+    });
+    if (this.apiDomain) {
+      new CfnOutput(this, 'ApiDomainTarget', {
+        value: this.apiDomain.regionalDomainName,
+        description: `Point a CNAME record for ${tenant.domain?.name} at this name`,
+      });
+      new CfnOutput(this, 'FunctionUrl', { value: this.api.baseUrl, description: 'The API without the custom domain' });
+    }
     new CfnOutput(this, 'AdminKeySecretArn', {
       value: this.secrets.adminKey.secretArn,
       description: 'Secret holding the admin API key: aws secretsmanager get-secret-value --secret-id <arn>',
     });
+    new CfnOutput(this, 'LlmApiKeysSecretArn', {
+      value: this.engineSecrets.llmApiKeys.secretArn,
+      description: 'Secret for the question LLM (ANTHROPIC_API_KEY, OPENAI_API_KEY, OPENAI_BASE_URL) used by stim jobs',
+    });
+    new CfnOutput(this, 'HubTokenSecretArn', {
+      value: this.engineSecrets.hubToken.secretArn,
+      description: 'Secret for the Hugging Face Hub token (HF_TOKEN) used by rollout and bake jobs',
+    });
+    new CfnOutput(this, 'ArtifactBucketName', { value: this.artifacts.bucketName, description: 'Job files (jobs/<jobId>/)' });
+    new CfnOutput(this, 'AlarmTopicArn', { value: this.alarms.topic.topicArn, description: 'Alarm notifications' });
+  }
 
-    const tableLogicalId = this.getLogicalId(this.table.table.node.defaultChild as CfnTable);
-    NagSuppressions.addResourceSuppressions(this.api.role.node.findChild('DefaultPolicy'), [
-      {
-        id: 'AwsSolutions-IAM5',
-        reason:
-          "grantReadWriteData covers the table's indexes as <table>/index/*; the wildcard stays inside this one " +
-          'table, whose only index is gsi1, which the Store queries.',
-        appliesTo: [`Resource::<${tableLogicalId}.Arn>/index/*`],
-      },
-    ]);
+  /**
+   * Two availability zones by intrinsic function rather than by lookup, so that synth needs no AWS
+   * credentials even when the tenant names its account (a lookup would ask the account).
+   */
+  override get availabilityZones(): string[] {
+    return [Fn.select(0, Fn.getAzs()), Fn.select(1, Fn.getAzs())];
+  }
+
+  /** Each function gets the calls its code makes (functions/core/jobs/job-pipeline.ts), no more. */
+  private grantLeastPrivilege(): void {
+    const { api, jobLambdas, table, artifacts, jobQueue, engine } = this;
+    const { dispatcher, jobEvents, reconciler } = jobLambdas;
+
+    // API: every route; starting a job writes its spec and sends its message; deleting an owner
+    // terminates its running job and deletes its files; downloads are presigned GETs.
+    table.grantStoreAccess(api.function);
+    this.secrets.grantReadAdminKey(api.function);
+    artifacts.grantReadJobFiles(api.function);
+    artifacts.grantWriteJobFiles(api.function);
+    artifacts.grantDeleteJobFiles(api.function);
+    jobQueue.grantSendJobMessages(api.function);
+    engine.grantTerminateJobs(api.function);
+
+    // Dispatcher: claims the job, reads its spec, submits it; terminates the Batch job it just
+    // submitted when the job was deleted meanwhile. (Consuming the queue is the event source's grant.)
+    table.grantStoreAccess(dispatcher.function);
+    artifacts.grantReadJobFiles(dispatcher.function);
+    engine.grantSubmitJobs(dispatcher.function);
+    engine.grantTerminateJobs(dispatcher.function);
+
+    // Job events: applies the state change and copies the engine's result.json into the job.
+    table.grantStoreAccess(jobEvents.function);
+    artifacts.grantReadJobFiles(jobEvents.function);
+
+    // Reconciler: re-sends queued jobs, asks Batch about submitted ones, and finishes the clean-up
+    // of jobs whose owner was deleted (terminate, delete record and files).
+    table.grantStoreAccess(reconciler.function);
+    artifacts.grantReadJobFiles(reconciler.function);
+    artifacts.grantDeleteJobFiles(reconciler.function);
+    jobQueue.grantSendJobMessages(reconciler.function);
+    engine.grantDescribeJobs(reconciler.function);
+    engine.grantTerminateJobs(reconciler.function);
   }
 }

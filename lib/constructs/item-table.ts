@@ -1,6 +1,6 @@
 import { RemovalPolicy } from 'aws-cdk-lib';
 import { AttributeType, BillingMode, ProjectionType, Table, TableEncryption } from 'aws-cdk-lib/aws-dynamodb';
-import type { Grant, IGrantable } from 'aws-cdk-lib/aws-iam';
+import { Grant, type IGrantable } from 'aws-cdk-lib/aws-iam';
 import { Construct } from 'constructs';
 
 export interface ItemTableProps {
@@ -18,6 +18,14 @@ export interface ItemTableProps {
 export class ItemTable extends Construct {
   static readonly GSI1 = 'gsi1';
   static readonly TTL_ATTRIBUTE = 'ttl';
+  static readonly STORE_ACTIONS = [
+    'dynamodb:GetItem',
+    'dynamodb:PutItem',
+    'dynamodb:UpdateItem',
+    'dynamodb:DeleteItem',
+    'dynamodb:Query',
+    'dynamodb:ConditionCheckItem',
+  ];
 
   readonly table: Table;
 
@@ -45,8 +53,17 @@ export class ItemTable extends Construct {
     return this.table.tableName;
   }
 
-  /** Item reads and writes on the table and its indexes; nothing administrative. */
-  grantReadWriteData(grantee: IGrantable): Grant {
-    return this.table.grantReadWriteData(grantee);
+  /**
+   * The item calls the Store makes (functions/adapters/aws/dynamodb-store.ts), on the table and
+   * its one index: get, put, update, delete, query, and the condition checks inside its
+   * transactions (TransactWriteItems is authorised per item action). No scans, batch calls,
+   * stream reads or table administration.
+   */
+  grantStoreAccess(grantee: IGrantable): Grant {
+    return Grant.addToPrincipal({
+      grantee,
+      actions: ItemTable.STORE_ACTIONS,
+      resourceArns: [this.table.tableArn, `${this.table.tableArn}/index/${ItemTable.GSI1}`],
+    });
   }
 }

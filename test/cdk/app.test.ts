@@ -6,6 +6,8 @@ import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 
 const run = promisify(execFile);
+// The CLI hands cdk.json's context (the feature flags) to the app in CDK_CONTEXT_JSON.
+const cdkJson = JSON.parse(readFileSync(new URL('../../cdk.json', import.meta.url), 'utf8')) as { context: Record<string, unknown> };
 const dir = mkdtempSync(join(tmpdir(), 'bakehouse-app-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -14,7 +16,7 @@ function synth(tenants: unknown, outdir: string) {
   const file = join(dir, `${outdir}.json`);
   writeFileSync(file, JSON.stringify(tenants));
   return run(process.execPath, ['--import', 'tsx', 'bin/app.ts'], {
-    env: { ...process.env, BAKEHOUSE_TENANTS_FILE: file, CDK_OUTDIR: join(dir, outdir) },
+    env: { ...process.env, BAKEHOUSE_TENANTS_FILE: file, CDK_OUTDIR: join(dir, outdir), CDK_CONTEXT_JSON: JSON.stringify(cdkJson.context) },
   });
 }
 

@@ -29,7 +29,8 @@ describe('tenant config', () => {
     expect(loadTenants({ tenants: [valid] })).toEqual([
       {
         ...valid,
-        gpu: { ...valid.gpu, spot: false },
+        gpu: { ...valid.gpu, spot: false, jobVcpus: 4, jobMemoryMiB: 14_336 },
+        cpu: { maxVcpus: 16 },
         deletionProtection: true,
         api: { logRetentionDays: 30 },
       },
@@ -70,6 +71,37 @@ describe('tenant config', () => {
       'tenants[1].api.reservedConcurrency: must be a positive integer',
       expect.stringMatching(/^tenants\[1\]\.api\.logRetentionDays: must be one of 1, 3, 5, .*, 3653$/),
       'tenants[1]: Unrecognized key: "gpus"',
+    ]);
+  });
+
+  it('checks what one GPU job asks for against the environment, and the models it offers', () => {
+    expect(
+      problems({
+        tenants: [
+          {
+            ...valid,
+            gpu: { instanceTypes: ['g6e.xlarge'], maxVcpus: 4, jobVcpus: 8, jobMemoryMiB: 512 },
+            cpu: { maxVcpus: 0 },
+            baseModels: [],
+          },
+        ],
+      }),
+    ).toEqual([
+      'tenants[0].gpu.jobMemoryMiB: must be at least 1024 MiB',
+      'tenants[0].gpu.jobVcpus: must not exceed maxVcpus (one job runs on one instance)',
+      'tenants[0].cpu.maxVcpus: must be a positive integer',
+      'tenants[0].baseModels: must name at least one model',
+    ]);
+    expect(problems({ tenants: [{ ...valid, gpu: { instanceTypes: ['g6e.xlarge'], maxVcpus: 4, jobVcpus: 8 } }] })).toEqual([
+      'tenants[0].gpu.jobVcpus: must not exceed maxVcpus (one job runs on one instance)',
+    ]);
+  });
+
+  it("wants the custom domain's certificate in the tenant's region (API Gateway's regional domains)", () => {
+    const domain = (region: string) => ({ name: 'bread.example.com', certificateArn: `arn:aws:acm:${region}:123456789012:certificate/abc-123` });
+    expect(loadTenants({ tenants: [{ ...valid, domain: domain('us-east-1') }] })[0]!.domain).toEqual(domain('us-east-1'));
+    expect(problems({ tenants: [{ ...valid, domain: domain('eu-west-1') }] })).toEqual([
+      "tenants[0].domain.certificateArn: must be in the tenant's region (us-east-1), not eu-west-1",
     ]);
   });
 
