@@ -7,6 +7,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { benchHttp } from './http.ts';
 import { benchLambdaBundle } from './lambda-bundle.ts';
+import { benchJobStart } from './job-start.ts';
 import { benchPagination } from './pagination.ts';
 
 const results = {
@@ -15,6 +16,7 @@ const results = {
   http_in_process_sqlite: await benchHttp(),
   api_lambda_bundle: await benchLambdaBundle(),
   output_pagination: await benchPagination(),
+  job_start_embedded: await benchJobStart(),
 };
 mkdirSync('bench/results', { recursive: true });
 writeFileSync('bench/results/api.json', `${JSON.stringify(results, null, 2)}\n`);
