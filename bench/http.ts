@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { ADMIN_USER } from '#core/api-keys.ts';
 import { composeEmbedded } from '#functions/composition.ts';
 import { createApp } from '#http/app.ts';
-import { measure, round, type Summary } from './stats.ts';
+import { jsonCaller, measure, round, type Summary } from './stats.ts';
 
 const KEY = 'bench-admin-key';
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 2000);
@@ -28,15 +28,7 @@ export async function benchHttp(): Promise<Record<string, unknown>> {
   const { services } = runtime;
   await services.apiKeys.ensure(KEY, ADMIN_USER, true);
   const app = createApp(services);
-  const call = async (method: string, path: string, body?: unknown) => {
-    const response = await app.request(path, {
-      method,
-      headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    if (response.status >= 300) throw new Error(`${method} ${path} → ${response.status} ${await response.text()}`);
-    return response.json();
-  };
+  const call = jsonCaller((path, init) => app.request(path, init), KEY);
 
   await call('POST', '/v1/repo', { repo_name: 'bench', base_model: 'bakehouse/toy-instruct' });
   for (let i = 0; i < LISTED_PROMPTS; i++) {

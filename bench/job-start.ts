@@ -10,22 +10,14 @@ import { join } from 'node:path';
 import { serve } from '@hono/node-server';
 import { keys } from '#core/keys.ts';
 import { startLocalServer } from '#local/server.ts';
-import { round } from './stats.ts';
+import { jsonCaller, round } from './stats.ts';
 
 const RUNS = Number(process.env.BENCH_START_RUNS ?? 5);
 
 export async function benchJobStart(): Promise<Record<string, unknown>> {
   const dataDir = mkdtempSync(join(tmpdir(), 'bakehouse-bench-start-'));
   const server = await startLocalServer({ port: 0, dataDir, serve, engineConcurrency: 4 });
-  const call = async (method: string, path: string, body?: unknown) => {
-    const response = await fetch(`${server.url}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${server.adminApiKey}`, 'content-type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    if (response.status >= 300) throw new Error(`${method} ${path} → ${response.status} ${await response.text()}`);
-    return (await response.json()) as Record<string, unknown>;
-  };
+  const call = jsonCaller((path, init) => fetch(`${server.url}${path}`, init), server.adminApiKey);
   const until = async (path: string, status: string) => {
     for (;;) {
       const job = await call('GET', path);

@@ -9,7 +9,7 @@ import { createApp } from '#http/app.ts';
 import { systemClock } from '#ports/clock.ts';
 import { SqliteStore } from '#adapters/embedded/sqlite-store.ts';
 import { createTestJobPorts } from '#test/support/test-engine.ts';
-import { measure, round } from './stats.ts';
+import { jsonCaller, measure, round } from './stats.ts';
 
 const LINES = 200_000;
 const KEY = 'bench-admin-key';
@@ -23,14 +23,7 @@ export async function benchPagination(): Promise<Record<string, unknown>> {
   jobs.queue.consume(({ jobId }) => services.pipeline.dispatch(jobId));
   await services.apiKeys.ensure(KEY, ADMIN_USER, true);
   const app = createApp(services);
-  const call = async (method: string, path: string, body?: unknown) => {
-    const response = await app.request(path, {
-      method,
-      headers: { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    return (await response.json()) as Record<string, unknown>;
-  };
+  const call = jsonCaller((path, init) => app.request(path, init), KEY);
 
   // A rollout-sized line: the stimulus contexts and a response of a few hundred characters.
   const line = (id: number) => ({

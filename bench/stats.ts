@@ -37,3 +37,16 @@ export function round(value: number, digits = 1): number {
   const factor = 10 ** digits;
   return Math.round(value * factor) / factor;
 }
+
+/** JSON calls with a bearer key to an in-process app (or any fetch); a non-2xx answer throws. */
+export function jsonCaller(fetchLike: (path: string, init: RequestInit) => Response | Promise<Response>, key: string) {
+  return async (method: string, path: string, body?: unknown): Promise<Record<string, unknown>> => {
+    const response = await fetchLike(path, {
+      method,
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    if (response.status >= 300) throw new Error(`${method} ${path} → ${response.status} ${await response.text()}`);
+    return (await response.json()) as Record<string, unknown>;
+  };
+}
