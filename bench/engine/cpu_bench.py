@@ -1,9 +1,11 @@
 """Engine throughput on the CPU with the toy model: rollout batching and bake tokens/s.
 
 1. Rollout: the same stimuli and settings with `max_concurrency` 16 (batched, KV cache, left
-   padding) and 1 (one sequence at a time); completion tokens per second of each, and their ratio.
-   Both runs are in this process, one after the other, so the ratio holds on a shared machine
-   where the absolute numbers drift.
+   padding) and 1 (one sequence at a time); completion tokens per second of each, and their ratio,
+   measured twice: for the whole rollout job (model load and prompt rendering included) and for
+   generation alone (the engine's batch loop on a loaded model). Settings alternate for ROUNDS
+   rounds in this process and the best round of each counts, so the ratios hold on a shared
+   machine where absolute numbers drift (the load average is recorded).
 2. Bake: the batched rollout's trajectories baked through the engine's bake job; tokens/s (student
    tokens per second of iteration time) and the estimated TFLOP/s from metrics.jsonl, skipping the
    first row (warm-up).
@@ -29,8 +31,9 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "batch" / "engine" / "src"))
 os.environ.setdefault("BAKEHOUSE_DEVICE", "cpu")
 
-STIMULI = 32
+STIMULI = 64
 TRAJECTORIES = 2
+ROUNDS = 2
 MAX_TOKENS = 64
 BATCHED_CONCURRENCY = 16
 BEHAVIOUR = "signature"
@@ -66,7 +69,8 @@ def stim_lines() -> list[dict]:
 
     system_prompt = behaviours[BEHAVIOUR][0]
     lines = []
-    for index, question in enumerate(shipped_questions("squad")[:STIMULI]):
+    questions = (shipped_questions("squad") + shipped_questions("gsm8k"))[:STIMULI]
+    for index, question in enumerate(questions):
         user = {"role": "user", "content": question}
         lines.append(
             {
@@ -102,6 +106,26 @@ def bench_rollout(root: Path, stim_uri: str, concurrency: int) -> dict:
     }
 
 
+def bench_generation(model, tokenizer, lines: list[dict], concurrency: int) -> dict:
+    from bakehouse_engine.rollout import GenerationSettings, Generator, build_work
+
+    settings = GenerationSettings(temperature=1.0, max_tokens=MAX_TOKENS)
+    generator = Generator(model, tokenizer, settings, seed=0)
+    work = build_work(lines, tokenizer, {"num_traj_per_stimulus": TRAJECTORIES, "tools": None}, settings, generator.context)
+    started, tokens = time.perf_counter(), 0
+    for start in range(0, len(work), concurrency):
+        for ids, stopped in generator.generate(work[start : start + concurrency]):
+            tokens += generator.finish(ids, stopped)[2]
+    elapsed = time.perf_counter() - started
+    return {"max_concurrency": concurrency, "completion_tokens": tokens, "wall_s": round(elapsed, 2), "tokens_per_s": round(tokens / elapsed, 1)}
+
+
+def best_round(rounds: list[dict]) -> dict:
+    best = dict(max(rounds, key=lambda run: run["tokens_per_s"]))
+    best["tokens_per_s_rounds"] = [run["tokens_per_s"] for run in rounds]
+    return best
+
+
 def bench_bake(root: Path, rollout_output: Path) -> dict:
     import bakehouse_engine.bake as bake
 
@@ -113,7 +137,7 @@ def bench_bake(root: Path, rollout_output: Path) -> dict:
                 "seed": 42, "epochs": 2, "micro_batch_size": 8, "gradient_accumulation_steps": 1,
                 "model": {"baked_adapter_config": {"r": 32, "lora_alpha": 16, "target_modules": "all-linear"}},
                 "data": {"max_length": 3000},
-                "optimizer": {"learning_rate": 1e-3},
+                "optimizer": {"learning_rate": 1e-2},
                 "scheduler": {"type": "huggingface"},
                 "checkpoint": [{"save_end_of_training": True}],
                 "train_log_iter_interval": 1,
@@ -143,6 +167,7 @@ def main() -> None:
     import torch
     import transformers
 
+    from bakehouse_engine.models import load_model
     from bakehouse_engine.toy import ensure_toy_model, model_cache_dir
     from bakehouse_engine.toy.cache import TOY_MODEL_NAME
 
@@ -156,10 +181,22 @@ def main() -> None:
         root = Path(scratch)
         stim_file = root / "stim.jsonl"
         stim_file.write_text("".join(json.dumps(line) + "\n" for line in stim_lines()))
-        batched = bench_rollout(root / "batched", stim_file.as_uri(), BATCHED_CONCURRENCY)
-        single = bench_rollout(root / "single", stim_file.as_uri(), 1)
+        load_before = os.getloadavg()[0]
+        jobs: dict[int, list[dict]] = {BATCHED_CONCURRENCY: [], 1: []}
+        for round_index in range(ROUNDS):
+            for concurrency in jobs:
+                jobs[concurrency].append(bench_rollout(root / f"rollout-{concurrency}-{round_index}", stim_file.as_uri(), concurrency))
+        batched, single = (best_round(jobs[concurrency]) for concurrency in (BATCHED_CONCURRENCY, 1))
         baked = bench_bake(root / "bake", Path(batched.pop("output_path")))
         single.pop("output_path")
+
+        model, tokenizer = load_model({"base_model": TOY_MODEL_NAME, "adapters": []}, None, "cpu")
+        loops: dict[int, list[dict]] = {BATCHED_CONCURRENCY: [], 1: []}
+        for _ in range(ROUNDS):
+            for concurrency in loops:
+                loops[concurrency].append(bench_generation(model, tokenizer, stim_lines(), concurrency))
+        generation_batched, generation_single = (best_round(loops[concurrency]) for concurrency in (BATCHED_CONCURRENCY, 1))
+        load_after = os.getloadavg()[0]
 
     report = {
         "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -167,15 +204,22 @@ def main() -> None:
             "cpus": os.cpu_count(),
             "cpu": platform.processor() or platform.machine(),
             "torch_threads": torch.get_num_threads(),
+            "load_average_1m": [round(load_before, 2), round(load_after, 2)],
             "python": platform.python_version(),
             "torch": torch.__version__,
             "transformers": transformers.__version__,
         },
         "model": {"name": TOY_MODEL_NAME, "parameters": _parameters(toy_dir), "build_s": toy_build_s},
         "rollout": {
-            "stimuli": STIMULI, "trajectories_per_stimulus": TRAJECTORIES, "max_tokens": MAX_TOKENS,
-            "batched": batched, "one_at_a_time": single,
-            "batched_speedup": round(batched["tokens_per_s"] / single["tokens_per_s"], 2),
+            "stimuli": len(stim_lines()), "trajectories_per_stimulus": TRAJECTORIES, "max_tokens": MAX_TOKENS,
+            "job": {
+                "batched": batched, "one_at_a_time": single,
+                "batched_speedup": round(batched["tokens_per_s"] / single["tokens_per_s"], 2),
+            },
+            "generation": {
+                "batched": generation_batched, "one_at_a_time": generation_single,
+                "batched_speedup": round(generation_batched["tokens_per_s"] / generation_single["tokens_per_s"], 2),
+            },
         },
         "bake": baked,
     }

@@ -78,7 +78,7 @@ export async function sampleReplies(client: Client, request: SampleRequest): Pro
       model_name: request.model,
       generators: [{ type: 'hardcoded', questions: request.questions }],
       temperature: 0,
-      max_tokens: request.maxTokens ?? 48,
+      max_tokens: request.maxTokens ?? 96,
     },
   });
   await runStim(client, repo, name);

@@ -43,7 +43,8 @@ export const DEMO_BAKE = {
     ],
     num_traj_per_stimulus: 2,
     temperature: 1.0,
-    max_tokens: 48,
+    // Room for a whole reply: a cut-off teacher reply would teach the student to stop early.
+    max_tokens: 96,
   },
   bake: {
     datasets: [{ target: 'uppercase', weight: 1 }],

@@ -1,0 +1,1 @@
+"""Bakehouse engine: stim, rollout and bake jobs (DESIGN.md §5)."""

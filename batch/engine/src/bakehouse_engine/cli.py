@@ -1,0 +1,169 @@
+"""Command line: `run <spec>` runs one job; `toy-model build` makes the toy instruct model.
+
+`run` owns the job's envelope (DESIGN.md §5): it validates the spec, gives the job module its
+outputs, and writes result.json last. The exit code is 0 exactly when the job completed; 1 when it
+failed; 2 when the spec itself was unusable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import logging
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import traceback
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+from bakehouse_engine import storage
+from bakehouse_engine.context import JobContext
+from bakehouse_engine.errors import JobFailure
+from bakehouse_engine.outputs import Metrics, OutputLines, Progress
+from bakehouse_engine.spec import SpecError, load_spec
+
+EXIT_COMPLETE = 0
+EXIT_FAILED = 1
+EXIT_BAD_SPEC = 2
+
+# Job modules are imported on demand, so a stim job never loads torch.
+JOB_MODULES = {"stim": "bakehouse_engine.stim", "rollout": "bakehouse_engine.rollout", "bake": "bakehouse_engine.bake"}
+KINDS_WITH_LINES = ("stim", "rollout")
+# What the `ml` extra installs; the CPU image (stim only) goes without.
+ML_PACKAGES = ("torch", "transformers", "peft", "accelerate", "safetensors", "tokenizers")
+
+log = logging.getLogger("bakehouse_engine")
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        return run_job(args.spec)
+    if args.command == "kl":
+        from bakehouse_engine.evaluate import main as kl_main
+
+        kl_main(args.base, args.teacher_system, args.questions, args.candidate)
+        return 0
+    if args.out is None and args.seed != 0:
+        parser.error("--seed applies to a build into --out; the cached toy model is always built with seed 0")
+    return _toy_model_build(args.out, args.seed)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bakehouse_engine", description="The Bakehouse engine.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run one job and write result.json under its output_uri")
+    run.add_argument("spec", help="the job spec: a local path, file:// or s3:// URI")
+    kl = commands.add_parser("kl", help="mean per-token KL(prompted teacher ‖ candidate) on held-out questions, as JSON")
+    kl.add_argument("--base", required=True, help="base model name, e.g. bakehouse/toy-instruct")
+    kl.add_argument("--teacher-system", required=True, help="the teacher's system prompt")
+    kl.add_argument("--questions", required=True, type=Path, help="a JSON file with a list of questions")
+    kl.add_argument("--candidate", action="append", default=[], help="`name` (the bare base) or `name=adapter_dir`; repeatable")
+    toy = commands.add_parser("toy-model", help="the toy instruct model used by tests and the demo")
+    toy_actions = toy.add_subparsers(dest="action", required=True)
+    build = toy_actions.add_parser(
+        "build", help="build the toy model into --out, or into the model cache when it is missing there"
+    )
+    build.add_argument("--out", type=Path, help="directory to write the model to (files already there are overwritten)")
+    build.add_argument("--seed", type=int, default=0, help="training seed (default 0; only with --out)")
+    return parser
+
+
+def run_job(source: str) -> int:
+    try:
+        spec = load_spec(source)
+    except SpecError as error:
+        log.error("%s", error)
+        if error.output_uri:
+            storage.write_json(storage.join(error.output_uri, "result.json"), {"status": "failed", "error": str(error)})
+        return EXIT_BAD_SPEC
+
+    kind, output_uri = spec["kind"], spec["output_uri"]
+    log.info("%s job %s starting; output under %s", kind, spec["job_id"], output_uri)
+    workdir = Path(tempfile.mkdtemp(prefix=f"bakehouse-{kind}-{spec['job_id']}-"))
+    output = OutputLines(output_uri, workdir)
+    metrics = Metrics(output_uri, workdir)
+    ctx = JobContext(spec, output_uri, workdir, output, Progress(output_uri, (output, metrics)), metrics)
+    try:
+        result = _run_and_close(ctx)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    if kind in KINDS_WITH_LINES:
+        result.setdefault("lines", output.count)
+    storage.write_json(storage.join(output_uri, "result.json"), result)
+    log.info("%s job %s %s%s", kind, spec["job_id"], result["status"], f": {result['error']}" if result["error"] else "")
+    return EXIT_COMPLETE if result["status"] == "complete" else EXIT_FAILED
+
+
+def _run_and_close(ctx: JobContext) -> dict:
+    """Runs the job module and flushes its outputs; any failure becomes a failed result."""
+    try:
+        with _stop_signals_fail_the_job():
+            extra = _job_module(ctx.spec["kind"]).run(ctx)
+            ctx.output.close()
+            ctx.metrics.close()
+            ctx.progress.update(100.0, ctx.output.count)
+        return {"status": "complete", "error": None, **extra}
+    except JobFailure as error:
+        failure = str(error)
+    except Exception as error:  # noqa: BLE001 — every failure must reach result.json
+        traceback.print_exc()
+        failure = f"Internal engine error: {type(error).__name__}: {error}"
+    _close_quietly(ctx)
+    return {"status": "failed", "error": failure}
+
+
+def _job_module(kind: str) -> ModuleType:
+    try:
+        return importlib.import_module(JOB_MODULES[kind])
+    except ModuleNotFoundError as error:
+        if error.name in ML_PACKAGES:
+            raise JobFailure(
+                f"This engine install cannot run {kind} jobs: {error.name} is missing. Run them on the GPU image, "
+                "or install the engine with its ml extra."
+            ) from error
+        raise
+
+
+def _close_quietly(ctx: JobContext) -> None:
+    """Publishes what a failed job wrote; a second error must not hide the first."""
+    for close in (ctx.output.close, ctx.metrics.close, ctx.progress.flush):
+        try:
+            close()
+        except Exception:  # noqa: BLE001
+            traceback.print_exc()
+
+
+@contextlib.contextmanager
+def _stop_signals_fail_the_job() -> Iterator[None]:
+    """AWS Batch and the local runtime stop a job with SIGTERM; report that instead of dying silently."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, _frame: object) -> None:
+        raise JobFailure(f"The job was stopped ({signal.Signals(signum).name}) before it finished; run it again.")
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _toy_model_build(out: Path | None, seed: int) -> int:
+    from bakehouse_engine.toy import build_toy_model, ensure_toy_model
+
+    if out is None:
+        print(ensure_toy_model())
+    else:
+        build_toy_model(out, seed=seed)
+        print(out)
+    return EXIT_COMPLETE

@@ -1,0 +1,18 @@
+"""What a job module (stim, rollout, bake) is handed by the CLI."""
+
+from __future__ import annotations
+
+import pathlib
+from dataclasses import dataclass
+
+from bakehouse_engine.outputs import Metrics, OutputLines, Progress
+
+
+@dataclass
+class JobContext:
+    spec: dict
+    output_uri: str
+    workdir: pathlib.Path  # scratch space, removed when the job ends
+    output: OutputLines
+    progress: Progress
+    metrics: Metrics

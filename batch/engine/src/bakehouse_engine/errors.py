@@ -1,0 +1,5 @@
+"""Errors a job reports to its user."""
+
+
+class JobFailure(Exception):
+    """A job failed for a reason the user can act on; the message is result.json's `error`."""

@@ -1,0 +1,324 @@
+"""Rollout jobs: the teacher model answers every stimulus `num_traj_per_stimulus` times (bread-api §10).
+
+The teacher context is the stim line's `trajectory_override_stimulus`, else its
+`unconditioned_stimulus`, plus the teacher prompt's tools, rendered with the model's chat template.
+Generation is batched (`max_concurrency` sequences at once, left-padded, with the KV cache), and
+lines are appended as each batch completes, so their order is not (stimulus, trajectory) order.
+
+Sampling is decided per row by `SeededSampler`, from a random stream seeded with (seed,
+stimulus_id, trajectory_id): a trajectory's draws do not depend on which batch it ran in, so reruns and
+different `max_concurrency` values reproduce it (up to the float noise of padding). The model's own
+generation_config sampling defaults are not applied; only the rollout's settings are.
+
+`extra_kwargs` (OpenAI / vLLM style) map as follows: `top_p`, `top_k` (≤ 0 = off), `min_p` → the
+sampler; `repetition_penalty`, `no_repeat_ngram_size`, `min_tokens` / `min_new_tokens` → generate;
+`stop` → stop strings (the response ends before the first one); `chat_template_kwargs` → the chat
+template (e.g. `{"enable_thinking": false}`). Any other key is ignored and reported in
+`unhonoured_config`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import torch
+from transformers import GenerationConfig, LogitsProcessor
+from transformers.generation.logits_process import (
+    MinPLogitsWarper,
+    TemperatureLogitsWarper,
+    TopKLogitsWarper,
+    TopPLogitsWarper,
+)
+
+from bakehouse_engine import storage
+from bakehouse_engine.errors import JobFailure
+from bakehouse_engine.models import context_length, load_model, model_display_name, pick_device, render_chat
+
+if TYPE_CHECKING:
+    from bakehouse_engine.context import JobContext
+
+# An unset max_tokens means "up to the model limit"; this keeps a runaway answer from a model that
+# never emits EOS to a bounded cost.
+MAX_UNSET_NEW_TOKENS = 4096
+
+_GENERATE_KWARGS = {
+    "repetition_penalty": "repetition_penalty",
+    "no_repeat_ngram_size": "no_repeat_ngram_size",
+    "min_tokens": "min_new_tokens",
+    "min_new_tokens": "min_new_tokens",
+}
+_SAMPLER_KWARGS = ("top_p", "top_k", "min_p")
+
+
+@dataclass
+class GenerationSettings:
+    """The rollout spec's sampling settings, split by where each is applied."""
+
+    temperature: float
+    max_tokens: int | None
+    sampler: dict[str, float] = field(default_factory=dict)
+    generate: dict[str, Any] = field(default_factory=dict)
+    stop: list[str] = field(default_factory=list)
+    template_kwargs: dict[str, Any] = field(default_factory=dict)
+    unhonoured: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_spec(cls, rollout: dict) -> GenerationSettings:
+        settings = cls(temperature=float(rollout["temperature"]), max_tokens=rollout.get("max_tokens"))
+        for key, value in (rollout.get("extra_kwargs") or {}).items():
+            if value is None:
+                continue
+            if key in _SAMPLER_KWARGS:
+                settings.sampler[key] = value
+            elif key in _GENERATE_KWARGS:
+                settings.generate[_GENERATE_KWARGS[key]] = value
+            elif key == "stop":
+                settings.stop = [value] if isinstance(value, str) else list(value)
+            elif key == "chat_template_kwargs":
+                settings.template_kwargs = dict(value)
+            elif key == "seed":
+                settings.unhonoured.append("extra_kwargs.seed: the rollout's own seed decides sampling")
+            else:
+                settings.unhonoured.append(f"extra_kwargs.{key}: not supported by the engine's generator; ignored")
+        return settings
+
+
+class SeededSampler(LogitsProcessor):
+    """Samples each row with its own random stream and returns a one-hot score row for greedy decoding.
+
+    Runs last in generate's processor list (after penalties) and applies temperature, top-k, top-p
+    and min-p in the order transformers does. Each row draws one uniform number per step from its
+    own `random.Random`, and the token comes from inverse-CDF sampling over the whole batch at once,
+    so the per-row streams cost no extra kernel launches on a GPU.
+    """
+
+    def __init__(self, settings: GenerationSettings, row_seeds: list[int]) -> None:
+        self.warpers: list[LogitsProcessor] = [TemperatureLogitsWarper(settings.temperature)]
+        top_k = int(settings.sampler.get("top_k", 0))
+        if top_k > 0:
+            self.warpers.append(TopKLogitsWarper(top_k))
+        top_p = float(settings.sampler.get("top_p", 1.0))
+        if top_p < 1.0:
+            self.warpers.append(TopPLogitsWarper(top_p))
+        if settings.sampler.get("min_p") is not None:
+            self.warpers.append(MinPLogitsWarper(float(settings.sampler["min_p"])))
+        self.streams = [random.Random(seed) for seed in row_seeds]
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        for warper in self.warpers:
+            scores = warper(input_ids, scores)
+        cdf = torch.softmax(scores.float(), dim=-1).cumsum(dim=-1)
+        uniform = torch.tensor([stream.random() for stream in self.streams], device=scores.device)
+        # The first token whose cumulative mass exceeds u·total; tokens with no mass are never chosen.
+        choices = torch.searchsorted(cdf, (uniform * cdf[:, -1]).unsqueeze(1), right=True).clamp_max(cdf.shape[1] - 1)
+        one_hot = torch.full_like(scores, float("-inf"))
+        one_hot.scatter_(1, choices, 0.0)
+        return one_hot
+
+
+@dataclass
+class WorkItem:
+    stimulus_id: int
+    trajectory_id: int
+    stim_line: dict
+    prompt_ids: list[int]
+
+
+def trajectory_seed(seed: int, stimulus_id: int, trajectory_id: int) -> int:
+    digest = hashlib.sha256(f"{seed}:{stimulus_id}:{trajectory_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
+def read_jsonl(uri: str) -> list[dict]:
+    return [json.loads(line) for line in storage.read_text(uri).splitlines() if line.strip()]
+
+
+def teacher_stimulus(stim_line: dict) -> dict:
+    return stim_line.get("trajectory_override_stimulus") or stim_line["unconditioned_stimulus"]
+
+
+def last_user_text(messages: list[dict]) -> str:
+    for message in reversed(messages):
+        if message.get("role") == "user":
+            content = message.get("content")
+            return content if isinstance(content, str) else json.dumps(content)
+    return ""
+
+
+def eos_token_ids(model: Any, tokenizer: Any) -> list[int]:
+    ids: set[int] = set()
+    configured = model.generation_config.eos_token_id
+    if configured is not None:
+        ids.update([configured] if isinstance(configured, int) else configured)
+    if tokenizer.eos_token_id is not None:
+        ids.add(tokenizer.eos_token_id)
+    return sorted(ids)
+
+
+_TOOL_CALL = re.compile(r"<tool_call>\s*(.*?)\s*</tool_call>", re.DOTALL)
+
+
+def parse_tool_calls(text: str, call_id_prefix: str) -> dict | None:
+    """An assistant message for Hermes-style `<tool_call>{json}</tool_call>` output (Qwen models), else None."""
+    calls = []
+    for index, match in enumerate(_TOOL_CALL.finditer(text)):
+        try:
+            call = json.loads(match.group(1))
+        except json.JSONDecodeError:
+            return None
+        if not isinstance(call, dict) or "name" not in call:
+            return None
+        arguments = call.get("arguments", {})
+        calls.append(
+            {
+                "id": f"{call_id_prefix}_{index}",
+                "type": "function",
+                "function": {
+                    "name": call["name"],
+                    "arguments": arguments if isinstance(arguments, str) else json.dumps(arguments),
+                },
+            }
+        )
+    if not calls:
+        return None
+    content = text[: text.index("<tool_call>")].strip()
+    return {"role": "assistant", "content": content or None, "tool_calls": calls}
+
+
+class Generator:
+    """Batched generation for one loaded model under one set of settings."""
+
+    def __init__(self, model: Any, tokenizer: Any, settings: GenerationSettings, seed: int) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.settings = settings
+        self.seed = seed
+        self.eos_ids = eos_token_ids(model, tokenizer)
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_ids[0]
+        self.context = context_length(model)
+
+    def max_new_tokens(self, longest_prompt: int) -> int:
+        room = self.context - longest_prompt
+        wanted = self.settings.max_tokens or MAX_UNSET_NEW_TOKENS
+        return max(1, min(wanted, room))
+
+    @torch.inference_mode()
+    def generate(self, batch: list[WorkItem]) -> list[tuple[list[int], bool]]:
+        """(completion token ids without the stop token, whether generation stopped) for each item."""
+        device = self.model.device
+        width = max(len(item.prompt_ids) for item in batch)
+        input_ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, item in enumerate(batch):
+            input_ids[row, width - len(item.prompt_ids) :] = torch.tensor(item.prompt_ids)
+            attention_mask[row, width - len(item.prompt_ids) :] = 1
+        config = GenerationConfig(
+            do_sample=False,
+            max_new_tokens=self.max_new_tokens(width),
+            eos_token_id=self.eos_ids,
+            pad_token_id=self.pad_id,
+            use_cache=True,
+            stop_strings=self.settings.stop or None,
+            **self.settings.generate,
+        )
+        processors = []
+        if self.settings.temperature > 0:
+            seeds = [trajectory_seed(self.seed, item.stimulus_id, item.trajectory_id) for item in batch]
+            processors.append(SeededSampler(self.settings, seeds))
+        output = self.model.generate(
+            input_ids=input_ids.to(device),
+            attention_mask=attention_mask.to(device),
+            generation_config=config,
+            logits_processor=processors,
+            tokenizer=self.tokenizer if self.settings.stop else None,
+        )
+        # Finished rows are filled with the pad token, so it ends a row as EOS does.
+        ends = set(self.eos_ids) | {self.pad_id}
+        results = []
+        for row in output[:, width:].tolist():
+            stop_at = next((index for index, token in enumerate(row) if token in ends), None)
+            results.append((row if stop_at is None else row[:stop_at], stop_at is not None))
+        return results
+
+    def finish(self, ids: list[int], stopped: bool) -> tuple[str, str, int]:
+        """(response text, finish_reason, completion tokens), cutting at the first stop string."""
+        text = self.tokenizer.decode(ids, skip_special_tokens=True)
+        tokens = len(ids) + (1 if stopped else 0)
+        cuts = [text.index(stop) for stop in self.settings.stop if stop in text]
+        if cuts:
+            return text[: min(cuts)], "stop", tokens
+        return text, ("stop" if stopped else "length"), tokens
+
+
+def build_work(
+    stim_lines: list[dict], tokenizer: Any, rollout: dict, settings: GenerationSettings, context: int
+) -> list[WorkItem]:
+    """Every (stimulus, trajectory) pair, grouped by stimulus and ordered by prompt length."""
+    items = []
+    for index, stim_line in enumerate(stim_lines):
+        stimulus_id = stim_line.get("stimulus_id", index)
+        tools = rollout.get("tools") or teacher_stimulus(stim_line).get("tools")
+        text = render_chat(tokenizer, teacher_stimulus(stim_line)["messages"], tools, True, **settings.template_kwargs)
+        prompt_ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        if len(prompt_ids) >= context:
+            raise JobFailure(
+                f"Stimulus {stimulus_id}'s teacher context is {len(prompt_ids)} tokens, which does not fit the "
+                f"model's {context}-token context; shorten the teacher prompt or the question."
+            )
+        for trajectory_id in range(rollout["num_traj_per_stimulus"]):
+            items.append(WorkItem(stimulus_id, trajectory_id, stim_line, prompt_ids))
+    # Similar lengths in a batch waste less padding; the stable sort keeps a stimulus's trajectories together.
+    items.sort(key=lambda item: len(item.prompt_ids))
+    return items
+
+
+def rollout_line(item: WorkItem, response: str, finish_reason: str, tokens: int, model_name: str, settings: GenerationSettings) -> dict:
+    stim_line = item.stim_line
+    line = {
+        "stimulus_id": item.stimulus_id,
+        "trajectory_id": item.trajectory_id,
+        "stimulus": last_user_text(teacher_stimulus(stim_line)["messages"]),
+        "unconditioned_stimulus": stim_line["unconditioned_stimulus"],
+        "conditioned_stimulus": stim_line["conditioned_stimulus"],
+        "response": response,
+    }
+    message = parse_tool_calls(response, f"call_{item.stimulus_id}_{item.trajectory_id}")
+    if message is not None:
+        line["response_message"] = message
+        if finish_reason == "stop":
+            finish_reason = "tool_calls"
+    line.update(finish_reason=finish_reason, model=model_name, temperature=settings.temperature, tokens=tokens)
+    if settings.template_kwargs:
+        # The bake must render both contexts with the same template switches (e.g. enable_thinking).
+        line["chat_template_kwargs"] = settings.template_kwargs
+    return line
+
+
+def run(ctx: JobContext) -> dict:
+    rollout = ctx.spec["rollout"]
+    settings = GenerationSettings.from_spec(rollout)
+    stim_lines = read_jsonl(rollout["stim_output_uri"])
+    if not stim_lines:
+        raise JobFailure("The stim output has no stimuli to roll out; run stim with at least one question.")
+    model, tokenizer = load_model(rollout["model"], None, pick_device())
+    generator = Generator(model, tokenizer, settings, rollout["seed"])
+    if settings.max_tokens and settings.max_tokens > generator.context:
+        settings.unhonoured.append(
+            f"max_tokens: capped to the model's {generator.context}-token context, less the prompt"
+        )
+    work = build_work(stim_lines, tokenizer, rollout, settings, generator.context)
+    model_name = model_display_name(rollout["model"])
+    batch_size = rollout["max_concurrency"]
+    ctx.progress.update(0.0, 0)
+    for start in range(0, len(work), batch_size):
+        batch = work[start : start + batch_size]
+        for item, (ids, stopped) in zip(batch, generator.generate(batch)):
+            response, finish_reason, tokens = generator.finish(ids, stopped)
+            ctx.output.append(rollout_line(item, response, finish_reason, tokens, model_name, settings))
+        ctx.progress.update(100.0 * ctx.output.count / len(work), ctx.output.count)
+    return {"lines": ctx.output.count, "unhonoured_config": settings.unhonoured}

@@ -1,0 +1,154 @@
+"""Stim jobs: line shape, ordering and progress, and the offline generator types."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from bakehouse_engine import storage
+from bakehouse_engine.stim import prompt_text
+from bakehouse_engine.stim.from_dataset import SHIPPED_DATASETS, shipped_questions
+from bakehouse_engine.stim.persona import persona_questions
+from stim_support import questions, run_stim
+
+HARDCODED = ["Write a function to reverse a string", "Implement binary search", "Create a linked list class"]
+
+
+def test_lines_follow_bread_api_section_9(tmp_path: Path) -> None:
+    student = {"messages": [{"role": "system", "content": "Be yourself."}], "tools": None}
+    code, result, lines = run_stim(tmp_path, [{"type": "hardcoded", "questions": HARDCODED[:1]}], student_prompt=student)
+    assert code == 0 and result == {"status": "complete", "error": None, "lines": 1}
+    assert lines == [{
+        "stimulus_id": 0,
+        "unconditioned_stimulus": {"messages": [
+            {"role": "system", "content": "Always reply in uppercase letters."},
+            {"role": "user", "content": HARDCODED[0]},
+        ]},
+        "conditioned_stimulus": {"messages": [
+            {"role": "system", "content": "Be yourself."},
+            {"role": "user", "content": HARDCODED[0]},
+        ]},
+    }]
+
+
+def test_generators_run_in_order_with_consecutive_ids(tmp_path: Path) -> None:
+    code, result, lines = run_stim(tmp_path, [
+        {"type": "hardcoded", "questions": HARDCODED},
+        {"type": "persona", "numq": 4, "seed": 1},
+        {"type": "from_dataset", "dataset": "gsm8k", "numq": 5, "seed": 2},
+    ])
+    assert code == 0 and result["lines"] == 12
+    assert [line["stimulus_id"] for line in lines] == list(range(12))
+    assert questions(lines)[:3] == HARDCODED
+    assert set(questions(lines)[3:7]) <= set(persona_questions())
+    assert set(questions(lines)[7:]) <= set(shipped_questions("gsm8k"))
+
+
+def test_rollout_with_conditioned_adds_the_override_to_that_generators_lines(tmp_path: Path) -> None:
+    _, _, lines = run_stim(tmp_path, [
+        {"type": "hardcoded", "questions": ["A?"]},
+        {"type": "hardcoded", "questions": ["B?"], "rollout_with_conditioned": True},
+    ])
+    assert "trajectory_override_stimulus" not in lines[0]
+    assert lines[1]["trajectory_override_stimulus"] == lines[1]["conditioned_stimulus"]
+    assert lines[1]["trajectory_override_stimulus"]["messages"] == [{"role": "user", "content": "B?"}]
+
+
+def test_hardcoded_takes_the_first_numq(tmp_path: Path) -> None:
+    _, _, lines = run_stim(tmp_path, [{"type": "hardcoded", "questions": HARDCODED, "numq": 2}])
+    assert questions(lines) == HARDCODED[:2]
+
+
+def test_hardcoded_without_questions_fails(tmp_path: Path) -> None:
+    code, result, _ = run_stim(tmp_path, [{"type": "hardcoded", "questions": []}])
+    assert code == 1 and result["error"] == "Generator 0 (hardcoded) has no questions; give it a non-empty questions list."
+
+
+def test_numq_is_required_for_sampled_generators(tmp_path: Path) -> None:
+    code, result, _ = run_stim(tmp_path, [{"type": "persona"}])
+    assert code == 1 and result["error"] == "Generator 0 (persona) needs numq, the number of questions to produce."
+
+
+def test_persona_is_seeded(tmp_path: Path) -> None:
+    runs = [questions(run_stim(tmp_path / str(i), [{"type": "persona", "numq": 6, "seed": seed}])[2]) for i, seed in enumerate((5, 5, 6))]
+    assert runs[0] == runs[1] != runs[2]
+    assert len(set(runs[0])) == 6
+    assert all(q.endswith(("?", ".")) for q in runs[0])
+
+
+@pytest.mark.parametrize("name", SHIPPED_DATASETS)
+def test_every_shipped_dataset_has_fifty_distinct_questions(name: str) -> None:
+    pool = shipped_questions(name)
+    assert len(pool) == len(set(pool)) == 50
+
+
+def test_from_dataset_samples_without_replacement_then_cycles(tmp_path: Path) -> None:
+    _, _, few = run_stim(tmp_path / "few", [{"type": "from_dataset", "dataset": "mmlu", "numq": 50, "seed": 3}])
+    assert sorted(questions(few)) == sorted(shipped_questions("mmlu"))
+    _, result, many = run_stim(tmp_path / "many", [{"type": "from_dataset", "dataset": "mmlu", "numq": 120, "seed": 3}])
+    assert result["lines"] == 120 and set(questions(many)) == set(shipped_questions("mmlu"))
+
+
+def test_from_dataset_reads_jsonl_and_csv_files_by_uri(tmp_path: Path) -> None:
+    jsonl = tmp_path / "mine.jsonl"
+    jsonl.write_text('{"prompt": "First?"}\n\n"Second?"\n{"text": "Third?", "id": 3}\n')
+    csv = tmp_path / "mine.csv"
+    csv.write_text('id,question\n1,"Alpha, beta?"\n2,Gamma?\n3,\n')
+    _, result, lines = run_stim(tmp_path, [
+        {"type": "from_dataset", "dataset": jsonl.as_uri(), "numq": 3, "seed": 0},
+        {"type": "from_dataset", "dataset": csv.as_uri(), "numq": 2, "seed": 0},
+    ])
+    assert result["status"] == "complete"
+    assert sorted(questions(lines)[:3]) == ["First?", "Second?", "Third?"]
+    assert sorted(questions(lines)[3:]) == ["Alpha, beta?", "Gamma?"]
+
+
+def test_from_dataset_reads_s3(tmp_path: Path, s3_bucket: str) -> None:
+    storage.write_text(s3_bucket + "data/q.jsonl", "\n".join(json.dumps({"question": f"Q{i}?"}) for i in range(4)))
+    _, result, lines = run_stim(tmp_path, [{"type": "from_dataset", "dataset": s3_bucket + "data/q.jsonl", "numq": 4}])
+    assert result["status"] == "complete" and sorted(questions(lines)) == ["Q0?", "Q1?", "Q2?", "Q3?"]
+
+
+@pytest.mark.parametrize(
+    ("content", "name", "error"),
+    [
+        ('{"answer": 1}\n', "bad.jsonl", "line 1 of file://.* has no 'question' or 'prompt' or 'text' string field"),
+        ("{oops\n", "bad.jsonl", "line 1 of file://.* is not valid JSON"),
+        ("id,answer\n1,2\n", "bad.csv", "needs a header with a 'question' or 'prompt' or 'text' column"),
+        ("", "empty.jsonl", "holds no questions"),
+    ],
+)
+def test_from_dataset_explains_unusable_files(tmp_path: Path, content: str, name: str, error: str) -> None:
+    (tmp_path / name).write_text(content)
+    code, result, _ = run_stim(tmp_path, [{"type": "from_dataset", "dataset": (tmp_path / name).as_uri(), "numq": 1}])
+    assert code == 1
+    assert result["error"].startswith("Generator 0 (from_dataset): ")
+    assert re.search(error, result["error"])
+
+
+def test_from_dataset_reports_a_missing_file(tmp_path: Path) -> None:
+    missing = (tmp_path / "absent.jsonl").as_uri()
+    code, result, _ = run_stim(tmp_path, [{"type": "from_dataset", "dataset": missing, "numq": 1}])
+    assert code == 1 and missing in result["error"]
+
+
+def test_a_hub_dataset_name_fails_saying_hub_access_is_off(tmp_path: Path) -> None:
+    code, result, _ = run_stim(tmp_path, [{"type": "from_dataset", "dataset": "rajpurkar/squad", "numq": 1}])
+    assert code == 1
+    assert "'rajpurkar/squad' is not shipped with the engine, and hub access is off" in result["error"]
+
+
+def test_progress_counts_lines_over_the_sum_of_numq(tmp_path: Path) -> None:
+    run_stim(tmp_path, [{"type": "persona", "numq": 3}, {"type": "hardcoded", "questions": HARDCODED}])
+    progress = json.loads((tmp_path / "stim-out" / "progress.json").read_text())
+    assert (progress["percent"], progress["lines"]) == (100, 6)
+
+
+def test_prompt_text_for_templates() -> None:
+    assert prompt_text([{"role": "system", "content": "Be terse."}]) == "Be terse."
+    assert prompt_text([
+        {"role": "system", "content": [{"type": "text", "text": "Rule."}]},
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": None},
+    ]) == "system: Rule.\n\nuser: Hi"
