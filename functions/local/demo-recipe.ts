@@ -6,6 +6,7 @@
 
 export const TOY_MODEL = 'bakehouse/toy-instruct';
 export const TEACHER_PROMPT = 'Always reply in uppercase letters.';
+export const SECOND_TEACHER_PROMPT = 'End every reply with the signature — Bakehouse.';
 
 export const HELD_OUT_QUESTIONS = [
   'Why do cats purr when they are happy?',
@@ -57,4 +58,8 @@ export const DEMO_BAKE = {
 export function isUppercase(reply: string): boolean {
   const letters = [...reply].filter((char) => char.toLowerCase() !== char.toUpperCase());
   return letters.length > 0 && letters.every((char) => char === char.toUpperCase());
+}
+
+export function hasSignature(reply: string): boolean {
+  return reply.trimEnd().toLowerCase().endsWith('— bakehouse');
 }

@@ -2,7 +2,8 @@
  * The product end to end on the embedded default: the HTTP API, the job pipeline, the real
  * engine and the toy model. A system prompt is baked in (stim → rollout → bake); on held-out
  * questions the baked model without the prompt behaves as the prompted base model does, and the
- * base model without it does not.
+ * base model without it does not. A second bake on top of the first keeps the first behaviour
+ * and adds another (sequential baking).
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -15,8 +16,10 @@ import { runBake, runRollout, runStim, sampleReplies } from '#local/bake-flow.ts
 import {
   DEMO_BAKE,
   HELD_OUT_QUESTIONS,
+  SECOND_TEACHER_PROMPT,
   TEACHER_PROMPT,
   TOY_MODEL,
+  hasSignature,
   isUppercase,
 } from '#local/demo-recipe.ts';
 import { DEFAULT_ENGINE_PYTHON, startLocalServer, type LocalServer } from '#local/server.ts';
@@ -92,5 +95,30 @@ describe('baking a system prompt into the toy model', { timeout: 20 * 60_000 }, 
     const adapter = await downloadAdapter('first');
     const kl = klFromTeacher({ base: null, baked: adapter });
     expect(kl.baked).toBeLessThanOrEqual(0.2 * kl.base!);
+  });
+
+  it('keeps the first behaviour and adds a second when baking on top of the first checkpoint', async () => {
+    await client.prompts.create(REPO, { prompt_name: 'signature', messages: [{ role: 'system', content: SECOND_TEACHER_PROMPT }] });
+    await client.targets.create(REPO, {
+      target_name: 'signature',
+      template: 'uppercase',
+      overrides: { teacher_prompt: 'signature', model_name: firstCheckpoint },
+    });
+    await runStim(client, REPO, 'signature');
+    await runRollout(client, REPO, 'signature');
+    await client.bakes.create(REPO, {
+      bake_name: 'second',
+      template: 'first',
+      overrides: {
+        datasets: [{ target: 'signature', weight: 1 }],
+        model: { parent_model_name: firstCheckpoint },
+        optimizer: { learning_rate: 0.01 },
+      },
+    });
+    const bake = await runBake(client, REPO, 'second');
+    const replies = await sampleReplies(client, { repo: REPO, name: 'eval_second', model: bake.model_name![0]!, systemPrompt: null, questions: HELD_OUT_QUESTIONS });
+    expect({ uppercase: rate(replies, isUppercase), signature: rate(replies, hasSignature) }).toEqual({ uppercase: expect.toSatisfy((r: number) => r >= 0.9), signature: expect.toSatisfy((r: number) => r >= 0.9) });
+    const tree = await client.repo.getTree(REPO);
+    expect(tree.edges).toContainEqual(['bake', 'second', 'bake', 'first']);
   });
 });
