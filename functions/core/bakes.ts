@@ -8,7 +8,7 @@ import { deepMerge, dropNulls, type JsonObject } from './json.ts';
 import { keys, resourceName } from './keys.ts';
 import { currentJob } from './jobs/job-records.ts';
 import { wireStatus } from './jobs/state-machine.ts';
-import { formatCheckpointName, type ModelResolver } from './models.ts';
+import { formatCheckpointName, parseCheckpointName, type ModelResolver } from './models.ts';
 import { assertValidName } from './names.ts';
 import type { Repo, RepoService } from './repos.ts';
 import { parseOrThrow } from './validation.ts';
@@ -112,7 +112,11 @@ export class BakeService {
         const children = (await this.listItems(actor, repoName))
           .filter((other) => parentBakeOf(actor.userId, repoName, other.config as BakeConfig) === name)
           .map((other) => resourceName('bake', other.sk));
-        return new ConflictError(`Bake '${name}' is the parent of bakes: ${children.join(', ')}`);
+        return new ConflictError(
+          children.length > 0
+            ? `Bake '${name}' is the parent of bakes: ${children.join(', ')}`
+            : `Bake '${name}' is the parent of bakes in other repositories`,
+        );
       },
     );
     if (!deleted) throw new NotFoundError(`Bake '${name}' not found`);
@@ -150,11 +154,12 @@ export class BakeService {
       key: keys.resource(actor.userId, repo.repo_name, 'target', dataset.target),
       missing: () => new InvalidInputError(`Invalid dataset reference: target '${dataset.target}' not found`),
     }));
-    const parent = parentBakeOf(actor.userId, repo.repo_name, config);
+    // A parent checkpoint in any repo must outlive this bake, which is baked on top of it.
+    const parent = config.model?.parent_model_name ? parseCheckpointName(config.model.parent_model_name) : undefined;
     const parentRef = parent
       ? [
           {
-            key: keys.resource(actor.userId, repo.repo_name, 'bake', parent),
+            key: keys.resource(parent.userId, parent.repo, 'bake', parent.bake),
             missing: () => new InvalidInputError(`Unknown parent model '${config.model?.parent_model_name}'`),
           },
         ]

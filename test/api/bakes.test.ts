@@ -352,6 +352,17 @@ describe('DELETE R/bakes/{bake_name}', () => {
     expectError(response, 409, 'RESOURCE_CONFLICT', "Bake 'parent' is the parent of bakes: child");
   });
 
+  it('refuses with 409 to delete a parent whose child lives in another repo', async () => {
+    await createBake(api.request, 'r1', 'parent', { datasets: [{ target: 't1' }] });
+    await completeBake('parent', [42]);
+    await seedTarget(api.request, 'r2');
+    await createBake(api.request, 'r2', 'child', { datasets: [{ target: 't1' }], model: { parent_model_name: 'admin/r1/parent/42' } });
+    const response = await api.request('DELETE', `${BAKES}/parent`);
+    expectError(response, 409, 'RESOURCE_CONFLICT', "Bake 'parent' is the parent of bakes in other repositories");
+    expect((await api.request('DELETE', '/v1/repo/r2/bakes/child')).status).toBe(200);
+    expect((await api.request('DELETE', `${BAKES}/parent`)).status).toBe(200);
+  });
+
   it('allows deleting the parent once the child is gone', async () => {
     await createBake(api.request, 'r1', 'parent', { datasets: [{ target: 't1' }] });
     await completeBake('parent', [42]);
