@@ -13,11 +13,15 @@ import { ConditionFailedError } from '#ports/store.ts';
 const [path, id, keys, barrierDir, processes] = process.argv.slice(2);
 const store = new SqliteStore(path!);
 writeFileSync(join(barrierDir!, `ready-${id}`), '');
-while (readdirSync(barrierDir!).length < Number(processes)) await new Promise((resolve) => setTimeout(resolve, 5));
+while (readdirSync(barrierDir!).length < Number(processes)) await new Promise((resolve) => setTimeout(resolve, 1));
 
 const won: string[] = [];
-for (let k = 0; k < Number(keys); k++) {
-  const sk = `k${k}`;
+const total = Number(keys);
+// Each process starts at its own point in the key space, so it meets the others' keys midway
+// even if it happens to start a little earlier.
+const start = Math.floor((Number(id) * total) / Number(processes));
+for (let i = 0; i < total; i++) {
+  const sk = `k${(start + i) % total}`;
   try {
     await store.put({ pk: 'race', sk, owner: Number(id) }, { exists: false });
     won.push(sk);

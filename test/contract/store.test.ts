@@ -42,7 +42,7 @@ describe('SqliteStore sharing one file', () => {
     const path = join(dataDir, 'processes.db');
     const worker = join(import.meta.dirname, 'sqlite-store.worker.ts');
     const processes = 4;
-    const keys = 150;
+    const keys = 1000;
     // A start barrier makes the processes' writes overlap instead of running one after another.
     const barrierDir = mkdtempSync(join(dataDir, 'barrier-'));
     const runs = await Promise.all(
