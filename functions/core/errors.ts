@@ -11,6 +11,7 @@ export type ErrorCode =
   | 'VALIDATION_ERROR'
   | 'PAYLOAD_TOO_LARGE'
   | 'RATE_LIMITED'
+  | 'UNAVAILABLE'
   | 'INTERNAL_ERROR';
 
 export abstract class DomainError extends Error {
@@ -55,4 +56,10 @@ export class BusyError extends ConflictError {
 /** Input that fails validation (422). */
 export class ValidationError extends DomainError {
   readonly code = 'VALIDATION_ERROR';
+}
+
+/** Nothing can serve the request right now (no sampler answered in time, or it stopped); retry (503). */
+export class UnavailableError extends DomainError {
+  readonly code = 'UNAVAILABLE';
+  override readonly retryable = true;
 }

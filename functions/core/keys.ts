@@ -39,6 +39,13 @@ export const keys = {
   job: (jobId: number): Key => ({ pk: `JOB#${jobId}`, sk: 'JOB' }),
   /** The atomic counter behind job ids: positive, increasing across the deployment. */
   jobCounter: (): Key => ({ pk: 'COUNTER', sk: 'JOB_ID' }),
+  /** The slot holding the sampler job of one base model (its current job's owner). */
+  sampler: (baseModel: string): Key => ({ pk: `SAMPLER#${baseModel}`, sk: 'SAMPLER' }),
+  /** Chat requests waiting for a sampler of the base model, oldest first. */
+  chatInbox: (baseModel: string) => ({ pk: `INBOX#${baseModel}`, skPrefix: 'REQ#' }),
+  chatRequest: (requestId: string): Key => ({ pk: `CHAT#${requestId}`, sk: 'REQUEST' }),
+  /** The numbered pieces of a chat answer, as its sampler posted them. */
+  chatChunk: (requestId: string, seq: number): Key => ({ pk: `CHAT#${requestId}`, sk: `CHUNK#${String(seq).padStart(8, '0')}` }),
   /** Jobs not yet complete or failed, indexed for the reconciler. */
   activeJobsIndex: { gsi1pk: 'JOBS#ACTIVE' },
 };

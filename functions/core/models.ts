@@ -68,6 +68,10 @@ export class ModelResolver {
     return checkpoint;
   }
 
+  baseModels(): readonly string[] {
+    return this.catalog.baseModels;
+  }
+
   isBaseModel(name: string): boolean {
     return this.catalog.baseModels.includes(name);
   }

@@ -5,6 +5,9 @@ import type { JobQueue } from '../ports/job-queue.ts';
 import type { Store } from '../ports/store.ts';
 import { ApiKeyService } from './api-keys.ts';
 import { BakeService } from './bakes.ts';
+import { ChatRelay } from './chat/chat-relay.ts';
+import { ChatService, DEFAULT_CHAT_TIMING, type ChatTiming } from './chat/chat-service.ts';
+import { DEFAULT_SAMPLER_SETTINGS, SamplerPool, type SamplerSettings } from './chat/sampler-pool.ts';
 import { IdempotencyService } from './idempotency.ts';
 import { BakeJobs } from './jobs/bake-jobs.ts';
 import { JobOutputs } from './jobs/job-outputs.ts';
@@ -25,20 +28,26 @@ export interface ServiceDeps {
   compute: Compute;
   clock: Clock;
   catalog: ModelCatalog;
+  sampler?: Partial<SamplerSettings>;
+  chatTiming?: Partial<ChatTiming>;
 }
 
 export type Services = ReturnType<typeof createServices>;
 
 /** Wires the domain services over the ports; the only place they are constructed. */
-export function createServices({ store, blobs, queue, compute, clock, catalog }: ServiceDeps) {
+export function createServices({ store, blobs, queue, compute, clock, catalog, sampler, chatTiming }: ServiceDeps) {
   const models = new ModelResolver(store, catalog);
   const repos = new RepoService(store, models, clock);
   const prompts = new PromptService(store, repos);
   const targets = new TargetService(store, repos, models);
   const bakes = new BakeService(store, repos, models);
   const outputs = new JobOutputs(blobs);
-  const pipeline = new JobPipeline(new JobRecords(store, clock), outputs, queue, compute, clock);
+  const records = new JobRecords(store, clock);
+  const pipeline = new JobPipeline(records, outputs, queue, compute, clock);
   const chain = new ModelChain(store, models, outputs);
+  const samplers = new SamplerPool(store, records, pipeline, { ...DEFAULT_SAMPLER_SETTINGS, ...sampler });
+  const timing = { ...DEFAULT_CHAT_TIMING, ...chatTiming };
+  const relay = new ChatRelay(store, blobs, clock, timing.pollMs);
   return {
     apiKeys: new ApiKeyService(store, clock),
     idempotency: new IdempotencyService(store, clock),
@@ -51,5 +60,8 @@ export function createServices({ store, blobs, queue, compute, clock, catalog }:
     pipeline,
     targetJobs: new TargetJobs(targets, prompts, pipeline, outputs, chain),
     bakeJobs: new BakeJobs(store, repos, bakes, models, pipeline, outputs, chain),
+    samplers,
+    relay,
+    chat: new ChatService(store, models, chain, records, samplers, relay, clock, timing),
   };
 }

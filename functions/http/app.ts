@@ -7,11 +7,13 @@ import { idempotency } from './middleware/idempotency.ts';
 import { createRouter } from './openapi.ts';
 import { adminRoutes } from './routes/admin.ts';
 import { blobRoutes, type BlobRouteOptions } from './routes/blobs.ts';
+import { chatRoutes, type ChatRouteOptions } from './routes/chat.ts';
 import { API_VERSION, healthRoutes } from './routes/health.ts';
 import { bakeRoutes, targetRoutes } from './routes/definitions.ts';
 import { jobRoutes } from './routes/jobs.ts';
 import { promptRoutes } from './routes/prompts.ts';
 import { recipeRoutes } from './routes/recipes.ts';
+import { RELAY_PATH_PREFIX, relayRoutes } from './routes/relay.ts';
 import { repoRoutes } from './routes/repos.ts';
 
 export interface AppOptions {
@@ -19,10 +21,11 @@ export interface AppOptions {
   maxBodyBytes?: number;
   /** Serve signed blob URLs (the embedded runtime's stand-in for S3 presigned URLs). */
   blobs?: BlobRouteOptions;
+  chat?: ChatRouteOptions;
 }
 
-/** Routes whose credential is not an API key: health, and signed blob URLs. */
-const withoutApiKey = (path: string) => path === '/v1/health' || path.startsWith('/v1/blobs/');
+/** Routes whose credential is not an API key: health, signed blob URLs, and the samplers' relay. */
+const withoutApiKey = (path: string) => path === '/v1/health' || path.startsWith('/v1/blobs/') || path.startsWith(RELAY_PATH_PREFIX);
 
 /** 8 MiB: room for batch creates and 1 MB templates, under Lambda's 6 MB payload after encoding. */
 export const DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024;
@@ -56,5 +59,7 @@ export function createApp(services: Services, options: AppOptions = {}) {
   recipeRoutes(app, services);
   jobRoutes(app, services);
   adminRoutes(app, services);
+  chatRoutes(app, services, options.chat ?? {});
+  relayRoutes(app, services);
   return app;
 }

@@ -3,6 +3,7 @@ import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { z } from 'zod';
 import { DomainError, type ErrorCode } from '#core/errors.ts';
+import type { OpenAiError } from '#schemas/chat.ts';
 
 /** The one mapping from domain error codes to HTTP statuses. */
 export const STATUS_OF: Record<ErrorCode, ContentfulStatusCode> = {
@@ -14,6 +15,7 @@ export const STATUS_OF: Record<ErrorCode, ContentfulStatusCode> = {
   PAYLOAD_TOO_LARGE: 413,
   VALIDATION_ERROR: 422,
   RATE_LIMITED: 429,
+  UNAVAILABLE: 503,
   INTERNAL_ERROR: 500,
 };
 
@@ -26,11 +28,22 @@ export interface ErrorBody {
   detail?: { loc: (string | number)[]; msg: string; type: string }[];
 }
 
+/** The inference routes answer OpenAI clients, so their errors take OpenAI's shape (bread-api.md §15). */
+const OPENAI_PATHS = new Set(['/v1/chat/completions', '/v1/models']);
+
+const OPENAI_CODES: Partial<Record<string, string>> = { UNAUTHORIZED: 'invalid_api_key', RESOURCE_NOT_FOUND: 'model_not_found' };
+
 export function errorResponse(c: Context, status: ContentfulStatusCode, body: ErrorBody, retryable?: boolean) {
   const shouldRetry = retryable ?? !NOT_RETRYABLE.has(status);
   c.header('x-should-retry', String(shouldRetry));
   if (retryable && status === 409) c.header('retry-after', '1');
+  if (OPENAI_PATHS.has(c.req.path)) return c.json(openAiError(status, body), status);
   return c.json(body, status);
+}
+
+function openAiError(status: number, { message, code }: ErrorBody): OpenAiError {
+  const type = status >= 500 ? 'server_error' : status === 401 ? 'authentication_error' : 'invalid_request_error';
+  return { error: { message, type, code: (code && OPENAI_CODES[code]) ?? code?.toLowerCase() ?? null, param: null } };
 }
 
 /** Turns a failed zod validation into the 422 envelope, with field-level detail. */

@@ -63,7 +63,8 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Loc
   const adminApiKey = options.adminApiKey ?? persistentSecret(dataDir, 'admin-api-key', () => `bh_admin_${randomBytes(24).toString('base64url')}`);
   await services.apiKeys.ensure(adminApiKey, ADMIN_USER, true);
 
-  fetchApp = createApp(services, { blobs: { blobs, signingKey } }).fetch;
+  // Samplers are local engine processes: they reach this server on the address it listens on.
+  fetchApp = createApp(services, { blobs: { blobs, signingKey }, chat: { relayUrl: url } }).fetch;
   queue.consume(({ jobId }) => services.pipeline.dispatch(jobId));
   await compute.resume();
   await services.pipeline.reconcile({ queuedGraceMs: 0, submitGraceMs: 0 });

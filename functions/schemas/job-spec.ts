@@ -92,7 +92,22 @@ export const BakeJobSpec = z
   })
   .meta({ id: 'BakeJobSpec' });
 
-export const JobSpec = z.discriminatedUnion('kind', [StimJobSpec, RolloutJobSpec, BakeJobSpec]).meta({
+export const SamplerJobSpec = z
+  .object({
+    ...JobCommon,
+    kind: z.literal('sampler'),
+    sampler: z.object({
+      base_model: z.string().min(1).meta({ description: 'The base model loaded once and served until the sampler stops' }),
+      relay_url: z.url({ protocol: /^https?$/ }).meta({ description: "The API's origin: requests are fetched from and answers posted to its relay routes" }),
+      relay_token: z.string().min(32).meta({ description: "Bearer credential for this sampler's relay routes" }),
+      idle_timeout_s: z.number().int().min(1).meta({ description: 'Exit (complete) after this long without a request' }),
+      max_hot_adapters: z.number().int().min(1).meta({ description: 'Adapters kept loaded; the least recently used beyond this are unloaded' }),
+      max_batch: z.number().int().min(1).meta({ description: 'Requests fetched and generated together at most' }),
+    }),
+  })
+  .meta({ id: 'SamplerJobSpec' });
+
+export const JobSpec = z.discriminatedUnion('kind', [StimJobSpec, RolloutJobSpec, BakeJobSpec, SamplerJobSpec]).meta({
   id: 'JobSpec',
   title: 'Bakehouse engine job spec',
 });
@@ -137,16 +152,3 @@ export const JobResult = z
   })
   .meta({ id: 'JobResult' });
 export type JobResult = z.infer<typeof JobResult>;
-
-/** The engine contract as JSON Schema files under batch/contract/, keyed by file name. */
-export function engineContractSchemas(): Record<string, Record<string, unknown>> {
-  const files = {
-    'job-spec.schema.json': JobSpec,
-    'job-progress.schema.json': JobProgress,
-    'metrics-row.schema.json': MetricsRow,
-    'job-result.schema.json': JobResult,
-  };
-  return Object.fromEntries(
-    Object.entries(files).map(([file, schema]) => [file, z.toJSONSchema(schema, { target: 'draft-2020-12', io: 'input' })]),
-  );
-}

@@ -260,6 +260,21 @@ describe('LocalProcessCompute', () => {
     expect(await compute.describe(externalId)).toEqual({ state: 'failed', reason: 'Terminated: stuck' });
   });
 
+  it('starts samplers at once, outside the concurrency limit, and they do not hold up other jobs', async () => {
+    freshState();
+    const { compute, events } = make({ concurrency: 1 });
+    const bake = await compute.submit(writeJob(dir, 'bake', { sleepMs: 30_000 }));
+    await runningOf(events, bake);
+    const sampler = await compute.submit(writeJob(dir, 'sampler', { sleepMs: 30_000 }));
+    await runningOf(events, sampler);
+    await compute.terminate(bake, 'done with it');
+    await finalOf(events, bake);
+    const rollout = await compute.submit(writeJob(dir, 'rollout', {}));
+    expect(await finalOf(events, rollout)).toMatchObject({ state: 'succeeded' });
+    await compute.terminate(sampler, 'cleanup');
+    await finalOf(events, sampler);
+  });
+
   it('terminate takes a queued job out of the queue before it starts', async () => {
     freshState();
     const { compute, events } = make({ concurrency: 1 });

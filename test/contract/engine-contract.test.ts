@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { engineContractSchemas, JobSpec } from '#schemas/job-spec.ts';
-import { CONTRACT_DIR, renderContractFile } from '#schemas/write-engine-contract.ts';
+import { JobSpec } from '#schemas/job-spec.ts';
+import { CONTRACT_DIR, engineContractSchemas, renderContractFile } from '#schemas/write-engine-contract.ts';
 
 describe('engine contract', () => {
   it.each(Object.entries(engineContractSchemas()))('batch/contract/%s matches the zod schemas (run `npm run contract`)', (file, schema) => {

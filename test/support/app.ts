@@ -5,7 +5,7 @@
 import { expect, vi } from 'vitest';
 import { SqliteStore } from '#adapters/embedded/sqlite-store.ts';
 import { ADMIN_USER } from '#core/api-keys.ts';
-import { createServices, type Services } from '#core/services.ts';
+import { createServices, type ServiceDeps, type Services } from '#core/services.ts';
 import { createApp, type AppOptions } from '#http/app.ts';
 import { createTestJobPorts, TEST_SIGNING_KEY, type TestJobPorts } from './test-engine.ts';
 import { systemClock } from '#ports/clock.ts';
@@ -46,13 +46,15 @@ export interface TestApp {
 export interface TestAppOptions extends AppOptions {
   /** Also serve the test blobs' signed URLs (`GET /v1/blobs/…`), so downloads can be fetched. */
   serveBlobs?: boolean;
+  /** Sampler settings and chat timings for the chat routes. */
+  services?: Pick<ServiceDeps, 'sampler' | 'chatTiming'>;
 }
 
-export async function createTestApp({ serveBlobs = false, ...options }: TestAppOptions = {}): Promise<TestApp> {
+export async function createTestApp({ serveBlobs = false, services: serviceOptions, ...options }: TestAppOptions = {}): Promise<TestApp> {
   const store = new InspectableStore(new SqliteStore(':memory:'));
   const jobs = createTestJobPorts();
   if (serveBlobs) options.blobs = { blobs: jobs.blobs, signingKey: TEST_SIGNING_KEY };
-  const services = createServices({ store, ...jobs, clock: systemClock, catalog: { baseModels: BASE_MODELS } });
+  const services = createServices({ store, ...jobs, clock: systemClock, catalog: { baseModels: BASE_MODELS }, ...serviceOptions });
   jobs.compute.onEvent = (event) => services.pipeline.applyEvent(event);
   jobs.queue.consume(({ jobId }) => services.pipeline.dispatch(jobId));
   await services.apiKeys.ensure(ADMIN_KEY, ADMIN_USER, true);

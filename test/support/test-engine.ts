@@ -30,7 +30,7 @@ export class TestEngineCompute implements Compute {
   /** Runs under way, so a test's clean-up can wait for them before closing the store. */
   private readonly running = new Set<Promise<void>>();
   onEvent: (event: ComputeEvent) => Promise<unknown> = async () => {};
-  /** Decides each job's outcome; by default stim/rollout write two lines and a bake one checkpoint. */
+  /** Decides each job's outcome; by default stim/rollout write two lines, a bake one checkpoint, and a sampler is held. */
   script: (spec: JobSpec) => Scripted = defaultScript;
 
   constructor(private readonly blobs: Blobs) {}
@@ -125,6 +125,8 @@ export async function writeLines(blobs: Blobs, prefix: string, lines: Record<str
 }
 
 function defaultScript(spec: JobSpec): Scripted {
+  // A sampler serves until told otherwise; tests answer its requests through the relay (fake-sampler.ts).
+  if (spec.kind === 'sampler') return { hold: true };
   if (spec.kind === 'bake') return { metrics: [{ iter: 1, loss: 2 }, { iter: 2, loss: 1 }], checkpoints: [2] };
   return { lines: [0, 1].map((id) => ({ stimulus_id: id })) };
 }

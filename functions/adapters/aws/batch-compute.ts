@@ -1,6 +1,6 @@
 /**
  * BatchCompute: the Compute port on AWS Batch. Stim jobs (LLM calls, no GPU) run on the CPU job
- * queue; rollouts and bakes on the GPU queue. Each job is named `bakehouse-<kind>-<jobId>` and
+ * queue; rollouts, bakes and samplers on the GPU queue. Each job is named `bakehouse-<kind>-<jobId>` and
  * tagged `bakehouse:job-id`, so that a state-change event names our job without a lookup
  * (`computeEventFromBatch`, used by the job-events Lambda behind an EventBridge rule).
  *
@@ -12,7 +12,7 @@ import type { Compute, ComputeEvent, ComputeJob, ComputeState, ComputeStatus } f
 import type { JobKind } from '#schemas/job-spec.ts';
 
 export const JOB_ID_TAG = 'bakehouse:job-id';
-const JOB_NAME = /^bakehouse-(stim|rollout|bake)-(\d+)$/;
+const JOB_NAME = /^bakehouse-(stim|rollout|bake|sampler)-(\d+)$/;
 /** TerminateJob's reason shows up in the console and in the job's statusReason. */
 const MAX_REASON_LENGTH = 1024;
 
@@ -23,7 +23,7 @@ export interface BatchComputeOptions {
   definitions: { gpu: string; cpu: string };
 }
 
-const HARDWARE: Record<JobKind, 'gpu' | 'cpu'> = { stim: 'cpu', rollout: 'gpu', bake: 'gpu' };
+const HARDWARE: Record<JobKind, 'gpu' | 'cpu'> = { stim: 'cpu', rollout: 'gpu', bake: 'gpu', sampler: 'gpu' };
 
 export class BatchCompute implements Compute {
   private readonly client: BatchClient;

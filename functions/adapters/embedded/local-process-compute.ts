@@ -1,6 +1,8 @@
 /**
  * LocalProcessCompute: the Compute port as engine processes on this machine, for the embedded
- * runtime. Jobs wait in a FIFO queue until one of `concurrency` slots is free.
+ * runtime. Jobs wait in a FIFO queue until one of `concurrency` slots is free; samplers start at
+ * once and take no slot (they serve requests until idle rather than finish, so a slot held for
+ * their whole life would stall every bake behind a chat).
  *
  * Each engine runs detached, in its own process group, under a small `sh` wrapper that writes the
  * engine's exit code to `<stateDir>/<externalId>.exit` — so engines outlive a server restart, and
@@ -27,7 +29,7 @@ export interface LocalProcessComputeOptions {
   stateDir: string;
   /** The engine's command line; `run <specUri>` is appended. */
   engineCommand: string[];
-  /** Engines running at once. */
+  /** Engines running at once, samplers not counted. */
   concurrency: number;
   /** Receives `running` on spawn and `succeeded`/`failed` on exit, in order. */
   onEvent: (event: ComputeEvent) => Promise<void>;
@@ -71,6 +73,8 @@ interface Watched {
 }
 
 const ID_PATTERN = /^[a-z]+-\d+-[0-9a-f]{8}$/;
+/** Long-running kinds, outside the concurrency limit (see the module doc). */
+const TAKES_NO_SLOT: ReadonlySet<JobKind> = new Set(['sampler']);
 const ENGINE_MODULE_MISSING = /No module named '?bakehouse_engine/;
 
 /**
@@ -144,6 +148,11 @@ export class LocalProcessCompute implements Compute {
     this.queue.push({ record });
     this.pump();
     return externalId;
+  }
+
+  private usedSlots(): number {
+    const records = [...this.watched.values()].map((watched) => watched.record.kind);
+    return records.filter((kind) => !TAKES_NO_SLOT.has(kind)).length + this.starting.size;
   }
 
   async describe(externalId: string): Promise<ComputeStatus> {
@@ -231,9 +240,13 @@ export class LocalProcessCompute implements Compute {
   }
 
   private pump(): void {
-    while (!this.closed && this.watched.size + this.starting.size < this.concurrency && this.queue.length > 0) {
-      const { record } = this.queue.shift()!;
-      this.starting.add(record.externalId);
+    for (;;) {
+      if (this.closed) return;
+      const slotFree = this.usedSlots() < this.concurrency;
+      const index = this.queue.findIndex(({ record }) => slotFree || TAKES_NO_SLOT.has(record.kind));
+      if (index < 0) return;
+      const [{ record }] = this.queue.splice(index, 1) as [Queued];
+      if (!TAKES_NO_SLOT.has(record.kind)) this.starting.add(record.externalId);
       void this.start(record)
         .catch((error: unknown) => {
           this.log({ level: 'error', msg: 'engine start failed', externalId: record.externalId, error: String(error) });

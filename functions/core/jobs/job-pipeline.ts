@@ -13,6 +13,8 @@ export interface StartRequest {
   ownerItem: Item;
   /** Checks prerequisites and builds the engine spec; throws a 400 when a prerequisite is unmet. */
   build: (jobId: number, outputUri: string) => Promise<{ spec: JobSpec; total_expected?: number; config?: Record<string, unknown> }>;
+  /** Start afresh after a complete job too (a sampler that stopped when idle), not only a failed one. */
+  restartComplete?: boolean;
 }
 
 export interface ReconcileOptions {
@@ -41,7 +43,8 @@ export class JobPipeline {
    */
   async start(request: StartRequest): Promise<JobRecord> {
     const previous = currentJob(request.ownerItem, request.kind);
-    if (previous && previous.state !== 'failed') return previous;
+    const replaceable = previous?.state === 'failed' || (request.restartComplete === true && previous?.state === 'complete');
+    if (previous && !replaceable) return previous;
 
     const jobId = await this.records.nextJobId();
     const { spec, total_expected, config } = await request.build(jobId, this.outputs.uriFor(jobPaths(jobId).prefix));
@@ -128,7 +131,7 @@ export class JobPipeline {
   private async reconcileJob(job: JobRecord, age: number, options: ReconcileOptions): Promise<void> {
     // An owner deleted while its clean-up was interrupted leaves its job behind: finish that now.
     if ((await this.records.current(job.kind, job.owner))?.job_id !== job.job_id) {
-      await this.discard(job.job_id, `its ${job.kind === 'bake' ? 'bake' : 'target'} was deleted`);
+      await this.discard(job.job_id, ownerGone(job.kind));
       return;
     }
     if (job.state === 'queued') {
@@ -151,7 +154,7 @@ export class JobPipeline {
   async cleanUp(ownerItem: Item, kinds: JobKind[]): Promise<void> {
     for (const kind of kinds) {
       const job = currentJob(ownerItem, kind);
-      if (job) await this.discard(job.job_id, `its ${kind === 'bake' ? 'bake' : 'target'} was deleted`);
+      if (job) await this.discard(job.job_id, ownerGone(kind));
     }
   }
 
@@ -163,6 +166,12 @@ export class JobPipeline {
     await this.records.delete(jobId);
     await this.outputs.discard(jobId);
   }
+}
+
+/** Why a job whose owner no longer points at it is cancelled. */
+function ownerGone(kind: JobKind): string {
+  if (kind === 'sampler') return 'a newer sampler replaced it';
+  return `its ${kind === 'bake' ? 'bake' : 'target'} was deleted`;
 }
 
 function errorMessage(error: unknown): string {

@@ -4,12 +4,20 @@ import type { JobKind } from '../../schemas/job-spec.ts';
 import { keys } from '../keys.ts';
 import { canTransition, isTerminal, type JobState } from './state-machine.ts';
 
-/** The resource a job belongs to: a target (stim, rollout) or a bake. */
+/**
+ * The item a job belongs to: a target (stim, rollout), a bake, or the deployment's sampler slot
+ * for one base model (`samplerOwner`).
+ */
 export interface JobOwner {
   userId: string;
   repo: string;
-  /** Target name for stim and rollout, bake name for a bake. */
+  /** Target name for stim and rollout, bake name for a bake, base model for a sampler. */
   name: string;
+}
+
+/** Samplers serve every user; their owner is a slot per base model, outside any user's repos. */
+export function samplerOwner(baseModel: string): JobOwner {
+  return { userId: '', repo: '', name: baseModel };
 }
 
 export interface LossSummary {
@@ -48,6 +56,7 @@ export interface JobRecord extends JobOutcome {
 export const ownerAttributes = (kind: JobKind) => ({ id: `${kind}_job_id`, job: `${kind}_job` });
 
 export function ownerKey(kind: JobKind, owner: JobOwner): Key {
+  if (kind === 'sampler') return keys.sampler(owner.name);
   return keys.resource(owner.userId, owner.repo, kind === 'bake' ? 'bake' : 'target', owner.name);
 }
 

@@ -1,0 +1,146 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Blobs } from '../../ports/blobs.ts';
+import type { Clock } from '../../ports/clock.ts';
+import { ConditionFailedError, TransactionFailedError, type Item, type Store } from '../../ports/store.ts';
+import { RelayChunk, SamplerRequest } from '../../schemas/relay.ts';
+import { NotFoundError } from '../errors.ts';
+import { keys } from '../keys.ts';
+
+/** Chat requests and their answers are working data: gone a day after they were asked. */
+const RETAIN_S = 24 * 60 * 60;
+/** Bodies larger than this go to Blobs (a Store item holds at most 400 KB). */
+const MAX_INLINE_BODY_BYTES = 256 * 1024;
+/** Under the artifact bucket's tmp/ lifecycle on AWS, so a body left behind still expires. */
+const bodyBlobKey = (requestId: string) => `tmp/chat/${requestId}.json`;
+
+export type ChatRequestState = 'pending' | 'taken' | 'cancelled';
+
+export interface ChatRequestStatus {
+  state: ChatRequestState;
+  /** The sampler job that took it. */
+  samplerJobId?: number;
+}
+
+/**
+ * The Store side of the sampler relay (functions/schemas/relay.ts). A request is an item plus an
+ * entry in its base model's inbox; a sampler takes inbox entries oldest first (deleting one is
+ * the claim, so each is taken once) and posts numbered chunks, each its own item, which the chat
+ * route reads in order.
+ */
+export class ChatRelay {
+  constructor(
+    private readonly store: Store,
+    private readonly blobs: Blobs,
+    private readonly clock: Clock,
+    /** How often a waiting sampler's long poll looks at the inbox. */
+    private readonly pollMs: number,
+  ) {}
+
+  async submit(request: SamplerRequest): Promise<void> {
+    const now = this.clock.now();
+    const ttl = Math.floor(now.getTime() / 1000) + RETAIN_S;
+    const body = JSON.stringify(request);
+    const inline = Buffer.byteLength(body) <= MAX_INLINE_BODY_BYTES;
+    if (!inline) await this.blobs.put(bodyBlobKey(request.id), body, 'application/json');
+    const inbox = keys.chatInbox(request.model.base_model);
+    const inboxKey = { pk: inbox.pk, sk: `${inbox.skPrefix}${now.toISOString()}#${request.id}` };
+    await this.store.transact([
+      {
+        kind: 'put',
+        item: {
+          ...keys.chatRequest(request.id),
+          state: 'pending' satisfies ChatRequestState,
+          inbox_sk: inboxKey.sk,
+          ...(inline ? { body } : { body_blob: bodyBlobKey(request.id) }),
+          ttl,
+        },
+        condition: { exists: false },
+      },
+      { kind: 'put', item: { ...inboxKey, request_id: request.id, ttl } },
+    ]);
+  }
+
+  /** Long poll: the first requests to arrive within `waitS`, or none. */
+  async next(baseModel: string, samplerJobId: number, options: { waitS: number; max: number }, signal?: AbortSignal): Promise<SamplerRequest[]> {
+    const deadline = Date.now() + options.waitS * 1000;
+    for (;;) {
+      const taken = await this.take(baseModel, samplerJobId, options.max);
+      if (taken.length > 0 || Date.now() >= deadline || signal?.aborted) return taken;
+      await sleep(this.pollMs, undefined, { signal }).catch(() => undefined);
+    }
+  }
+
+  /** Hands out up to `max` waiting requests of the base model to the sampler job, oldest first. */
+  async take(baseModel: string, samplerJobId: number, max: number): Promise<SamplerRequest[]> {
+    const { items } = await this.store.query({ ...keys.chatInbox(baseModel), limit: max });
+    const taken: SamplerRequest[] = [];
+    for (const entry of items) {
+      // Deleting the entry is the claim: of two samplers racing for it, only one gets it back.
+      if (!(await this.store.delete(entry))) continue;
+      const requestId = entry.request_id as string;
+      const item = await this.markTaken(requestId, samplerJobId);
+      if (item) taken.push(await this.body(item));
+    }
+    return taken;
+  }
+
+  /**
+   * Stores a chunk from the request's sampler; a repeated `seq` (a retried post) is kept once.
+   * Returns whether the asker has gone (the sampler should stop generating it).
+   */
+  async postChunk(requestId: string, samplerJobId: number, chunk: RelayChunk): Promise<{ cancelled: boolean }> {
+    const request = await this.store.get(keys.chatRequest(requestId));
+    if (!request || request.sampler_job_id !== samplerJobId) throw new NotFoundError(`No request ${requestId} for this sampler`);
+    try {
+      await this.store.put({ ...keys.chatChunk(requestId, chunk.seq), chunk, ttl: request.ttl as number }, { exists: false });
+    } catch (error) {
+      if (!(error instanceof ConditionFailedError)) throw error;
+    }
+    if ((chunk.done || chunk.error) && request.body_blob) await this.blobs.deletePrefix(request.body_blob as string);
+    return { cancelled: request.state === 'cancelled' };
+  }
+
+  /** The chunk numbered `seq`, once its sampler has posted it. */
+  async chunk(requestId: string, seq: number): Promise<RelayChunk | undefined> {
+    const item = await this.store.get(keys.chatChunk(requestId, seq));
+    return item && RelayChunk.parse(item.chunk);
+  }
+
+  async status(requestId: string): Promise<ChatRequestStatus | undefined> {
+    const item = await this.store.get(keys.chatRequest(requestId));
+    if (!item) return undefined;
+    const samplerJobId = item.sampler_job_id as number | undefined;
+    return { state: item.state as ChatRequestState, ...(samplerJobId === undefined ? {} : { samplerJobId }) };
+  }
+
+  /** Nobody waits for the answer any more: a waiting request leaves the inbox, a taken one is stopped. */
+  async cancel(requestId: string, baseModel: string): Promise<void> {
+    const key = keys.chatRequest(requestId);
+    const item = await this.store.get(key);
+    if (!item || item.state === 'cancelled') return;
+    await this.store.update(key, { set: { state: 'cancelled' }, upsert: false });
+    if (item.state === 'pending') await this.store.delete({ pk: keys.chatInbox(baseModel).pk, sk: item.inbox_sk as string });
+    if (item.body_blob) await this.blobs.deletePrefix(item.body_blob as string);
+  }
+
+  private async markTaken(requestId: string, samplerJobId: number): Promise<Item | undefined> {
+    try {
+      return await this.store.update(keys.chatRequest(requestId), {
+        set: { state: 'taken' satisfies ChatRequestState, sampler_job_id: samplerJobId },
+        condition: { equals: { state: 'pending' } },
+        upsert: false,
+      });
+    } catch (error) {
+      // Cancelled (or expired) while it waited in the inbox.
+      if (error instanceof ConditionFailedError || error instanceof TransactionFailedError) return undefined;
+      throw error;
+    }
+  }
+
+  private async body(item: Item): Promise<SamplerRequest> {
+    if (typeof item.body === 'string') return SamplerRequest.parse(JSON.parse(item.body));
+    const bytes = await this.blobs.get(item.body_blob as string);
+    if (!bytes) throw new Error(`The body of chat request ${item.pk} is missing from Blobs`);
+    return SamplerRequest.parse(JSON.parse(Buffer.from(bytes).toString('utf8')));
+  }
+}

@@ -1,0 +1,183 @@
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Clock } from '../../ports/clock.ts';
+import type { Store } from '../../ports/store.ts';
+import type { ChatCompletionRequest, ChatMessage, ModelCard } from '../../schemas/chat.ts';
+import type { ModelSpec } from '../../schemas/job-spec.ts';
+import type { RelayChunk, SamplingParams } from '../../schemas/relay.ts';
+import type { Actor } from '../actor.ts';
+import { InvalidInputError, NotFoundError, UnavailableError } from '../errors.ts';
+import { keys, resourceName } from '../keys.ts';
+import { currentJob, type JobRecords } from '../jobs/job-records.ts';
+import { isTerminal } from '../jobs/state-machine.ts';
+import type { ModelChain } from '../jobs/model-chain.ts';
+import { checkpointsOf, formatCheckpointName, type ModelResolver } from '../models.ts';
+import type { ChatRelay } from './chat-relay.ts';
+import type { SamplerPool } from './sampler-pool.ts';
+
+export interface ChatTiming {
+  /** How often a waiting reply looks for its next chunk. */
+  pollMs: number;
+  /** How often a waiting reply checks that a sampler is there to answer it. */
+  livenessMs: number;
+  /** Longest wait for a whole reply, a cold sampler start included. */
+  replyTimeoutMs: number;
+}
+
+export const DEFAULT_CHAT_TIMING: ChatTiming = { pollMs: 20, livenessMs: 1000, replyTimeoutMs: 14 * 60 * 1000 };
+
+/** A request handed to a sampler: what the reply events belong to. */
+export interface ChatTicket {
+  id: string;
+  /** The model the reply names: a `repo/bake` request names the checkpoint it resolved to. */
+  model: string;
+  baseModel: string;
+  created: number;
+  relayUrl: string;
+}
+
+const UNKNOWN_MODEL = (name: string) =>
+  `The model '${name}' does not exist or you do not have access to it; GET /v1/models lists the models you can use.`;
+
+/**
+ * OpenAI-compatible chat over the sampler relay (bread-api.md §15): resolves the model to a base
+ * and an adapter chain, queues the request for that base model's sampler (starting one when
+ * none is up), and reads the answer's chunks as the sampler posts them.
+ */
+export class ChatService {
+  constructor(
+    private readonly store: Store,
+    private readonly models: ModelResolver,
+    private readonly chain: ModelChain,
+    private readonly records: JobRecords,
+    private readonly pool: SamplerPool,
+    private readonly relay: ChatRelay,
+    private readonly clock: Clock,
+    private readonly timing: ChatTiming,
+  ) {}
+
+  /** Queues the request; `relayUrl` is where the sampler reaches this API. */
+  async submit(actor: Actor, body: ChatCompletionRequest, relayUrl: string): Promise<ChatTicket> {
+    const { name, spec } = await this.resolveModel(actor, body.model);
+    const id = `chatcmpl-${randomBytes(12).toString('hex')}`;
+    await this.pool.ensure(spec.base_model, relayUrl);
+    await this.relay.submit({ id, model: spec, messages: body.messages.map(toTemplateMessage), tools: body.tools ?? null, params: samplingParams(body) });
+    return { id, model: name, baseModel: spec.base_model, created: Math.floor(this.clock.now().getTime() / 1000), relayUrl };
+  }
+
+  /**
+   * The reply's chunks in order, ending with the one that carries `done` or `error`. Stopping
+   * early (the caller went away) cancels the request.
+   */
+  async *replies(ticket: ChatTicket, signal?: AbortSignal): AsyncGenerator<RelayChunk> {
+    const deadline = Date.now() + this.timing.replyTimeoutMs;
+    let nextLivenessCheck = Date.now() + this.timing.livenessMs;
+    let seq = 0;
+    let finished = false;
+    try {
+      while (!signal?.aborted) {
+        const chunk = await this.relay.chunk(ticket.id, seq);
+        if (chunk) {
+          seq += 1;
+          finished = chunk.done !== null || chunk.error !== null;
+          yield chunk;
+          if (finished) return;
+          continue;
+        }
+        if (Date.now() >= deadline) {
+          throw new UnavailableError(`No reply within ${Math.round(this.timing.replyTimeoutMs / 1000)} s; the sampler may still be starting, try again.`);
+        }
+        if (Date.now() >= nextLivenessCheck) {
+          await this.checkLiveness(ticket, seq);
+          nextLivenessCheck = Date.now() + this.timing.livenessMs;
+        }
+        await sleep(this.timing.pollMs, undefined, { signal }).catch(() => undefined);
+      }
+    } finally {
+      if (!finished) await this.relay.cancel(ticket.id, ticket.baseModel);
+    }
+  }
+
+  /** The catalog's base models and every checkpoint of the caller's completed bakes. */
+  async listModels(actor: Actor): Promise<ModelCard[]> {
+    const base: ModelCard[] = this.models.baseModels().map((id) => ({ id, object: 'model', created: 0, owned_by: 'bakehouse' }));
+    const checkpoints: ModelCard[] = [];
+    const { items: repos } = await this.store.query(keys.repoPartition(actor.userId));
+    for (const repo of repos) {
+      const repoName = (repo.sk as string).slice('REPO#'.length);
+      const { items: bakes } = await this.store.query(keys.resourcePartition(actor.userId, repoName, 'bake'));
+      for (const bake of bakes) {
+        const job = currentJob(bake, 'bake');
+        if (job?.state !== 'complete') continue;
+        const created = Math.floor(Date.parse(job.updated_at) / 1000);
+        for (const step of checkpointsOf(bake)) {
+          const id = formatCheckpointName({ userId: actor.userId, repo: repoName, bake: resourceName('bake', bake.sk as string), step });
+          checkpoints.push({ id, object: 'model', created, owned_by: actor.userId });
+        }
+      }
+    }
+    return [...base, ...checkpoints];
+  }
+
+  /**
+   * A base model, `user/repo/bake/step`, or `repo/bake` (that bake's newest checkpoint); anything
+   * the caller cannot use is 404, so others' model names are not revealed.
+   */
+  private async resolveModel(actor: Actor, requested: string): Promise<{ name: string; spec: ModelSpec }> {
+    const name = (await this.latestCheckpoint(actor, requested)) ?? requested;
+    try {
+      return { name, spec: await this.chain.spec(actor, name, UNKNOWN_MODEL(requested)) };
+    } catch (error) {
+      if (error instanceof InvalidInputError) throw new NotFoundError(error.message);
+      throw error;
+    }
+  }
+
+  private async latestCheckpoint(actor: Actor, requested: string): Promise<string | undefined> {
+    const parts = requested.split('/');
+    if (parts.length !== 2 || this.models.isBaseModel(requested)) return undefined;
+    const [repo, bake] = parts as [string, string];
+    if (!repo || !bake || repo.includes('#') || bake.includes('#')) return undefined;
+    const item = await this.store.get(keys.resource(actor.userId, repo, 'bake', bake));
+    const step = item && checkpointsOf(item)[0];
+    return step === undefined ? undefined : formatCheckpointName({ userId: actor.userId, repo, bake, step });
+  }
+
+  /**
+   * A waiting request needs a sampler: one that stopped (idle, or crashed) before taking it is
+   * replaced; one that took it and then ended without a last chunk fails the reply.
+   */
+  private async checkLiveness(ticket: ChatTicket, seq: number): Promise<void> {
+    const status = await this.relay.status(ticket.id);
+    if (!status || status.state === 'cancelled') throw new UnavailableError('The request was cancelled before it was answered.');
+    if (status.state === 'pending') {
+      await this.pool.ensure(ticket.baseModel, ticket.relayUrl);
+      return;
+    }
+    const sampler = status.samplerJobId === undefined ? undefined : await this.records.get(status.samplerJobId);
+    if (sampler && !isTerminal(sampler.state)) return;
+    // The last chunk may have landed just before the sampler ended.
+    if (await this.relay.chunk(ticket.id, seq)) return;
+    const reason = sampler?.error ? `: ${sampler.error}` : '';
+    throw new UnavailableError(`The sampler stopped before finishing this reply${reason}. Try again.`);
+  }
+}
+
+function samplingParams(body: ChatCompletionRequest): SamplingParams {
+  const stop = body.stop ?? [];
+  return {
+    n: body.n ?? 1,
+    temperature: body.temperature ?? 1,
+    top_p: body.top_p ?? 1,
+    max_tokens: body.max_completion_tokens ?? body.max_tokens ?? null,
+    stop: typeof stop === 'string' ? [stop] : stop,
+    seed: body.seed ?? null,
+    chat_template_kwargs: body.chat_template_kwargs ?? body.extra_body?.chat_template_kwargs ?? {},
+  };
+}
+
+/** Chat templates expect text content; OpenAI's `developer` role is the system prompt of newer clients. */
+function toTemplateMessage(message: ChatMessage): ChatMessage {
+  const content = Array.isArray(message.content) ? message.content.map((part) => part.text).join('') : message.content;
+  return { ...message, role: message.role === 'developer' ? 'system' : message.role, content: content ?? '' };
+}

@@ -1,0 +1,87 @@
+/**
+ * The relay between the API and a long-running sampler job (DESIGN.md §1). Batch jobs accept no
+ * inbound connections, so the sampler calls out: it long-polls the API for the requests queued
+ * for its base model and posts each answer back as numbered chunks, which the API stores for the
+ * chat route to stream. Both routes take `Authorization: Bearer <relay_token>` from the job spec.
+ *
+ * - `POST /v1/relay/samplers/{job_id}/next` — RelayNextRequest → RelayNextResponse (200; the list
+ *   is empty when nothing arrived within `wait_s`). Requests are handed out oldest first, each once.
+ * - `POST /v1/relay/samplers/{job_id}/requests/{request_id}/chunks` — RelayChunk → RelayChunkAck.
+ *   `seq` counts from 0 per request; a chunk posted twice (a retry) is stored once. The chunk with
+ *   `done` or `error` is the last one.
+ *
+ * A 401 means the token is wrong; a 410 that the job is no longer the active sampler (it should exit).
+ */
+import { z } from 'zod';
+import { Message } from './bread.ts';
+import { ModelSpec } from './job-spec.ts';
+
+export const RelayNextRequest = z
+  .object({
+    wait_s: z.number().min(0).max(30).meta({ description: 'How long to wait for a request before answering with none' }),
+    max: z.number().int().min(1).max(64).meta({ description: 'Most requests to hand out at once' }),
+  })
+  .meta({ id: 'RelayNextRequest' });
+
+export const SamplingParams = z
+  .object({
+    n: z.number().int().min(1).max(16),
+    temperature: z.number().min(0).max(2),
+    top_p: z.number().gt(0).max(1),
+    max_tokens: z.number().int().min(1).nullable().meta({ description: "Unset: up to the model's context" }),
+    stop: z.array(z.string().min(1)).max(4).meta({ description: 'The reply ends before the first of these' }),
+    seed: z.number().int().nullable().meta({ description: 'Choice i samples from a stream seeded by (seed, i); unset: random' }),
+    chat_template_kwargs: z.looseObject({}).meta({ description: 'Passed to the chat template, e.g. {"enable_thinking": false}' }),
+  })
+  .meta({ id: 'SamplingParams' });
+export type SamplingParams = z.infer<typeof SamplingParams>;
+
+export const SamplerRequest = z
+  .object({
+    id: z.string().min(1),
+    model: ModelSpec.meta({ description: "The sampler's base model with the checkpoint's adapter chain, root first" }),
+    messages: z.array(Message).min(1),
+    tools: z.array(z.looseObject({})).nullable(),
+    params: SamplingParams,
+  })
+  .meta({ id: 'SamplerRequest' });
+export type SamplerRequest = z.infer<typeof SamplerRequest>;
+
+export const RelayNextResponse = z.object({ requests: z.array(SamplerRequest) }).meta({ id: 'RelayNextResponse' });
+
+export const FinishReason = z.enum(['stop', 'length', 'tool_calls']);
+
+export const ToolCall = z
+  .object({
+    id: z.string(),
+    type: z.literal('function'),
+    function: z.object({ name: z.string(), arguments: z.string().meta({ description: 'JSON text' }) }),
+  })
+  .meta({ id: 'ToolCall' });
+
+export const RelayChunk = z
+  .object({
+    seq: z.number().int().min(0),
+    deltas: z.array(z.object({ index: z.number().int().min(0), content: z.string() })).meta({ description: 'New text per choice' }),
+    done: z
+      .object({
+        choices: z
+          .array(
+            z.object({
+              index: z.number().int().min(0),
+              finish_reason: FinishReason,
+              tool_calls: z.array(ToolCall).nullable().meta({ description: 'Calls parsed from the reply; their markup is never sent as text' }),
+            }),
+          )
+          .min(1),
+        usage: z.object({ prompt_tokens: z.number().int().min(0), completion_tokens: z.number().int().min(0) }),
+      })
+      .nullable(),
+    error: z.string().nullable().meta({ description: 'The request failed: a sentence the caller can act on' }),
+  })
+  .meta({ id: 'RelayChunk' });
+export type RelayChunk = z.infer<typeof RelayChunk>;
+
+export const RelayChunkAck = z
+  .object({ cancelled: z.boolean().meta({ description: 'Nobody waits for this answer any more: stop generating it' }) })
+  .meta({ id: 'RelayChunkAck' });
