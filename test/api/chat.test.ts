@@ -295,6 +295,13 @@ describe('sampler relay', () => {
     expect(response.headers.get('x-should-retry')).toBe('true');
   });
 
+  it('fails the reply with the reason when its sampler fails before taking it, without starting another', async () => {
+    api.jobs.compute.script = (spec) => (spec.kind === 'sampler' ? { fail: 'Model bakehouse/toy-instruct is not in the local model cache' } : { lines: [] });
+    const response = await api.request('POST', '/v1/chat/completions', chat({}));
+    expectOpenAiError(response, 503, 'unavailable', /sampler for bakehouse\/toy-instruct failed: Model bakehouse\/toy-instruct is not in the local model cache/);
+    expect(api.jobs.compute.submitted.filter((job) => job.kind === 'sampler')).toHaveLength(1);
+  });
+
   it('ends a stream with an error event when the sampler reports one', async () => {
     const reply = api.request('POST', '/v1/chat/completions', chat({ stream: true }));
     const sampler = await FakeSampler.started(api);

@@ -34,6 +34,8 @@ export interface ChatTicket {
   baseModel: string;
   created: number;
   relayUrl: string;
+  /** The sampler job expected to answer; replaced when that one stops idle before taking it. */
+  samplerJobId: number;
 }
 
 const UNKNOWN_MODEL = (name: string) =>
@@ -60,9 +62,9 @@ export class ChatService {
   async submit(actor: Actor, body: ChatCompletionRequest, relayUrl: string): Promise<ChatTicket> {
     const { name, spec } = await this.resolveModel(actor, body.model);
     const id = `chatcmpl-${randomBytes(12).toString('hex')}`;
-    await this.pool.ensure(spec.base_model, relayUrl);
+    const sampler = await this.pool.ensure(spec.base_model, relayUrl);
     await this.relay.submit({ id, model: spec, messages: body.messages.map(toTemplateMessage), tools: body.tools ?? null, params: samplingParams(body) });
-    return { id, model: name, baseModel: spec.base_model, created: Math.floor(this.clock.now().getTime() / 1000), relayUrl };
+    return { id, model: name, baseModel: spec.base_model, created: Math.floor(this.clock.now().getTime() / 1000), relayUrl, samplerJobId: sampler.job_id };
   }
 
   /**
@@ -144,14 +146,19 @@ export class ChatService {
   }
 
   /**
-   * A waiting request needs a sampler: one that stopped (idle, or crashed) before taking it is
-   * replaced; one that took it and then ended without a last chunk fails the reply.
+   * A waiting request needs a sampler. One that stopped idle before taking it is replaced; one
+   * that failed fails the reply with its reason (a sampler that cannot start would fail again),
+   * and so does one that took the request and ended without its last chunk.
    */
   private async checkLiveness(ticket: ChatTicket, seq: number): Promise<void> {
     const status = await this.relay.status(ticket.id);
     if (!status || status.state === 'cancelled') throw new UnavailableError('The request was cancelled before it was answered.');
     if (status.state === 'pending') {
-      await this.pool.ensure(ticket.baseModel, ticket.relayUrl);
+      const expected = await this.records.get(ticket.samplerJobId);
+      if (expected?.state === 'failed') {
+        throw new UnavailableError(`The sampler for ${ticket.baseModel} failed: ${expected.error ?? 'no reason given'}. Try again.`);
+      }
+      if (!expected || isTerminal(expected.state)) ticket.samplerJobId = (await this.pool.ensure(ticket.baseModel, ticket.relayUrl)).job_id;
       return;
     }
     const sampler = status.samplerJobId === undefined ? undefined : await this.records.get(status.samplerJobId);
