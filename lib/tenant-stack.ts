@@ -37,6 +37,8 @@ export class TenantStack extends Stack {
   readonly network: BatchNetwork;
   readonly engine: EngineBatch;
   readonly api: Api;
+  /** The same API with streamed responses, for chat clients (SSE) and long waits for a sampler. */
+  readonly chat: Api;
   readonly apiDomain?: ApiDomain;
   readonly jobLambdas: JobLambdas;
   readonly alarms: Alarms;
@@ -91,6 +93,7 @@ export class TenantStack extends Stack {
       logRetention,
       removalPolicy,
     });
+    this.chat = new Api(this, 'Chat', { environment, streaming: true, reservedConcurrency: tenant.api.reservedConcurrency, logRetention, removalPolicy });
     this.jobLambdas = new JobLambdas(this, 'Jobs', {
       environment,
       jobQueue: this.jobQueue,
@@ -113,7 +116,9 @@ export class TenantStack extends Stack {
     this.alarms.alarmOnDeadLetters('JobMessagesDeadLettered', this.jobQueue.deadLetterQueue, 'A job message that the dispatcher kept failing on');
     this.alarms.alarmOnDeadLetters('EventsDeadLettered', this.jobLambdas.eventDeadLetters, 'A Batch state change or reconciler run');
     this.alarms.alarmOnApi5xx('Api5xx', this.api.function);
+    this.alarms.alarmOnApi5xx('Chat5xx', this.chat.function, 'chat API');
     this.alarms.alarmOnFunctionErrors('ApiErrors', this.api.function, 'API');
+    this.alarms.alarmOnFunctionErrors('ChatErrors', this.chat.function, 'chat API');
     this.alarms.alarmOnFunctionErrors('DispatcherErrors', this.jobLambdas.dispatcher.function, 'dispatcher');
     this.alarms.alarmOnFunctionErrors('JobEventsErrors', this.jobLambdas.jobEvents.function, 'job-events');
     this.alarms.alarmOnFunctionErrors('ReconcilerErrors', this.jobLambdas.reconciler.function, 'reconciler');
@@ -133,6 +138,10 @@ export class TenantStack extends Stack {
       });
       new CfnOutput(this, 'FunctionUrl', { value: this.api.baseUrl, description: 'The API without the custom domain' });
     }
+    new CfnOutput(this, 'ChatUrl', {
+      value: this.chat.baseUrl,
+      description: 'Base URL for chat clients (BAKEHOUSE_BASE_URL): the same API, with streamed replies and waits of up to 15 minutes',
+    });
     new CfnOutput(this, 'AdminKeySecretArn', {
       value: this.secrets.adminKey.secretArn,
       description: 'Secret holding the admin API key: aws secretsmanager get-secret-value --secret-id <arn>',
@@ -159,7 +168,7 @@ export class TenantStack extends Stack {
 
   /** Each function gets the calls its code makes (functions/core/jobs/job-pipeline.ts), no more. */
   private grantLeastPrivilege(): void {
-    const { api, jobLambdas, table, artifacts, jobQueue, engine } = this;
+    const { api, chat, jobLambdas, table, artifacts, jobQueue, engine } = this;
     const { dispatcher, jobEvents, reconciler } = jobLambdas;
 
     // API: every route; starting a job writes its spec and sends its message; deleting an owner
@@ -171,6 +180,17 @@ export class TenantStack extends Stack {
     artifacts.grantDeleteJobFiles(api.function);
     jobQueue.grantSendJobMessages(api.function);
     engine.grantTerminateJobs(api.function);
+
+    // Both APIs serve chat: a reply may start a sampler job (spec, message, the last sampler's
+    // files removed) and park a large conversation in tmp/chat/. The chat API serves every route
+    // too, so it gets the same grants, bar the admin key that only the buffered API installs.
+    for (const fn of [api.function, chat.function]) artifacts.grantChatBodies(fn);
+    table.grantStoreAccess(chat.function);
+    artifacts.grantReadJobFiles(chat.function);
+    artifacts.grantWriteJobFiles(chat.function);
+    artifacts.grantDeleteJobFiles(chat.function);
+    jobQueue.grantSendJobMessages(chat.function);
+    engine.grantTerminateJobs(chat.function);
 
     // Dispatcher: claims the job, reads its spec, submits it; terminates the Batch job it just
     // submitted when the job was deleted meanwhile. (Consuming the queue is the event source's grant.)

@@ -73,10 +73,10 @@ export class Alarms extends Construct {
   }
 
   /**
-   * HTTP 5xx answers from the API's Function URL (Url5xxCount, published per function): errors the
+   * HTTP 5xx answers from an API's Function URL (Url5xxCount, published per function): errors the
    * app caught and answered with a 500 never count as Lambda errors.
    */
-  alarmOnApi5xx(id: string, fn: IFunction): Alarm {
+  alarmOnApi5xx(id: string, fn: IFunction, what = 'API'): Alarm {
     const metric = new Metric({
       namespace: 'AWS/Lambda',
       metricName: 'Url5xxCount',
@@ -88,7 +88,7 @@ export class Alarms extends Construct {
       threshold: 5,
       evaluationPeriods: 3,
       datapointsToAlarm: 2,
-      description: 'The API keeps answering with 5xx errors. The API function\'s log group holds the errors.',
+      description: `The ${what} keeps answering with 5xx errors. The ${what} function's log group holds the errors.`,
     });
   }
 

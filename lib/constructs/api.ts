@@ -1,6 +1,6 @@
 import { Duration, Fn, type RemovalPolicy } from 'aws-cdk-lib';
 import type { Role } from 'aws-cdk-lib/aws-iam';
-import { FunctionUrlAuthType, type FunctionUrl } from 'aws-cdk-lib/aws-lambda';
+import { FunctionUrlAuthType, InvokeMode, type FunctionUrl } from 'aws-cdk-lib/aws-lambda';
 import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import type { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { NagSuppressions } from 'cdk-nag';
@@ -10,8 +10,13 @@ import { handlerFunction } from './lambda-function.ts';
 export interface ApiProps {
   /** The runtime configuration every handler reads (table, bucket, queue, Batch names). */
   readonly environment: Record<string, string>;
-  /** The secret holding the admin API key (`ADMIN_KEY_SECRET_ARN`). */
-  readonly adminKeySecretArn: string;
+  /** The secret holding the admin API key (`ADMIN_KEY_SECRET_ARN`); the buffered API ensures it. */
+  readonly adminKeySecretArn?: string;
+  /**
+   * Stream responses (functions/handlers/chat.ts): chat replies arrive as they are generated and
+   * may take up to 15 minutes. Default false: the buffered API, which API Gateway can front.
+   */
+  readonly streaming?: boolean;
   /** Reserves, and so caps, concurrent executions. Default: none reserved. */
   readonly reservedConcurrency?: number;
   /** Default: one month. */
@@ -21,7 +26,8 @@ export interface ApiProps {
 }
 
 /**
- * The Hono API (functions/handlers/api.ts) on Lambda behind a Function URL.
+ * The Hono API (functions/handlers/api.ts) on Lambda behind a Function URL; or, with `streaming`,
+ * the same app with streamed responses (functions/handlers/chat.ts) for chat clients.
  *
  * The URL's AuthType is NONE on purpose: the clients (Bread and Loops SDKs, curl) send their own
  * `Authorization: Bearer` / `Api-Key` header, which the app checks against hashed keys on every
@@ -39,13 +45,15 @@ export class Api extends Construct {
 
   constructor(scope: Construct, id: string, props: ApiProps) {
     super(scope, id);
+    const streaming = props.streaming ?? false;
     const { function: fn, role, logGroup } = handlerFunction(this, {
-      handler: 'api',
-      description: 'Bakehouse Bread and Loops APIs (Hono)',
+      handler: streaming ? 'chat' : 'api',
+      description: streaming ? 'Bakehouse APIs with streamed responses, for chat (Hono)' : 'Bakehouse Bread and Loops APIs (Hono)',
       memorySize: 1024,
-      // API Gateway, in front of it when the tenant has a custom domain, waits at most 30 s.
-      timeout: Duration.seconds(29),
-      environment: { ...props.environment, ADMIN_KEY_SECRET_ARN: props.adminKeySecretArn },
+      // API Gateway, in front of the buffered API when the tenant has a custom domain, waits at
+      // most 30 s; a streamed chat reply may first wait minutes for a sampler to start.
+      timeout: streaming ? Duration.minutes(15) : Duration.seconds(29),
+      environment: { ...props.environment, ...(props.adminKeySecretArn ? { ADMIN_KEY_SECRET_ARN: props.adminKeySecretArn } : {}) },
       reservedConcurrency: props.reservedConcurrency,
       logRetention: props.logRetention,
       removalPolicy: props.removalPolicy,
@@ -53,7 +61,7 @@ export class Api extends Construct {
     this.function = fn;
     this.role = role;
     this.logGroup = logGroup;
-    this.url = fn.addFunctionUrl({ authType: FunctionUrlAuthType.NONE });
+    this.url = fn.addFunctionUrl({ authType: FunctionUrlAuthType.NONE, invokeMode: streaming ? InvokeMode.RESPONSE_STREAM : InvokeMode.BUFFERED });
 
     NagSuppressions.addResourceSuppressions(fn, [
       {

@@ -30,6 +30,7 @@ export class ArtifactBucket extends Construct {
   static readonly JOBS_PREFIX = 'jobs/';
   /** Objects here are deleted a day after they are written. */
   static readonly TMP_PREFIX = 'tmp/';
+  static readonly CHAT_BODIES_PREFIX = 'tmp/chat/';
 
   readonly bucket: Bucket;
   readonly accessLogs: Bucket;
@@ -108,18 +109,23 @@ export class ArtifactBucket extends Construct {
       .combine(this.grantOnJobFiles(grantee, ['s3:AbortMultipartUpload']));
   }
 
+  /** Get, put and delete on `tmp/chat/*`: chat requests too large for a Store item (functions/core/chat). */
+  grantChatBodies(grantee: IGrantable): Grant {
+    return this.grantOnPrefix(grantee, ['s3:GetObject', 's3:PutObject', 's3:DeleteObject'], ArtifactBucket.CHAT_BODIES_PREFIX, 'Chat request bodies are keyed by request id (tmp/chat/<id>.json)')
+      .combine(this.grantList(grantee));
+  }
+
   private grantOnJobFiles(grantee: IGrantable, actions: string[]): Grant {
-    const grant = Grant.addToPrincipal({
-      grantee,
-      actions,
-      resourceArns: [this.bucket.arnForObjects(`${ArtifactBucket.JOBS_PREFIX}*`)],
-    });
+    return this.grantOnPrefix(grantee, actions, ArtifactBucket.JOBS_PREFIX, 'Job files are keyed by job id (jobs/<jobId>/...)');
+  }
+
+  private grantOnPrefix(grantee: IGrantable, actions: string[], prefix: string, keyedBy: string): Grant {
+    const grant = Grant.addToPrincipal({ grantee, actions, resourceArns: [this.bucket.arnForObjects(`${prefix}*`)] });
     const bucketId = Stack.of(this).getLogicalId(this.bucket.node.defaultChild as CfnBucket);
     acknowledgeWildcard(
       grantee,
-      `Resource::<${bucketId}.Arn>/${ArtifactBucket.JOBS_PREFIX}*`,
-      'Job files are keyed by job id (jobs/<jobId>/...), which exists only at run time; the wildcard stays ' +
-        'under the jobs/ prefix of this tenant\'s own bucket.',
+      `Resource::<${bucketId}.Arn>/${prefix}*`,
+      `${keyedBy}, which exists only at run time; the wildcard stays under the ${prefix} prefix of this tenant's own bucket.`,
     );
     return grant;
   }

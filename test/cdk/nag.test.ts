@@ -34,22 +34,23 @@ const NAG_RULE = /^(AwsSolutions|Serverless)-|^CdkNagValidationFailure/;
 
 /** What every stack acknowledges: `<resource type> <rule> [<finding>]`, one per suppression. */
 const COMMON = [
-  // Lambda runtime pinned to the bundle's target, on each of the four functions.
-  ...['api', 'dispatch', 'job-events', 'reconcile'].flatMap(() => [
+  // Lambda runtime pinned to the bundle's target, on each of the five functions.
+  ...['api', 'chat', 'dispatch', 'job-events', 'reconcile'].flatMap(() => [
     'AWS::Lambda::Function AwsSolutions-L1',
     'AWS::Lambda::Function Serverless-LambdaLatestVersion',
   ]),
   // X-Ray takes no resource, on each function's policy; DescribeJobs takes none either.
-  ...['api', 'dispatch', 'job-events', 'reconcile'].map(() => 'AWS::IAM::Policy AwsSolutions-IAM5 Resource::*'),
+  ...['api', 'chat', 'dispatch', 'job-events', 'reconcile'].map(() => 'AWS::IAM::Policy AwsSolutions-IAM5 Resource::*'),
   'AWS::IAM::Policy AwsSolutions-IAM5 Resource::*',
-  // Synchronous API, SQS-fed dispatcher: no asynchronous events to dead-letter.
-  'AWS::Lambda::Function Serverless-LambdaDLQ',
-  'AWS::Lambda::Function Serverless-LambdaDLQ',
+  // Synchronous APIs (buffered and chat), SQS-fed dispatcher: no asynchronous events to dead-letter.
+  ...['api', 'chat', 'dispatch'].map(() => 'AWS::Lambda::Function Serverless-LambdaDLQ'),
   'AWS::Lambda::EventSourceMapping Serverless-LambdaEventSourceMappingDestination',
-  // Job files by job id, under jobs/: API, dispatcher, job-events, reconciler, engine.
-  ...[1, 2, 3, 4, 5].map(() => 'AWS::IAM::Policy AwsSolutions-IAM5 Resource::<ArtifactsBucket>/jobs/*'),
-  // Batch job ARNs: terminate (API, dispatcher, reconciler) and tag-on-submit (dispatcher).
-  ...[1, 2, 3, 4].map(() => 'AWS::IAM::Policy AwsSolutions-IAM5 /^Resource::arn:[^:]+:batch:[^:]+:.+:job\\/\\*$/'),
+  // Job files by job id, under jobs/: API, chat, dispatcher, job-events, reconciler, engine.
+  ...['api', 'chat', 'dispatch', 'job-events', 'reconcile', 'engine'].map(() => 'AWS::IAM::Policy AwsSolutions-IAM5 Resource::<ArtifactsBucket>/jobs/*'),
+  // Chat request bodies by request id, under tmp/chat/: both APIs.
+  ...['api', 'chat'].map(() => 'AWS::IAM::Policy AwsSolutions-IAM5 Resource::<ArtifactsBucket>/tmp/chat/*'),
+  // Batch job ARNs: terminate (API, chat, dispatcher, reconciler) and tag-on-submit (dispatcher).
+  ...['api', 'chat', 'dispatch', 'reconcile', 'dispatch-tag'].map(() => 'AWS::IAM::Policy AwsSolutions-IAM5 /^Resource::arn:[^:]+:batch:[^:]+:.+:job\\/\\*$/'),
   // ECR login on both execution roles; the ECS agent's managed policy on the instance role.
   'AWS::IAM::Policy AwsSolutions-IAM5 Resource::*',
   'AWS::IAM::Policy AwsSolutions-IAM5 Resource::*',

@@ -56,6 +56,11 @@ const ids = {
   api: idOf(acme.api.function),
   apiRole: idOf(acme.api.role),
   apiLogs: idOf(acme.api.logGroup),
+  apiUrl: idOf(acme.api.url),
+  chat: idOf(acme.chat.function),
+  chatRole: idOf(acme.chat.role),
+  chatLogs: idOf(acme.chat.logGroup),
+  chatUrl: idOf(acme.chat.url),
   dispatcher: idOf(acme.jobLambdas.dispatcher.function),
   dispatcherRole: idOf(acme.jobLambdas.dispatcher.role),
   jobEvents: idOf(acme.jobLambdas.jobEvents.function),
@@ -77,6 +82,7 @@ const ids = {
 
 const arn = (id: string) => ({ 'Fn::GetAtt': [id, 'Arn'] });
 const jobFiles = { 'Fn::Join': ['', [arn(ids.bucket), '/jobs/*']] };
+const chatBodies = { 'Fn::Join': ['', [arn(ids.bucket), '/tmp/chat/*']] };
 const batchJobs = 'arn:aws:batch:eu-west-1:123456789012:job/*';
 const queueArns = [
   { 'Fn::GetAtt': [ids.gpuQueue, 'JobQueueArn'] },
@@ -110,10 +116,13 @@ describe('TenantStack', () => {
   it('publishes what an operator needs', () => {
     template.hasOutput('ApiUrl', { Value: 'https://bread.acme.example' });
     template.hasOutput('ApiDomainTarget', { Value: { 'Fn::GetAtt': [Match.anyValue(), 'RegionalDomainName'] } });
-    const functionBaseUrl = {
-      'Fn::Join': ['', ['https://', { 'Fn::Select': [2, { 'Fn::Split': ['/', { 'Fn::GetAtt': [Match.anyValue(), 'FunctionUrl'] }] }] }]],
-    };
+    const baseUrlOf = (urlId: Json) => ({
+      'Fn::Join': ['', ['https://', { 'Fn::Select': [2, { 'Fn::Split': ['/', { 'Fn::GetAtt': [urlId, 'FunctionUrl'] }] }] }]],
+    });
+    const functionBaseUrl = baseUrlOf(ids.apiUrl);
     template.hasOutput('FunctionUrl', { Value: functionBaseUrl });
+    // Chat clients always use the streaming Function URL: API Gateway would buffer the reply.
+    template.hasOutput('ChatUrl', { Value: baseUrlOf(ids.chatUrl) });
     template.hasOutput('AdminKeySecretArn', { Value: { Ref: ids.adminKey } });
     template.hasOutput('LlmApiKeysSecretArn', { Value: { Ref: ids.llmKeys } });
     template.hasOutput('HubTokenSecretArn', { Value: { Ref: ids.hubToken } });
@@ -121,6 +130,7 @@ describe('TenantStack', () => {
     template.hasOutput('AlarmTopicArn', { Value: { Ref: ids.topic } });
     // Without a custom domain, the Function URL is the API's address.
     scratchTemplate.hasOutput('ApiUrl', { Value: functionBaseUrl });
+    scratchTemplate.hasOutput('ChatUrl', { Value: baseUrlOf(ids.chatUrl) });
     expect(Object.keys(scratchTemplate.findOutputs('ApiDomainTarget'))).toEqual([]);
   });
 });
@@ -283,6 +293,8 @@ describe('functions', () => {
     };
     for (const [id, timeout, extra] of [
       [ids.api, 29, { ADMIN_KEY_SECRET_ARN: { Ref: ids.adminKey } }],
+      // A streamed reply may wait for a sampler to start; the chat API never installs the admin key.
+      [ids.chat, 900, {}],
       [ids.dispatcher, JobLambdas.DISPATCHER_TIMEOUT.toSeconds(), {}],
       [ids.jobEvents, 30, {}],
       [ids.reconciler, 300, {}],
@@ -307,17 +319,29 @@ describe('functions', () => {
     expect(JSON.stringify(resources)).not.toContain('BAKEHOUSE_BASE_MODELS');
   });
 
-  it('gives the API 1 GiB, reserves concurrency only when asked, and keeps logs as configured', () => {
-    expect(resources[ids.api]!.Properties.MemorySize).toBe(1024);
-    expect(resources[ids.api]!.Properties.ReservedConcurrentExecutions).toBeUndefined();
-    expect(resources[ids.api]!.Properties.LoggingConfig).toEqual({ LogGroup: { Ref: ids.apiLogs } });
-    scratchTemplate.hasResourceProperties('AWS::Lambda::Function', { ReservedConcurrentExecutions: 20 });
+  it('gives both APIs 1 GiB, reserves concurrency only when asked, and keeps logs as configured', () => {
+    for (const [id, logs] of [
+      [ids.api, ids.apiLogs],
+      [ids.chat, ids.chatLogs],
+    ] as const) {
+      expect(resources[id]!.Properties.MemorySize, id).toBe(1024);
+      expect(resources[id]!.Properties.ReservedConcurrentExecutions, id).toBeUndefined();
+      expect(resources[id]!.Properties.LoggingConfig, id).toEqual({ LogGroup: { Ref: logs } });
+    }
+    // The tenant's reserved concurrency applies to each API.
+    const scratchResources = scratchTemplate.toJSON().Resources as Record<string, { Properties: Record<string, Json> }>;
+    for (const fn of [scratch.api.function, scratch.chat.function]) {
+      expect(scratchResources[idOf(fn)]!.Properties.ReservedConcurrentExecutions, idOf(fn)).toBe(20);
+    }
     template.hasResource('AWS::Logs::LogGroup', { Properties: { RetentionInDays: 30 }, DeletionPolicy: 'Retain' });
     scratchTemplate.hasResource('AWS::Logs::LogGroup', { Properties: { RetentionInDays: 7 }, DeletionPolicy: 'Delete' });
   });
 
-  it('serves the API on a Function URL without IAM auth (the app checks API keys itself)', () => {
-    template.hasResourceProperties('AWS::Lambda::Url', { AuthType: 'NONE', TargetFunctionArn: arn(ids.api) });
+  it('serves the API buffered and chat streamed, each on a Function URL without IAM auth (the app checks API keys itself)', () => {
+    const urls = template.findResources('AWS::Lambda::Url');
+    expect(Object.keys(urls).sort()).toEqual([ids.apiUrl, ids.chatUrl].sort());
+    expect(urls[ids.apiUrl]!.Properties).toEqual({ AuthType: 'NONE', InvokeMode: 'BUFFERED', TargetFunctionArn: arn(ids.api) });
+    expect(urls[ids.chatUrl]!.Properties).toEqual({ AuthType: 'NONE', InvokeMode: 'RESPONSE_STREAM', TargetFunctionArn: arn(ids.chat) });
   });
 
   it('dispatches from the job queue, ten records at a time, five batches at once, reporting failed records alone', () => {
@@ -351,14 +375,29 @@ describe('functions', () => {
     expect(resources[ids.reconciler]!.Properties.DeadLetterConfig).toEqual({ TargetArn: arn(ids.eventDeadLetters) });
   });
 
-  it('bundles the API as ESM without the embedded runtime or its native module', () => {
-    const key = resources[ids.api]!.Properties.Code.S3Key as string;
-    const bundle = readFileSync(join(app.outdir, `asset.${key.replace(/\.zip$/, '')}`, 'index.mjs'), 'utf8');
-    expect(bundle.startsWith("import { createRequire as __bakehouseRequire } from 'node:module';")).toBe(true);
-    expect(bundle).toMatch(/export\s*\{[^}]*\bas handler\b[^}]*\}/);
-    expect(bundle).toContain('GetSecretValue');
-    expect(bundle).not.toContain('better-sqlite3');
-    expect(bundle).not.toContain('SqliteStore');
+  it('bundles each handler as ESM without the embedded runtime or its native module', () => {
+    for (const [id, handlers] of [
+      // The buffered API installs the admin key from its secret on a cold start.
+      [ids.api, ['admin-key', 'api', 'runtime']],
+      [ids.chat, ['chat', 'runtime']],
+      [ids.dispatcher, ['dispatch', 'runtime']],
+      [ids.jobEvents, ['job-events', 'runtime']],
+      [ids.reconciler, ['reconcile', 'runtime']],
+    ] as const) {
+      const key = resources[id]!.Properties.Code.S3Key as string;
+      const asset = join(app.outdir, `asset.${key.replace(/\.zip$/, '')}`);
+      const bundle = readFileSync(join(asset, 'index.mjs'), 'utf8');
+      const { sources } = JSON.parse(readFileSync(join(asset, 'index.mjs.map'), 'utf8')) as { sources: string[] };
+      const bundled = sources.flatMap((source) => /functions\/handlers\/([^/]+)\.ts$/.exec(source)?.slice(1) ?? []);
+      expect(bundled.sort(), id).toEqual([...handlers]);
+      expect(bundle.startsWith("import { createRequire as __bakehouseRequire } from 'node:module';"), id).toBe(true);
+      expect(bundle, id).toMatch(/export\s*\{[^}]*\bas handler\b[^}]*\}/);
+      expect(bundle.includes('GetSecretValue'), id).toBe(id === ids.api);
+      // hono's streamHandle wraps the app in the runtime's awslambda.streamifyResponse.
+      expect(bundle.includes('streamifyResponse'), id).toBe(id === ids.chat);
+      expect(bundle, id).not.toContain('better-sqlite3');
+      expect(bundle, id).not.toContain('SqliteStore');
+    }
   });
 });
 
@@ -550,11 +589,17 @@ describe('Alarms', () => {
     ]);
   });
 
-  it("watches the API's 5xx answers, on the Function URL and the custom domain, and every function's errors", () => {
-    expect(byMetric('Url5xxCount').map((alarm) => alarm.Dimensions)).toEqual([[{ Name: 'FunctionName', Value: { Ref: ids.api } }]]);
+  it("watches both APIs' 5xx answers, on their Function URLs and the custom domain, and every function's errors", () => {
+    expect(byMetric('Url5xxCount').map((alarm) => [alarm.Namespace, alarm.Dimensions, alarm.Threshold])).toEqual(
+      [ids.api, ids.chat].map((id) => ['AWS/Lambda', [{ Name: 'FunctionName', Value: { Ref: id } }], 5]),
+    );
+    expect(byMetric('Url5xxCount').map((alarm) => alarm.AlarmDescription)).toEqual([
+      expect.stringMatching(/^The API keeps answering with 5xx errors/),
+      expect.stringMatching(/^The chat API keeps answering with 5xx errors/),
+    ]);
     expect(byMetric('5xx')).toHaveLength(1);
-    expect(byMetric('Errors').map((alarm) => alarm.Dimensions[0].Value)).toEqual(
-      [ids.api, ids.dispatcher, ids.jobEvents, ids.reconciler].map((id) => ({ Ref: id })),
+    expect(byMetric('Errors').map((alarm) => alarm.Dimensions)).toEqual(
+      [ids.api, ids.chat, ids.dispatcher, ids.jobEvents, ids.reconciler].map((id) => [{ Name: 'FunctionName', Value: { Ref: id } }]),
     );
   });
 
@@ -581,6 +626,19 @@ describe('least privilege', () => {
         ...STORE,
         'secretsmanager:DescribeSecret',
         'secretsmanager:GetSecretValue',
+        's3:DeleteObject',
+        's3:GetObject',
+        's3:ListBucket',
+        's3:PutObject',
+        'sqs:SendMessage',
+        'batch:TerminateJob',
+      ].sort(),
+    );
+    // Every route of the API, without the admin key.
+    expect(actionsOf(json, ids.chatRole)).toEqual(
+      [
+        ...LOGS_AND_TRACES,
+        ...STORE,
         's3:DeleteObject',
         's3:GetObject',
         's3:ListBucket',
@@ -624,23 +682,49 @@ describe('least privilege', () => {
   });
 
   it('keeps item access to this table and its one index', () => {
-    for (const role of [ids.apiRole, ids.dispatcherRole, ids.jobEventsRole, ids.reconcilerRole]) {
+    for (const role of [ids.apiRole, ids.chatRole, ids.dispatcherRole, ids.jobEventsRole, ids.reconcilerRole]) {
       expect(statementsAllowing(json, role, 'dynamodb:Query').map((statement) => statement.Resource)).toEqual([
         [arn(ids.table), { 'Fn::Join': ['', [arn(ids.table), '/index/gsi1']] }],
       ]);
     }
   });
 
-  it('keeps object access under jobs/ of this bucket, and listing to this bucket', () => {
-    for (const role of [ids.apiRole, ids.dispatcherRole, ids.jobEventsRole, ids.reconcilerRole, ids.jobRole]) {
-      const objects = statementsOf(json, role).filter((statement) => [statement.Action].flat().some((action) => /^s3:.*Object|Multipart/.test(action)));
-      expect(objects.map((statement) => statement.Resource), role).toEqual(objects.map(() => jobFiles));
+  it('keeps object access under jobs/ of this bucket (and tmp/chat/ for the APIs), and listing to this bucket', () => {
+    const prefixes = new Map([
+      [JSON.stringify(jobFiles), 'jobs/*'],
+      [JSON.stringify(chatBodies), 'tmp/chat/*'],
+    ]);
+    /** Every object action the role is allowed, as `<action> <prefix>`: any other resource shows as JSON. */
+    const objectAccess = (role: string) =>
+      [
+        ...new Set(
+          statementsOf(json, role).flatMap((statement) => {
+            const actions = [statement.Action].flat().filter((action) => /^s3:.*Object|Multipart/.test(action));
+            const objects = [statement.Resource].flat().map((resource) => prefixes.get(JSON.stringify(resource)) ?? JSON.stringify(resource));
+            return actions.flatMap((action) => objects.map((object) => `${action} ${object}`));
+          }),
+        ),
+      ].sort();
+    const on = (prefix: string, actions: string[]) => actions.map((action) => `${action} ${prefix}`);
+    const readWriteDelete = ['s3:DeleteObject', 's3:GetObject', 's3:PutObject'];
+    for (const [role, expected] of [
+      // Chat request bodies too large for a Store item, under tmp/chat/ (expired after a day).
+      [ids.apiRole, [...on('jobs/*', readWriteDelete), ...on('tmp/chat/*', readWriteDelete)]],
+      [ids.chatRole, [...on('jobs/*', readWriteDelete), ...on('tmp/chat/*', readWriteDelete)]],
+      [ids.dispatcherRole, on('jobs/*', ['s3:GetObject'])],
+      [ids.jobEventsRole, on('jobs/*', ['s3:GetObject'])],
+      [ids.reconcilerRole, on('jobs/*', ['s3:DeleteObject', 's3:GetObject'])],
+      [ids.jobRole, on('jobs/*', ['s3:AbortMultipartUpload', 's3:GetObject', 's3:PutObject'])],
+    ] as const) {
+      expect(objectAccess(role), role).toEqual([...expected].sort());
       expect(statementsAllowing(json, role, 's3:ListBucket').map((statement) => statement.Resource), role).toEqual([arn(ids.bucket)]);
     }
   });
 
   it("sends only to this tenant's queues", () => {
-    expect(statementsAllowing(json, ids.apiRole, 'sqs:SendMessage').map((statement) => statement.Resource)).toEqual([arn(ids.jobQueue)]);
+    for (const role of [ids.apiRole, ids.chatRole]) {
+      expect(statementsAllowing(json, role, 'sqs:SendMessage').map((statement) => statement.Resource), role).toEqual([arn(ids.jobQueue)]);
+    }
     expect(statementsAllowing(json, ids.reconcilerRole, 'sqs:SendMessage').map((statement) => statement.Resource)).toEqual([
       [arn(ids.jobQueue), arn(ids.eventDeadLetters)],
     ]);
@@ -668,7 +752,7 @@ describe('least privilege', () => {
   });
 
   it('terminates only jobs Bakehouse tagged, and describes jobs (which takes no resource) only in the reconciler', () => {
-    for (const role of [ids.apiRole, ids.dispatcherRole, ids.reconcilerRole]) {
+    for (const role of [ids.apiRole, ids.chatRole, ids.dispatcherRole, ids.reconcilerRole]) {
       expect(statementsAllowing(json, role, 'batch:TerminateJob'), role).toEqual([
         {
           Effect: 'Allow',
@@ -698,11 +782,13 @@ describe('least privilege', () => {
     }
   });
 
-  it('reads the admin key from the API only', () => {
+  it('reads the admin key from the buffered API only, not from chat', () => {
     const readers = Object.entries(resources)
       .filter(([, resource]) => resource.Type === 'AWS::IAM::Policy' && JSON.stringify(resource.Properties).includes(`"Ref":"${ids.adminKey}"`))
       .map(([, resource]) => resource.Properties.Roles);
     expect(readers).toEqual([[{ Ref: ids.apiRole }]]);
+    expect(actionsOf(json, ids.chatRole).filter((action) => action.startsWith('secretsmanager:'))).toEqual([]);
+    expect(resources[ids.chat]!.Properties.Environment.Variables).not.toHaveProperty('ADMIN_KEY_SECRET_ARN');
   });
 
   it('uses the wildcard resource only for actions that take no resource', () => {
