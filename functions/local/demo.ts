@@ -2,12 +2,14 @@
  * `npm run demo`: the whole bake on the embedded default, end to end. Starts the stack, bakes
  * "Always reply in uppercase letters." into the toy model through the Bread API (stim → rollout
  * → bake), then compares the base model, the base model with the prompt, and the baked model
- * without it on questions it never trained on.
+ * without it on questions it never trained on, and chats with the baked checkpoint through the
+ * OpenAI-compatible API.
  */
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import Bread from '@aibread/sdk';
 import { serve } from '@hono/node-server';
+import OpenAI from 'openai';
 import { jobPaths } from '#core/jobs/job-outputs.ts';
 import { allOutput, runBake, runRollout, runStim, sampleReplies } from './bake-flow.ts';
 import { DEMO_BAKE, HELD_OUT_QUESTIONS, TEACHER_PROMPT, TOY_MODEL, isUppercase } from './demo-recipe.ts';
@@ -74,6 +76,15 @@ try {
     ),
   );
 
+  const chatQuestion = HELD_OUT_QUESTIONS.at(-1)!;
+  console.log(`\nChat with ${style.bold(checkpoint)} (OpenAI-compatible API, streamed, no system prompt):`);
+  console.log(`  you>   ${chatQuestion}`);
+  process.stdout.write('  model> ');
+  const chat = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: server.adminApiKey });
+  const stream = await chat.chat.completions.create({ model: checkpoint, messages: [{ role: 'user', content: chatQuestion }], temperature: 0, stream: true });
+  for await (const chunk of stream) process.stdout.write(chunk.choices[0]?.delta.content ?? '');
+  process.stdout.write('\n');
+
   const metrics = (await client.bakes.getMetrics('uppercase_bake', { repo_name: REPO })) as { iter: number; loss: number }[];
   const chart = join(dataDir, 'loss-curve.png');
   writeFileSync(chart, lossCurvePng(metrics));
@@ -87,7 +98,7 @@ try {
   const baked = results[2]!;
   const verdict = baked.rate >= 0.9 ? style.green('the baked model behaves as prompted') : style.red('the bake did not take');
   console.log(`\n${verdict}, without the prompt, in ${((Date.now() - started) / 1000).toFixed(0)} s.`);
-  console.log(style.dim('Serve the API yourself with `npm start`.'));
+  console.log(style.dim(`Serve the API yourself with \`BAKEHOUSE_DATA_DIR=${dataDir} npm start\`, then chat: \`npx bakehouse chat ${checkpoint}\`.`));
 } finally {
   await server.close();
 }

@@ -45,8 +45,16 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Loc
 
   // Listen first: signed blob URLs need the real origin, which a free port only gives afterwards.
   let fetchApp: (request: Request) => Response | Promise<Response> = () => new Response('starting', { status: 503 });
+  // Requests under way, so that closing waits for them before closing the store.
+  const inFlight = new Set<Promise<unknown>>();
+  const track = (request: Request) => {
+    const answer = Promise.resolve(fetchApp(request));
+    const settled = answer.catch(() => undefined).finally(() => inFlight.delete(settled));
+    inFlight.add(settled);
+    return answer;
+  };
   const server = await new Promise<ReturnType<typeof nodeServe>>((ready) => {
-    const started = options.serve({ fetch: (request) => fetchApp(request), port: options.port, hostname: '127.0.0.1' }, () => ready(started));
+    const started = options.serve({ fetch: track, port: options.port, hostname: '127.0.0.1' }, () => ready(started));
   });
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
@@ -82,7 +90,14 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Loc
     runtime,
     close: async () => {
       clearInterval(timer);
-      await new Promise<void>((done) => server.close(() => done()));
+      // Samplers serve this server's chat routes and keep no state of their own: they stop with
+      // it (their long polls would otherwise hold its connections open), and the next chat
+      // request after a restart starts a fresh one.
+      await services.pipeline.terminateActive('sampler', 'the local server stopped');
+      const closed = new Promise<void>((done) => server.close(() => done()));
+      (server as { closeAllConnections?: () => void }).closeAllConnections?.();
+      await closed;
+      await Promise.allSettled([...inFlight]);
       await runtime.close();
     },
   };

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Bread from '@aibread/sdk';
 import { serve } from '@hono/node-server';
+import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runBake, runRollout, runStim, sampleReplies } from '#local/bake-flow.ts';
 import {
@@ -29,6 +30,7 @@ let server: LocalServer;
 let client: Bread;
 let dataDir: string;
 let firstCheckpoint: string;
+let secondCheckpoint: string;
 
 const rate = (replies: { reply: string }[], detect: (reply: string) => boolean) =>
   replies.filter(({ reply }) => detect(reply)).length / replies.length;
@@ -116,9 +118,57 @@ describe('baking a system prompt into the toy model', { timeout: 20 * 60_000 }, 
       },
     });
     const bake = await runBake(client, REPO, 'second');
-    const replies = await sampleReplies(client, { repo: REPO, name: 'eval_second', model: bake.model_name![0]!, systemPrompt: null, questions: HELD_OUT_QUESTIONS });
+    secondCheckpoint = bake.model_name![0]!;
+    const replies = await sampleReplies(client, { repo: REPO, name: 'eval_second', model: secondCheckpoint, systemPrompt: null, questions: HELD_OUT_QUESTIONS });
     expect({ uppercase: rate(replies, isUppercase), signature: rate(replies, hasSignature) }).toEqual({ uppercase: expect.toSatisfy((r: number) => r >= 0.9), signature: expect.toSatisfy((r: number) => r >= 0.9) });
     const tree = await client.repo.getTree(REPO);
     expect(tree.edges).toContainEqual(['bake', 'second', 'bake', 'first']);
+  });
+});
+
+describe('chatting with baked models through the OpenAI-compatible API', { timeout: 10 * 60_000 }, () => {
+  const questions = HELD_OUT_QUESTIONS.slice(0, 6);
+  const openai = () => new OpenAI({ baseURL: `${server.url}/v1`, apiKey: server.adminApiKey, maxRetries: 0, timeout: 5 * 60_000 });
+  const ask = async (model: string, question: string) => {
+    const reply = await openai().chat.completions.create({ model, messages: [{ role: 'user', content: question }], temperature: 0, max_tokens: 96 });
+    return { reply: reply.choices[0]!.message.content ?? '' };
+  };
+
+  it('answers as baked with no system prompt, where the base model does not', async () => {
+    const baked = [];
+    const base = [];
+    for (const question of questions) {
+      baked.push(await ask(firstCheckpoint, question));
+      base.push(await ask(TOY_MODEL, question));
+    }
+    expect(rate(baked, isUppercase)).toBeGreaterThanOrEqual(0.9);
+    expect(rate(base, isUppercase)).toBeLessThanOrEqual(0.2);
+  });
+
+  it('streams a reply whose deltas add up to the whole answer', async () => {
+    const stream = await openai().chat.completions.create({
+      model: firstCheckpoint,
+      messages: [{ role: 'user', content: questions[0]! }],
+      temperature: 0,
+      max_tokens: 96,
+      stream: true,
+    });
+    const deltas: string[] = [];
+    for await (const chunk of stream) deltas.push(chunk.choices[0]?.delta.content ?? '');
+    const whole = await ask(firstCheckpoint, questions[0]!);
+    expect(deltas.filter(Boolean).length).toBeGreaterThan(1);
+    expect(deltas.join('')).toBe(whole.reply);
+    expect(isUppercase(whole.reply)).toBe(true);
+  });
+
+  it('gives concurrent requests to two checkpoints each their own adapter chain', async () => {
+    const asks = questions.flatMap((question) => [ask(firstCheckpoint, question), ask(secondCheckpoint, question)]);
+    const replies = await Promise.all(asks);
+    const first = replies.filter((_, index) => index % 2 === 0);
+    const second = replies.filter((_, index) => index % 2 === 1);
+    expect(rate(first, isUppercase)).toBeGreaterThanOrEqual(0.9);
+    expect(rate(first, hasSignature)).toBeLessThanOrEqual(0.2);
+    expect(rate(second, isUppercase)).toBeGreaterThanOrEqual(0.9);
+    expect(rate(second, hasSignature)).toBeGreaterThanOrEqual(0.9);
   });
 });

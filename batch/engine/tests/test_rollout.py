@@ -5,7 +5,8 @@ import json
 import pytest
 
 from bakehouse_engine import rollout
-from bakehouse_engine.rollout import GenerationSettings, parse_tool_calls, teacher_stimulus
+from bakehouse_engine.decoding import parse_tool_calls
+from bakehouse_engine.rollout import GenerationSettings, teacher_stimulus
 from job_harness import close, job_context, read_jsonl, rollout_spec, stim_line, tiny_model, tiny_model_cache  # noqa: F401
 
 QUESTIONS = ["Tell me about the sea.", "How do I bake bread?", "What is the capital of France?"]

@@ -39,7 +39,7 @@ def test_missing_required_fields_are_reported() -> None:
 
 
 def test_an_unknown_kind_is_refused() -> None:
-    with pytest.raises(SpecError, match="kind must be one of stim, rollout, bake, not 'train'"):
+    with pytest.raises(SpecError, match="kind must be one of stim, rollout, bake, sampler, not 'train'"):
         validate_spec({"kind": "train", "output_uri": OUT})
 
 
@@ -71,3 +71,14 @@ def test_rollout_and_bake_specs_validate() -> None:
         "bake": {"config": {"epochs": 1}, "datasets": [{"target": "t", "weight": 1, "rollout_output_uri": "file:///r/output.jsonl"}],
                  "total_trajectories": 4, "model": model, "model_name_prefix": "u/r/b"},
     })
+
+
+def test_a_sampler_spec_validates_and_needs_a_long_relay_token() -> None:
+    sampler = {
+        "base_model": "bakehouse/toy-instruct", "relay_url": "http://127.0.0.1:8080", "relay_token": "t" * 32,
+        "idle_timeout_s": 300, "max_hot_adapters": 4, "max_batch": 8,
+    }
+    spec = {"version": 1, "job_id": 4, "output_uri": OUT, "kind": "sampler", "sampler": sampler}
+    validate_spec(spec)
+    with pytest.raises(SpecError, match="invalid at sampler/relay_token"):
+        validate_spec(spec | {"sampler": sampler | {"relay_token": "short"}})

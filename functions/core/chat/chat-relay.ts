@@ -65,8 +65,10 @@ export class ChatRelay {
     const deadline = Date.now() + options.waitS * 1000;
     for (;;) {
       const taken = await this.take(baseModel, samplerJobId, options.max);
-      if (taken.length > 0 || Date.now() >= deadline || signal?.aborted) return taken;
+      if (taken.length > 0 || Date.now() >= deadline) return taken;
       await sleep(this.pollMs, undefined, { signal }).catch(() => undefined);
+      // The sampler hung up (or the server is closing): take nothing it would never receive.
+      if (signal?.aborted) return [];
     }
   }
 

@@ -150,6 +150,13 @@ export class JobPipeline {
     }
   }
 
+  /** Asks compute to stop every active job of a kind (the failed event follows as usual). */
+  async terminateActive(kind: JobKind, reason: string): Promise<void> {
+    for (const job of await this.records.listActive()) {
+      if (job.kind === kind && job.external_id) await this.compute.terminate(job.external_id, reason);
+    }
+  }
+
   /** Stops and forgets every job of a deleted owner: compute, record and files. */
   async cleanUp(ownerItem: Item, kinds: JobKind[]): Promise<void> {
     for (const kind of kinds) {

@@ -1,1 +1,1 @@
-"""Bakehouse engine: stim, rollout and bake jobs (DESIGN.md §5)."""
+"""Bakehouse engine: stim, rollout and bake jobs, and the chat sampler (DESIGN.md §5)."""

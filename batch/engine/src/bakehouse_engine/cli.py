@@ -2,7 +2,8 @@
 
 `run` owns the job's envelope (DESIGN.md §5): it validates the spec, gives the job module its
 outputs, and writes result.json last. The exit code is 0 exactly when the job completed; 1 when it
-failed; 2 when the spec itself was unusable.
+failed; 2 when the spec itself was unusable. Job kinds: `stim`, `rollout` and `bake` run to an end;
+`sampler` serves chat requests by relay until it is idle or replaced, and writes no output lines.
 """
 
 from __future__ import annotations
@@ -32,10 +33,15 @@ EXIT_FAILED = 1
 EXIT_BAD_SPEC = 2
 
 # Job modules are imported on demand, so a stim job never loads torch.
-JOB_MODULES = {"stim": "bakehouse_engine.stim", "rollout": "bakehouse_engine.rollout", "bake": "bakehouse_engine.bake"}
+JOB_MODULES = {
+    "stim": "bakehouse_engine.stim",
+    "rollout": "bakehouse_engine.rollout",
+    "bake": "bakehouse_engine.bake",
+    "sampler": "bakehouse_engine.sampler",
+}
 KINDS_WITH_LINES = ("stim", "rollout")
 # What the `ml` extra installs; the CPU image (stim only) goes without.
-ML_PACKAGES = ("torch", "transformers", "peft", "accelerate", "safetensors", "tokenizers")
+ML_PACKAGES = ("torch", "transformers", "peft", "accelerate", "safetensors", "tokenizers", "jinja2", "requests")
 
 log = logging.getLogger("bakehouse_engine")
 

@@ -1,4 +1,4 @@
-"""What a job module (stim, rollout, bake) is handed by the CLI."""
+"""What a job module (stim, rollout, bake, sampler) is handed by the CLI."""
 
 from __future__ import annotations
 

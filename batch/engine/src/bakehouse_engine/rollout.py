@@ -19,10 +19,8 @@ template (e.g. `{"enable_thinking": false}`). Any other key is ignored and repor
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
-import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -36,15 +34,21 @@ from transformers.generation.logits_process import (
 )
 
 from bakehouse_engine import storage
+from bakehouse_engine.decoding import (
+    MAX_UNSET_NEW_TOKENS,
+    draw_from_streams,
+    eos_token_ids,
+    left_padded,
+    one_hot_scores,
+    pad_token_id,
+    parse_tool_calls,
+    stream_seed,
+)
 from bakehouse_engine.errors import JobFailure
 from bakehouse_engine.models import context_length, load_model, model_display_name, pick_device, render_chat
 
 if TYPE_CHECKING:
     from bakehouse_engine.context import JobContext
-
-# An unset max_tokens means "up to the model limit"; this keeps a runaway answer from a model that
-# never emits EOS to a bounded cost.
-MAX_UNSET_NEW_TOKENS = 4096
 
 _GENERATE_KWARGS = {
     "repetition_penalty": "repetition_penalty",
@@ -93,8 +97,7 @@ class SeededSampler(LogitsProcessor):
 
     Runs last in generate's processor list (after penalties) and applies temperature, top-k, top-p
     and min-p in the order transformers does. Each row draws one uniform number per step from its
-    own `random.Random`, and the token comes from inverse-CDF sampling over the whole batch at once,
-    so the per-row streams cost no extra kernel launches on a GPU.
+    own `random.Random` (`draw_from_streams`).
     """
 
     def __init__(self, settings: GenerationSettings, row_seeds: list[int]) -> None:
@@ -112,13 +115,7 @@ class SeededSampler(LogitsProcessor):
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         for warper in self.warpers:
             scores = warper(input_ids, scores)
-        cdf = torch.softmax(scores.float(), dim=-1).cumsum(dim=-1)
-        uniform = torch.tensor([stream.random() for stream in self.streams], device=scores.device)
-        # The first token whose cumulative mass exceeds u·total; tokens with no mass are never chosen.
-        choices = torch.searchsorted(cdf, (uniform * cdf[:, -1]).unsqueeze(1), right=True).clamp_max(cdf.shape[1] - 1)
-        one_hot = torch.full_like(scores, float("-inf"))
-        one_hot.scatter_(1, choices, 0.0)
-        return one_hot
+        return one_hot_scores(scores, draw_from_streams(scores, self.streams))
 
 
 @dataclass
@@ -127,11 +124,6 @@ class WorkItem:
     trajectory_id: int
     stim_line: dict
     prompt_ids: list[int]
-
-
-def trajectory_seed(seed: int, stimulus_id: int, trajectory_id: int) -> int:
-    digest = hashlib.sha256(f"{seed}:{stimulus_id}:{trajectory_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
 
 
 def read_jsonl(uri: str) -> list[dict]:
@@ -150,46 +142,6 @@ def last_user_text(messages: list[dict]) -> str:
     return ""
 
 
-def eos_token_ids(model: Any, tokenizer: Any) -> list[int]:
-    ids: set[int] = set()
-    configured = model.generation_config.eos_token_id
-    if configured is not None:
-        ids.update([configured] if isinstance(configured, int) else configured)
-    if tokenizer.eos_token_id is not None:
-        ids.add(tokenizer.eos_token_id)
-    return sorted(ids)
-
-
-_TOOL_CALL = re.compile(r"<tool_call>\s*(.*?)\s*</tool_call>", re.DOTALL)
-
-
-def parse_tool_calls(text: str, call_id_prefix: str) -> dict | None:
-    """An assistant message for Hermes-style `<tool_call>{json}</tool_call>` output (Qwen models), else None."""
-    calls = []
-    for index, match in enumerate(_TOOL_CALL.finditer(text)):
-        try:
-            call = json.loads(match.group(1))
-        except json.JSONDecodeError:
-            return None
-        if not isinstance(call, dict) or "name" not in call:
-            return None
-        arguments = call.get("arguments", {})
-        calls.append(
-            {
-                "id": f"{call_id_prefix}_{index}",
-                "type": "function",
-                "function": {
-                    "name": call["name"],
-                    "arguments": arguments if isinstance(arguments, str) else json.dumps(arguments),
-                },
-            }
-        )
-    if not calls:
-        return None
-    content = text[: text.index("<tool_call>")].strip()
-    return {"role": "assistant", "content": content or None, "tool_calls": calls}
-
-
 class Generator:
     """Batched generation for one loaded model under one set of settings."""
 
@@ -199,7 +151,7 @@ class Generator:
         self.settings = settings
         self.seed = seed
         self.eos_ids = eos_token_ids(model, tokenizer)
-        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_ids[0]
+        self.pad_id = pad_token_id(tokenizer, self.eos_ids)
         self.context = context_length(model)
 
     def max_new_tokens(self, longest_prompt: int) -> int:
@@ -211,12 +163,8 @@ class Generator:
     def generate(self, batch: list[WorkItem]) -> list[tuple[list[int], bool]]:
         """(completion token ids without the stop token, whether generation stopped) for each item."""
         device = self.model.device
-        width = max(len(item.prompt_ids) for item in batch)
-        input_ids = torch.full((len(batch), width), self.pad_id, dtype=torch.long)
-        attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, item in enumerate(batch):
-            input_ids[row, width - len(item.prompt_ids) :] = torch.tensor(item.prompt_ids)
-            attention_mask[row, width - len(item.prompt_ids) :] = 1
+        input_ids, attention_mask = left_padded([item.prompt_ids for item in batch], self.pad_id)
+        width = input_ids.shape[1]
         config = GenerationConfig(
             do_sample=False,
             max_new_tokens=self.max_new_tokens(width),
@@ -228,7 +176,7 @@ class Generator:
         )
         processors = []
         if self.settings.temperature > 0:
-            seeds = [trajectory_seed(self.seed, item.stimulus_id, item.trajectory_id) for item in batch]
+            seeds = [stream_seed(self.seed, item.stimulus_id, item.trajectory_id) for item in batch]
             processors.append(SeededSampler(self.settings, seeds))
         output = self.model.generate(
             input_ids=input_ids.to(device),

@@ -1,8 +1,8 @@
 """Loading a job spec and checking it against the contract (batch/contract/job-spec.schema.json).
 
-The schema is generated from the control plane's zod schemas, so the engine validates against the
-very file the API was built from. Outside the source tree (an installed image) the directory is
-given by BAKEHOUSE_CONTRACT_DIR.
+The contract's schemas are generated from the control plane's zod schemas, so the engine validates
+against the very files the API was built from. Outside the source tree (an installed image) their
+directory is given by BAKEHOUSE_CONTRACT_DIR.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from jsonschema.exceptions import best_match
 from bakehouse_engine import storage
 from bakehouse_engine.errors import JobFailure
 
-JOB_KINDS = {"stim": "StimJobSpec", "rollout": "RolloutJobSpec", "bake": "BakeJobSpec"}
+JOB_KINDS = {"stim": "StimJobSpec", "rollout": "RolloutJobSpec", "bake": "BakeJobSpec", "sampler": "SamplerJobSpec"}
 _PREFIX_URI = re.compile(r"^(file|s3)://.+/$")
 
 
@@ -63,16 +63,18 @@ def validate_spec(spec: Any) -> None:
     kind = spec.get("kind") if isinstance(spec, dict) else None
     if kind not in JOB_KINDS:
         raise SpecError(f"The job spec's kind must be one of {', '.join(JOB_KINDS)}, not {kind!r}.", output_uri)
-    error = best_match(_validator(JOB_KINDS[kind]).iter_errors(spec))
+    error = best_match(contract_validator("job-spec.schema.json", JOB_KINDS[kind]).iter_errors(spec))
     if error is not None:
         where = "/".join(str(part) for part in error.absolute_path) or "(root)"
         raise SpecError(f"The {kind} job spec is invalid at {where}: {error.message}.", output_uri)
 
 
 @cache
-def _validator(definition: str) -> Draft202012Validator:
-    schema_file = contract_dir() / "job-spec.schema.json"
-    schema = json.loads(schema_file.read_text(encoding="utf-8"))
-    # Validate against the kind's own definition: a oneOf over all kinds reports only
-    # "not valid under any of the given schemas", which tells the user nothing.
+def contract_validator(schema_file: str, definition: str) -> Draft202012Validator:
+    """A validator for one definition of a contract file, e.g. the job spec of one kind.
+
+    Validating against the kind's own definition matters: a oneOf over all kinds reports only
+    "not valid under any of the given schemas", which tells the user nothing.
+    """
+    schema = json.loads((contract_dir() / schema_file).read_text(encoding="utf-8"))
     return Draft202012Validator({"$ref": f"#/$defs/{definition}", "$defs": schema["$defs"]})
