@@ -3,7 +3,8 @@
  * engine and the toy model. A system prompt is baked in (stim → rollout → bake); on held-out
  * questions the baked model without the prompt behaves as the prompted base model does, and the
  * base model without it does not. A second bake on top of the first keeps the first behaviour
- * and adds another (sequential baking).
+ * and adds another (sequential baking). Both checkpoints then answer through the OpenAI-compatible
+ * chat API, concurrently, each with its own adapter chain.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
