@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from json_server import serve_json
 
 
 @dataclass
@@ -30,27 +29,11 @@ class FakeLLM:
 
 @contextmanager
 def serve(fake: FakeLLM) -> Iterator[FakeLLM]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 — the http.server hook's name
-            length = int(self.headers["content-length"])
-            fake.requests.append({"path": self.path, "headers": {key.lower(): value for key, value in self.headers.items()}, "json": json.loads(self.rfile.read(length))})
-            status, text = fake.replies.pop(0) if fake.replies else (500, "no more replies")
-            payload = json.dumps(fake.body_for(status, text)).encode()
-            self.send_response(status)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
+    def answer(path: str, headers: dict[str, str], body: dict) -> tuple[int, object]:
+        fake.requests.append({"path": path, "headers": headers, "json": body})
+        status, text = fake.replies.pop(0) if fake.replies else (500, "no more replies")
+        return status, fake.body_for(status, text)
 
-        def log_message(self, *_args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
+    with serve_json(answer) as url:
+        fake.url = url
         yield fake
-    finally:
-        server.shutdown()
-        server.server_close()

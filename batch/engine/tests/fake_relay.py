@@ -7,14 +7,14 @@ every call with a fixed status, or `cancelled: true` for chosen requests.
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from json_server import serve_json
 
 TOKEN = "t" * 40
 _NEXT = re.compile(r"^/v1/relay/samplers/(\d+)/next$")
@@ -76,26 +76,6 @@ class FakeRelay:
 
 @contextmanager
 def serve(relay: FakeRelay) -> Iterator[FakeRelay]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 — the http.server hook's name
-            body = json.loads(self.rfile.read(int(self.headers["content-length"])))
-            status, answer = relay.answer(self.path, self.headers.get("authorization"), body)
-            payload = json.dumps(answer).encode()
-            self.send_response(status)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        def log_message(self, *_args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    relay.url = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
+    with serve_json(lambda path, headers, body: relay.answer(path, headers.get("authorization"), body)) as url:
+        relay.url = url
         yield relay
-    finally:
-        server.shutdown()
-        server.server_close()
