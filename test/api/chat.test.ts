@@ -72,6 +72,22 @@ describe('chat completions', () => {
     expect(chunks.at(-1)).toMatchObject({ choices: [], usage: { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5 } });
   });
 
+  it('keeps a quiet stream open with SSE comments until the sampler answers', async () => {
+    const quiet = await createTestApp({ chat: { keepAliveMs: 5 }, services: { chatTiming: { pollMs: 2, livenessMs: 20 } } });
+    try {
+      const reply = quiet.request('POST', '/v1/chat/completions', chat({ stream: true }));
+      const sampler = await FakeSampler.started(quiet);
+      const request = await sampler.take();
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      await sampler.answer(request);
+      const { text } = await reply;
+      expect(text.startsWith(': keep-alive\n\n')).toBe(true);
+      expect(sseData(text).at(-1)).toBe('[DONE]');
+    } finally {
+      await quiet.close();
+    }
+  });
+
   it('passes sampling settings and chat_template_kwargs (top level or in extra_body) to the sampler', async () => {
     const settings = { temperature: 0.2, top_p: 0.9, max_tokens: 7, stop: 'END', seed: 42, n: 2 };
     const first = api.request('POST', '/v1/chat/completions', chat({ ...settings, chat_template_kwargs: { enable_thinking: false } }));

@@ -11,6 +11,8 @@ import type { App } from '../openapi.ts';
 export interface ChatRouteOptions {
   /** Where samplers reach this API; unset, the origin each chat request arrived at. */
   relayUrl?: string;
+  /** How often a stream with nothing to say sends an SSE comment, so proxies keep it open; default 15 s. */
+  keepAliveMs?: number;
 }
 
 type FinishedChoice = NonNullable<RelayChunk['done']>['choices'][number];
@@ -32,7 +34,7 @@ export function chatRoutes(app: App, services: Services, options: ChatRouteOptio
     const ticket = await services.chat.submit(c.get('actor'), body, options.relayUrl ?? new URL(c.req.url).origin);
     c.header('cache-control', 'no-store');
     const includeUsage = body.stream_options?.include_usage === true;
-    return body.stream ? streamReply(c, services, ticket, includeUsage) : c.json(await wholeReply(services, ticket));
+    return body.stream ? streamReply(c, services, ticket, includeUsage, options.keepAliveMs ?? 15_000) : c.json(await wholeReply(services, ticket));
   });
 }
 
@@ -61,10 +63,12 @@ async function wholeReply(services: Services, ticket: ChatTicket) {
 }
 
 /** SSE in OpenAI's chunk format: a role delta, content deltas, a finish per choice, then `[DONE]`. */
-function streamReply(c: Context<AppEnv>, services: Services, ticket: ChatTicket, includeUsage: boolean) {
+function streamReply(c: Context<AppEnv>, services: Services, ticket: ChatTicket, includeUsage: boolean, keepAliveMs: number) {
   return streamSSE(c, async (stream) => {
     const abort = new AbortController();
     stream.onAbort(() => abort.abort());
+    // A cold sampler may take minutes to say anything (a GPU job starting on AWS).
+    const keepAlive = setInterval(() => void stream.write(': keep-alive\n\n').catch(() => undefined), keepAliveMs);
     const frame = (choices: unknown[], extra: Record<string, unknown> = {}) =>
       stream.writeSSE({
         data: JSON.stringify({ id: ticket.id, object: 'chat.completion.chunk', created: ticket.created, model: ticket.model, choices, ...extra }),
@@ -92,6 +96,8 @@ function streamReply(c: Context<AppEnv>, services: Services, ticket: ChatTicket,
       const message = error instanceof DomainError ? error.message : 'Internal server error';
       if (!(error instanceof DomainError)) console.error(JSON.stringify({ level: 'error', msg: 'chat stream failed', error: String(error) }));
       await stream.writeSSE({ data: JSON.stringify({ error: { message, type: 'server_error', code: null, param: null } }) });
+    } finally {
+      clearInterval(keepAlive);
     }
   });
 }
