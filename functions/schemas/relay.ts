@@ -5,7 +5,9 @@
  * chat route to stream. Both routes take `Authorization: Bearer <relay_token>` from the job spec.
  *
  * - `POST /v1/relay/samplers/{job_id}/next` — RelayNextRequest → RelayNextResponse (200; the list
- *   is empty when nothing arrived within `wait_s`). Requests are handed out oldest first, each once.
+ *   is empty when nothing arrived within `wait_s`). Requests are handed out oldest first, each once;
+ *   a sampler asks again only when it is done with what it took. A request it took but never
+ *   answered by then (the hand-out was lost) is handed out again under a new `id`.
  * - `POST /v1/relay/samplers/{job_id}/requests/{request_id}/chunks` — RelayChunk → RelayChunkAck.
  *   `seq` counts from 0 per request; a chunk posted twice (a retry) is stored once. The chunk with
  *   `done` or `error` is the last one.
@@ -83,5 +85,7 @@ export const RelayChunk = z
 export type RelayChunk = z.infer<typeof RelayChunk>;
 
 export const RelayChunkAck = z
-  .object({ cancelled: z.boolean().meta({ description: 'Nobody waits for this answer any more: stop generating it' }) })
+  .object({
+    cancelled: z.boolean().meta({ description: 'Nobody waits for this answer any more (or it was handed out again): stop generating it' }),
+  })
   .meta({ id: 'RelayChunkAck' });

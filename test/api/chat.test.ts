@@ -14,6 +14,9 @@ function sseData(text: string): string[] {
     .map((line) => line.slice('data:'.length).trim());
 }
 
+/** The chat request id behind the id a sampler is given (`<request id>.<attempt>`). */
+const requestIdOf = (samplerRequestId: string) => samplerRequestId.replace(/\.\d+$/, '');
+
 function expectOpenAiError(response: ApiResponse, status: number, code: string, message?: RegExp): void {
   expect({ status: response.status, code: response.body?.error?.code }, response.text).toEqual({ status, code });
   expect(typeof response.body.error.message).toBe('string');
@@ -44,14 +47,14 @@ describe('chat completions', () => {
     const response = await reply;
     expect(response.status, response.text).toBe(200);
     expect(response.headers.get('cache-control')).toBe('no-store');
+    expect(request.id).toBe(`${response.body.id}.1`);
     expect(response.body).toMatchObject({
-      id: request.id,
       object: 'chat.completion',
       model: TOY,
       choices: [{ index: 0, message: { role: 'assistant', content: 'hello there' }, finish_reason: 'stop' }],
       usage: { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5 },
     });
-    expect(request.id).toMatch(/^chatcmpl-/);
+    expect(response.body.id).toMatch(/^chatcmpl-[0-9a-f]+$/);
   });
 
   it('streams SSE chunks with deltas, a finish reason, usage when asked, and [DONE]', async () => {
@@ -280,7 +283,7 @@ describe('sampler relay', () => {
     await reader.read();
     await reader.cancel();
     await expect.poll(async () => (await sampler.post(request.id, { seq: 1, deltas: [] })).body.cancelled).toBe(true);
-    expect((await api.store.get(keys.chatRequest(request.id)))?.state).toBe('cancelled');
+    expect((await api.store.get(keys.chatRequest(requestIdOf(request.id))))?.state).toBe('cancelled');
   });
 
   it('starts a new sampler when the last one stopped idle, and the waiting request reaches it', async () => {
@@ -298,6 +301,41 @@ describe('sampler relay', () => {
     await fresh.answer(await fresh.take());
     expect((await second).body.choices[0].message.content).toBe('again');
     expect(await api.services.pipeline['records'].get(sampler.jobId)).toBeUndefined();
+  });
+
+  it('hands a request out again when its sampler never got it, and refuses the lost attempt\'s chunks', async () => {
+    const leased = await createTestApp({ services: { chatTiming: { pollMs: 2, livenessMs: 10, leaseMs: 30 } } });
+    try {
+      const reply = leased.request('POST', '/v1/chat/completions', chat({ messages: [{ role: 'user', content: 'second time lucky' }] }));
+      const sampler = await FakeSampler.started(leased);
+      // The first hand-out is lost on the way: the sampler never answers it and asks for more later.
+      const lost = await sampler.take();
+      expect(lost.id).toMatch(/\.1$/);
+      await new Promise((resolve) => setTimeout(resolve, 60));
+      const again = await sampler.take();
+      expect(again.id).toBe(`${requestIdOf(lost.id)}.2`);
+      expect(await sampler.post(lost.id, { seq: 0, deltas: [{ index: 0, content: 'stale' }] })).toEqual({ status: 200, body: { cancelled: true } });
+      await sampler.answer(again);
+      expect((await reply).body.choices[0].message.content).toBe('second time lucky');
+    } finally {
+      await leased.close();
+    }
+  });
+
+  it('does not hand a request out again while its sampler is still busy with the batch that took it', async () => {
+    const leased = await createTestApp({ services: { chatTiming: { pollMs: 2, livenessMs: 10, leaseMs: 30 } } });
+    try {
+      const reply = leased.request('POST', '/v1/chat/completions', chat({}));
+      const sampler = await FakeSampler.started(leased);
+      const request = await sampler.take();
+      // No poll since the take: the sampler is generating, however long that takes.
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect((await leased.store.get(keys.chatRequest(requestIdOf(request.id))))?.state).toBe('taken');
+      await sampler.answer(request);
+      expect((await reply).status).toBe(200);
+    } finally {
+      await leased.close();
+    }
   });
 
   it('fails the reply with 503 when its sampler stops after taking it, naming the reason', async () => {
@@ -347,7 +385,7 @@ describe('sampler relay', () => {
     const sampler = await FakeSampler.started(api);
     const request = await sampler.take();
     expect(request.messages[0]!.content).toBe(long);
-    expect(await api.jobs.blobs.list('tmp/chat/')).toEqual([`tmp/chat/${request.id}.json`]);
+    expect(await api.jobs.blobs.list('tmp/chat/')).toEqual([`tmp/chat/${requestIdOf(request.id)}.json`]);
     await sampler.answer(request, () => ['ok']);
     expect((await reply).body.choices[0].message.content).toBe('ok');
     expect(await api.jobs.blobs.list('tmp/chat/')).toEqual([]);

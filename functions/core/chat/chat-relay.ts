@@ -17,15 +17,32 @@ export type ChatRequestState = 'pending' | 'taken' | 'cancelled';
 
 export interface ChatRequestStatus {
   state: ChatRequestState;
-  /** The sampler job that took it. */
+  /** How many times a sampler has taken it. */
+  attempt: number;
+  /** The sampler job that took it, and when (epoch ms). */
   samplerJobId?: number;
+  takenAt?: number;
 }
+
+/** When a sampler last asked for requests: it had finished every batch it took before then. */
+export interface SamplerPoll {
+  samplerJobId: number;
+  at: number;
+}
+
+/**
+ * A sampler knows a request by its id and attempt (`chatcmpl-….2`), so that chunks of an attempt
+ * given up on are refused rather than mixed into the next one.
+ */
+const ATTEMPT_ID = /^(chatcmpl-[0-9a-f]+)\.(\d+)$/;
+const attemptId = (requestId: string, attempt: number) => `${requestId}.${attempt}`;
 
 /**
  * The Store side of the sampler relay (functions/schemas/relay.ts). A request is an item plus an
  * entry in its base model's inbox; a sampler takes inbox entries oldest first (deleting one is
  * the claim, so each is taken once) and posts numbered chunks, each its own item, which the chat
- * route reads in order.
+ * route reads in order. A request whose hand-out was lost on the way goes back to its place in
+ * the inbox as a new attempt (`requeue`).
  */
 export class ChatRelay {
   constructor(
@@ -50,6 +67,7 @@ export class ChatRelay {
         item: {
           ...keys.chatRequest(request.id),
           state: 'pending' satisfies ChatRequestState,
+          attempt: 0,
           inbox_sk: inboxKey.sk,
           ...(inline ? { body } : { body_blob: bodyBlobKey(request.id) }),
           ttl,
@@ -63,6 +81,7 @@ export class ChatRelay {
   /** Long poll: the first requests to arrive within `waitS`, or none. */
   async next(baseModel: string, samplerJobId: number, options: { waitS: number; max: number }, signal?: AbortSignal): Promise<SamplerRequest[]> {
     const deadline = Date.now() + options.waitS * 1000;
+    await this.store.update(keys.sampler(baseModel), { set: { polled_by: samplerJobId, polled_at: this.clock.now().getTime() }, upsert: false });
     for (;;) {
       const taken = await this.take(baseModel, samplerJobId, options.max);
       if (taken.length > 0 || Date.now() >= deadline) return taken;
@@ -81,7 +100,7 @@ export class ChatRelay {
       if (!(await this.store.delete(entry))) continue;
       const requestId = entry.request_id as string;
       const item = await this.markTaken(requestId, samplerJobId);
-      if (item) taken.push(await this.body(item));
+      if (item) taken.push({ ...(await this.body(item)), id: attemptId(requestId, item.attempt as number) });
     }
     return taken;
   }
@@ -90,9 +109,12 @@ export class ChatRelay {
    * Stores a chunk from the request's sampler; a repeated `seq` (a retried post) is kept once.
    * Returns whether the asker has gone (the sampler should stop generating it).
    */
-  async postChunk(requestId: string, samplerJobId: number, chunk: RelayChunk): Promise<{ cancelled: boolean }> {
+  async postChunk(samplerRequestId: string, samplerJobId: number, chunk: RelayChunk): Promise<{ cancelled: boolean }> {
+    const [, requestId = '', attempt] = ATTEMPT_ID.exec(samplerRequestId) ?? [];
     const request = await this.store.get(keys.chatRequest(requestId));
-    if (!request || request.sampler_job_id !== samplerJobId) throw new NotFoundError(`No request ${requestId} for this sampler`);
+    if (!request || request.sampler_job_id !== samplerJobId) throw new NotFoundError(`No request ${samplerRequestId} for this sampler`);
+    // An attempt given up on: its sampler should stop, and its chunks must not reach the reply.
+    if (request.attempt !== Number(attempt)) return { cancelled: true };
     try {
       await this.store.put({ ...keys.chatChunk(requestId, chunk.seq), chunk, ttl: request.ttl as number }, { exists: false });
     } catch (error) {
@@ -111,8 +133,35 @@ export class ChatRelay {
   async status(requestId: string): Promise<ChatRequestStatus | undefined> {
     const item = await this.store.get(keys.chatRequest(requestId));
     if (!item) return undefined;
-    const samplerJobId = item.sampler_job_id as number | undefined;
-    return { state: item.state as ChatRequestState, ...(samplerJobId === undefined ? {} : { samplerJobId }) };
+    const taken = item.state === 'taken' ? { samplerJobId: item.sampler_job_id as number, takenAt: item.taken_at as number } : {};
+    return { state: item.state as ChatRequestState, attempt: item.attempt as number, ...taken };
+  }
+
+  /** The base model's last poll for requests, if any sampler has asked. */
+  async lastPoll(baseModel: string): Promise<SamplerPoll | undefined> {
+    const slot = await this.store.get(keys.sampler(baseModel));
+    return typeof slot?.polled_by === 'number' ? { samplerJobId: slot.polled_by, at: slot.polled_at as number } : undefined;
+  }
+
+  /**
+   * Puts a taken request back in its place in the inbox, as a new attempt, unless it moved on
+   * meanwhile (answered, cancelled, or already re-queued).
+   */
+  async requeue(requestId: string, baseModel: string, attempt: number): Promise<void> {
+    const item = await this.store.get(keys.chatRequest(requestId));
+    if (!item) return;
+    try {
+      await this.store.transact([
+        {
+          kind: 'update',
+          key: keys.chatRequest(requestId),
+          update: { set: { state: 'pending' }, remove: ['sampler_job_id', 'taken_at'], condition: { equals: { state: 'taken', attempt } }, upsert: false },
+        },
+        { kind: 'put', item: { pk: keys.chatInbox(baseModel).pk, sk: item.inbox_sk as string, request_id: requestId, ttl: item.ttl as number } },
+      ]);
+    } catch (error) {
+      if (!(error instanceof TransactionFailedError)) throw error;
+    }
   }
 
   /** Nobody waits for the answer any more: a waiting request leaves the inbox, a taken one is stopped. */
@@ -128,7 +177,8 @@ export class ChatRelay {
   private async markTaken(requestId: string, samplerJobId: number): Promise<Item | undefined> {
     try {
       return await this.store.update(keys.chatRequest(requestId), {
-        set: { state: 'taken' satisfies ChatRequestState, sampler_job_id: samplerJobId },
+        set: { state: 'taken' satisfies ChatRequestState, sampler_job_id: samplerJobId, taken_at: this.clock.now().getTime() },
+        add: { attempt: 1 },
         condition: { equals: { state: 'pending' } },
         upsert: false,
       });

@@ -12,7 +12,7 @@ import { currentJob, type JobRecords } from '../jobs/job-records.ts';
 import { isTerminal } from '../jobs/state-machine.ts';
 import type { ModelChain } from '../jobs/model-chain.ts';
 import { checkpointsOf, formatCheckpointName, type ModelResolver } from '../models.ts';
-import type { ChatRelay } from './chat-relay.ts';
+import type { ChatRelay, ChatRequestStatus } from './chat-relay.ts';
 import type { SamplerPool } from './sampler-pool.ts';
 
 export interface ChatTiming {
@@ -22,9 +22,14 @@ export interface ChatTiming {
   livenessMs: number;
   /** Longest wait for a whole reply, a cold sampler start included. */
   replyTimeoutMs: number;
+  /**
+   * A request taken by a sampler that has since asked for more work this much later, without
+   * posting a chunk for it, never reached the sampler (the hand-out was lost): it is handed out again.
+   */
+  leaseMs: number;
 }
 
-export const DEFAULT_CHAT_TIMING: ChatTiming = { pollMs: 20, livenessMs: 1000, replyTimeoutMs: 14 * 60 * 1000 };
+export const DEFAULT_CHAT_TIMING: ChatTiming = { pollMs: 20, livenessMs: 1000, replyTimeoutMs: 14 * 60 * 1000, leaseMs: 10_000 };
 
 /** A request handed to a sampler: what the reply events belong to. */
 export interface ChatTicket {
@@ -162,11 +167,21 @@ export class ChatService {
       return;
     }
     const sampler = status.samplerJobId === undefined ? undefined : await this.records.get(status.samplerJobId);
-    if (sampler && !isTerminal(sampler.state)) return;
+    if (sampler && !isTerminal(sampler.state)) {
+      if (seq === 0 && (await this.handOutLost(ticket.baseModel, status))) await this.relay.requeue(ticket.id, ticket.baseModel, status.attempt);
+      return;
+    }
     // The last chunk may have landed just before the sampler ended.
     if (await this.relay.chunk(ticket.id, seq)) return;
     const reason = sampler?.error ? `: ${sampler.error}` : '';
     throw new UnavailableError(`The sampler stopped before finishing this reply${reason}. Try again.`);
+  }
+
+  /** A sampler asks for more work only between batches: asking well after taking a request it never answered means it never got it. */
+  private async handOutLost(baseModel: string, status: ChatRequestStatus): Promise<boolean> {
+    const poll = await this.relay.lastPoll(baseModel);
+    if (!poll || poll.samplerJobId !== status.samplerJobId || status.takenAt === undefined) return false;
+    return poll.at - status.takenAt >= this.timing.leaseMs;
   }
 }
 
