@@ -36,6 +36,9 @@ export const DEFAULT_BASE_MODELS = [
   'Qwen/Qwen3-32B',
 ];
 
+/** How long a sampler waits for requests before it stops (`BAKEHOUSE_SAMPLER_IDLE_SECONDS`); unset, the domain's default. */
+const samplerIdleSeconds = z.coerce.number().int().min(1).optional();
+
 const modelList = z
   .string()
   .optional()
@@ -52,6 +55,7 @@ export const AwsConfig = z.object({
     cpuJobDefinition: z.string().min(1),
   }),
   baseModels: modelList,
+  samplerIdleSeconds,
 });
 export type AwsConfig = z.input<typeof AwsConfig>;
 
@@ -68,7 +72,12 @@ export function awsConfigFromEnv(env: NodeJS.ProcessEnv): AwsConfig {
       cpuJobDefinition: env.BATCH_CPU_JOB_DEFINITION ?? '',
     },
     baseModels: env.BAKEHOUSE_BASE_MODELS,
+    samplerIdleSeconds: env.BAKEHOUSE_SAMPLER_IDLE_SECONDS || undefined,
   };
+}
+
+function samplerSettings(idleSeconds: number | undefined) {
+  return idleSeconds === undefined ? {} : { idleTimeoutS: idleSeconds };
 }
 
 export interface Runtime {
@@ -91,6 +100,7 @@ export function composeAws(input: AwsConfig): Runtime {
     }),
     clock: systemClock,
     catalog: { baseModels: config.baseModels },
+    sampler: samplerSettings(config.samplerIdleSeconds),
   });
   return { store, services };
 }
@@ -105,6 +115,7 @@ export const EmbeddedConfig = z.object({
   /** Secret for signed blob URLs (at least 16 characters). */
   signingKey: z.string().min(16),
   baseModels: modelList,
+  samplerIdleSeconds,
 });
 export type EmbeddedConfig = z.input<typeof EmbeddedConfig>;
 
@@ -134,7 +145,15 @@ export async function composeEmbedded(input: EmbeddedConfig): Promise<EmbeddedRu
     concurrency: config.engineConcurrency,
     onEvent: async (event) => void (await services.pipeline.applyEvent(event)),
   });
-  const services = createServices({ store, blobs, queue, compute, clock: systemClock, catalog: { baseModels: config.baseModels } });
+  const services = createServices({
+    store,
+    blobs,
+    queue,
+    compute,
+    clock: systemClock,
+    catalog: { baseModels: config.baseModels },
+    sampler: samplerSettings(config.samplerIdleSeconds),
+  });
   return {
     store,
     services,

@@ -51,6 +51,12 @@ export const TenantConfig = z.strictObject({
   /** Base models the API offers (`BAKEHOUSE_BASE_MODELS`). Default: functions/composition.ts's list. */
   baseModels: z.array(z.string().min(1, 'must not be empty')).min(1, 'must name at least one model').optional(),
   /**
+   * Minutes a chat sampler (a GPU Batch job) waits for requests before it stops
+   * (`BAKEHOUSE_SAMPLER_IDLE_SECONDS`). Default: functions/core's 10 minutes. Shorter saves GPU
+   * time; longer spares chat users the wait for a cold start.
+   */
+  samplerIdleMinutes: z.int('must be a whole number of minutes').min(1, 'must be at least 1').max(1440, 'must be at most 1440 (a day)').optional(),
+  /**
    * A custom domain for the API, served by an API Gateway HTTP API in front of the function. The
    * certificate is a regional one, so it must be an ACM certificate in the tenant's region; DNS
    * (a CNAME to the `ApiDomainTarget` output) stays with the operator.

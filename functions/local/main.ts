@@ -3,7 +3,8 @@
  * Environment: PORT (default 8080), BAKEHOUSE_DATA_DIR (default ./.data), BAKEHOUSE_API_KEY
  * (the admin key; otherwise one is generated on first start and kept in the data dir),
  * BAKEHOUSE_ENGINE_CONCURRENCY (engines at once, default 1), BAKEHOUSE_ENGINE_COMMAND (a JSON
- * array replacing the engine command line, e.g. to use another Python environment).
+ * array replacing the engine command line, e.g. to use another Python environment),
+ * BAKEHOUSE_SAMPLER_IDLE_SECONDS (how long a chat sampler waits for requests, default 600).
  */
 import { serve } from '@hono/node-server';
 import { startLocalServer } from './server.ts';
@@ -13,6 +14,7 @@ const running = await startLocalServer({
   dataDir: process.env.BAKEHOUSE_DATA_DIR ?? '.data',
   adminApiKey: process.env.BAKEHOUSE_API_KEY || undefined,
   baseModels: process.env.BAKEHOUSE_BASE_MODELS,
+  samplerIdleSeconds: process.env.BAKEHOUSE_SAMPLER_IDLE_SECONDS || undefined,
   engineConcurrency: Number(process.env.BAKEHOUSE_ENGINE_CONCURRENCY ?? 1),
   engineCommand: process.env.BAKEHOUSE_ENGINE_COMMAND ? (JSON.parse(process.env.BAKEHOUSE_ENGINE_COMMAND) as string[]) : undefined,
   serve,

@@ -20,6 +20,8 @@ export interface LocalServerOptions {
   dataDir: string;
   adminApiKey?: string;
   baseModels?: string;
+  /** Seconds a sampler waits for chat requests before it stops; default 600. */
+  samplerIdleSeconds?: string;
   /** The engine's command line (`run <spec>` is appended); default the project's engine environment. */
   engineCommand?: string[];
   engineConcurrency?: number;
@@ -66,6 +68,7 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Loc
     engineConcurrency: options.engineConcurrency ?? 1,
     signingKey,
     baseModels: options.baseModels,
+    samplerIdleSeconds: options.samplerIdleSeconds,
   });
   const { services, queue, compute, blobs } = runtime;
   const adminApiKey = options.adminApiKey ?? persistentSecret(dataDir, 'admin-api-key', () => `bh_admin_${randomBytes(24).toString('base64url')}`);

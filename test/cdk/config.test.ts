@@ -83,6 +83,7 @@ describe('tenant config', () => {
             gpu: { instanceTypes: ['g6e.xlarge'], maxVcpus: 4, jobVcpus: 8, jobMemoryMiB: 512 },
             cpu: { maxVcpus: 0 },
             baseModels: [],
+            samplerIdleMinutes: 0,
           },
         ],
       }),
@@ -91,6 +92,7 @@ describe('tenant config', () => {
       'tenants[0].gpu.jobVcpus: must not exceed maxVcpus (one job runs on one instance)',
       'tenants[0].cpu.maxVcpus: must be a positive integer',
       'tenants[0].baseModels: must name at least one model',
+      'tenants[0].samplerIdleMinutes: must be at least 1',
     ]);
     expect(problems({ tenants: [{ ...valid, gpu: { instanceTypes: ['g6e.xlarge'], maxVcpus: 4, jobVcpus: 8 } }] })).toEqual([
       'tenants[0].gpu.jobVcpus: must not exceed maxVcpus (one job runs on one instance)',

@@ -27,6 +27,7 @@ const scratch = new TenantStack(app, 'Bakehouse-scratch', {
     gpu: { instanceTypes: ['g6e.xlarge', 'g5.2xlarge'], maxVcpus: 64, spot: true, jobVcpus: 8, jobMemoryMiB: 28_672 },
     cpu: { maxVcpus: 4 },
     baseModels: ['bakehouse/toy-instruct', 'Qwen/Qwen3-8B'],
+    samplerIdleMinutes: 3,
     api: { reservedConcurrency: 20, logRetentionDays: 7 },
   }),
 });
@@ -317,6 +318,13 @@ describe('functions', () => {
       Environment: { Variables: Match.objectLike({ BAKEHOUSE_BASE_MODELS: 'bakehouse/toy-instruct,Qwen/Qwen3-8B' }) },
     });
     expect(JSON.stringify(resources)).not.toContain('BAKEHOUSE_BASE_MODELS');
+  });
+
+  it('passes the configured sampler idle time in seconds, and otherwise lets the code choose', () => {
+    scratchTemplate.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: { Variables: Match.objectLike({ BAKEHOUSE_SAMPLER_IDLE_SECONDS: '180' }) },
+    });
+    expect(JSON.stringify(resources)).not.toContain('BAKEHOUSE_SAMPLER_IDLE_SECONDS');
   });
 
   it('gives both APIs 1 GiB, reserves concurrency only when asked, and keeps logs as configured', () => {
