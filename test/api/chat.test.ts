@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { keys } from '#core/keys.ts';
+import { createDynamoTestStore } from '#test/support/dynamo.ts';
 import { completeBake, createBake, createTestApp, createUserKey, seedTarget, type ApiResponse, type TestApp } from '../support/app.ts';
 import { FakeSampler } from '../support/fake-sampler.ts';
 
@@ -322,6 +323,17 @@ describe('sampler relay', () => {
     }
   });
 
+  it('does not re-queue a request whose first chunk arrived just before', async () => {
+    const reply = api.request('POST', '/v1/chat/completions', chat({}));
+    const sampler = await FakeSampler.started(api);
+    const request = await sampler.take();
+    await sampler.post(request.id, { seq: 0, deltas: [{ index: 0, content: 'made it' }] });
+    await api.services.relay.requeue(requestIdOf(request.id), TOY, 1);
+    expect((await api.store.get(keys.chatRequest(requestIdOf(request.id))))).toMatchObject({ state: 'taken', attempt: 1 });
+    await sampler.post(request.id, { seq: 1, done: { choices: [{ index: 0, finish_reason: 'stop', tool_calls: null }], usage: { prompt_tokens: 1, completion_tokens: 2 } } });
+    expect((await reply).body.choices[0].message.content).toBe('made it');
+  });
+
   it('does not hand a request out again while its sampler is still busy with the batch that took it', async () => {
     const leased = await createTestApp({ services: { chatTiming: { pollMs: 2, livenessMs: 10, leaseMs: 30 } } });
     try {
@@ -389,5 +401,42 @@ describe('sampler relay', () => {
     await sampler.answer(request, () => ['ok']);
     expect((await reply).body.choices[0].message.content).toBe('ok');
     expect(await api.jobs.blobs.list('tmp/chat/')).toEqual([]);
+  });
+});
+
+describe('sampler relay on DynamoDB (DynamoDB Local)', () => {
+  let api: TestApp;
+  beforeEach(async () => {
+    api = await createTestApp({ store: createDynamoTestStore, services: { chatTiming: { pollMs: 5, livenessMs: 20, leaseMs: 50 } } });
+  });
+  afterEach(() => api.close());
+
+  it('streams a reply, hands each request to one of two racing takers, and hands a lost one out again', async () => {
+    const streamed = api.request('POST', '/v1/chat/completions', chat({ stream: true }));
+    const sampler = await FakeSampler.started(api);
+    await sampler.answer(await sampler.take());
+    expect(sseData((await streamed).text).at(-1)).toBe('[DONE]');
+
+    const replies = [0, 1, 2].map((i) => api.request('POST', '/v1/chat/completions', chat({ messages: [{ role: 'user', content: `q${i}` }] })));
+    const seen: string[] = [];
+    await expect.poll(async () => {
+      const [a, b] = await Promise.all([sampler.next(0, 1), sampler.next(0, 1)]);
+      for (const request of [...a.body.requests, ...b.body.requests]) {
+        seen.push(request.messages[0].content);
+        await sampler.answer(request);
+      }
+      return seen.length;
+    }, { timeout: 10_000 }).toBe(3);
+    expect([...seen].sort()).toEqual(['q0', 'q1', 'q2']);
+    await Promise.all(replies);
+
+    const lostReply = api.request('POST', '/v1/chat/completions', chat({ messages: [{ role: 'user', content: 'lost once' }] }));
+    const lost = await sampler.take();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const again = await sampler.take();
+    expect(again.id).toBe(`${requestIdOf(lost.id)}.2`);
+    expect((await sampler.post(lost.id, { seq: 0, deltas: [{ index: 0, content: 'stale' }] })).body).toEqual({ cancelled: true });
+    await sampler.answer(again);
+    expect((await lostReply).body.choices[0].message.content).toBe('lost once');
   });
 });

@@ -48,10 +48,12 @@ export interface TestAppOptions extends AppOptions {
   serveBlobs?: boolean;
   /** Sampler settings and chat timings for the chat routes. */
   services?: Pick<ServiceDeps, 'sampler' | 'chatTiming'>;
+  /** The Store underneath; default SQLite in memory. */
+  store?: () => Promise<Store>;
 }
 
-export async function createTestApp({ serveBlobs = false, services: serviceOptions, ...options }: TestAppOptions = {}): Promise<TestApp> {
-  const store = new InspectableStore(new SqliteStore(':memory:'));
+export async function createTestApp({ serveBlobs = false, services: serviceOptions, store: makeStore, ...options }: TestAppOptions = {}): Promise<TestApp> {
+  const store = new InspectableStore(makeStore ? await makeStore() : new SqliteStore(':memory:'));
   const jobs = createTestJobPorts();
   if (serveBlobs) options.blobs = { blobs: jobs.blobs, signingKey: TEST_SIGNING_KEY };
   const services = createServices({ store, ...jobs, clock: systemClock, catalog: { baseModels: BASE_MODELS }, ...serviceOptions });

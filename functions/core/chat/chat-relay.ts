@@ -107,18 +107,22 @@ export class ChatRelay {
 
   /**
    * Stores a chunk from the request's sampler; a repeated `seq` (a retried post) is kept once.
-   * Returns whether the asker has gone (the sampler should stop generating it).
+   * Returns whether the asker has gone, or the attempt was handed out again: either way the
+   * sampler should stop generating it.
    */
   async postChunk(samplerRequestId: string, samplerJobId: number, chunk: RelayChunk): Promise<{ cancelled: boolean }> {
     const [, requestId = '', attempt] = ATTEMPT_ID.exec(samplerRequestId) ?? [];
     const request = await this.store.get(keys.chatRequest(requestId));
     if (!request || request.sampler_job_id !== samplerJobId) throw new NotFoundError(`No request ${samplerRequestId} for this sampler`);
-    // An attempt given up on: its sampler should stop, and its chunks must not reach the reply.
-    if (request.attempt !== Number(attempt)) return { cancelled: true };
     try {
-      await this.store.put({ ...keys.chatChunk(requestId, chunk.seq), chunk, ttl: request.ttl as number }, { exists: false });
+      // Stored only while this attempt is the request's, so a re-queue and a late chunk cannot both win.
+      await this.store.transact([
+        { kind: 'check', key: keys.chatRequest(requestId), condition: { equals: { attempt: Number(attempt), sampler_job_id: samplerJobId } } },
+        { kind: 'put', item: { ...keys.chatChunk(requestId, chunk.seq), chunk, ttl: request.ttl as number }, condition: { exists: false } },
+      ]);
     } catch (error) {
-      if (!(error instanceof ConditionFailedError)) throw error;
+      if (!(error instanceof TransactionFailedError)) throw error;
+      if (error.failedOps.includes(0)) return { cancelled: true };
     }
     if ((chunk.done || chunk.error) && request.body_blob) await this.blobs.deletePrefix(request.body_blob as string);
     return { cancelled: request.state === 'cancelled' };
@@ -157,6 +161,8 @@ export class ChatRelay {
           key: keys.chatRequest(requestId),
           update: { set: { state: 'pending' }, remove: ['sampler_job_id', 'taken_at'], condition: { equals: { state: 'taken', attempt } }, upsert: false },
         },
+        // A first chunk that arrived meanwhile means the sampler did get it after all.
+        { kind: 'check', key: keys.chatChunk(requestId, 0), condition: { exists: false } },
         { kind: 'put', item: { pk: keys.chatInbox(baseModel).pk, sk: item.inbox_sk as string, request_id: requestId, ttl: item.ttl as number } },
       ]);
     } catch (error) {
