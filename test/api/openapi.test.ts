@@ -20,6 +20,8 @@ const ROUTES: Record<string, string[]> = {
   '/v1/repo/{repo_name}/recipe/{bake_name}/recreation-plan': ['get'],
   '/v1/admin/keys': ['get', 'post'],
   '/v1/admin/keys/{key_id}': ['delete'],
+  '/v1/chat/completions': ['post'],
+  '/v1/models': ['get'],
 };
 
 const DEPRECATED = [
@@ -67,6 +69,17 @@ describe('GET /openapi.json', () => {
   it('documents 401 on authenticated routes', () => {
     expect(doc.paths['/v1/repo'].get.responses).toHaveProperty('401');
     expect(doc.paths['/v1/repo/{repo_name}/prompts'].post.responses).toHaveProperty('409');
+  });
+});
+
+describe('the OpenAI-compatible routes', () => {
+  it('document their bodies, the SSE chunk and the OpenAI error shape', () => {
+    const chat = doc.paths['/v1/chat/completions'].post;
+    expect(chat.requestBody.content['application/json'].schema).toEqual({ $ref: '#/components/schemas/ChatCompletionRequest' });
+    expect(Object.keys(chat.responses[200].content)).toEqual(['application/json', 'text/event-stream']);
+    expect(chat.responses[404].content['application/json'].schema).toEqual({ $ref: '#/components/schemas/OpenAiError' });
+    expect(doc.components.schemas.ChatCompletionChunk.properties.choices.items.properties).toHaveProperty('delta');
+    expect(doc.paths['/v1/models'].get.responses[200].content['application/json'].schema).toEqual({ $ref: '#/components/schemas/ModelList' });
   });
 });
 

@@ -3,10 +3,10 @@ import { streamSSE } from 'hono/streaming';
 import type { ChatTicket } from '#core/chat/chat-service.ts';
 import { DomainError, InvalidInputError } from '#core/errors.ts';
 import type { Services } from '#core/services.ts';
-import { ChatCompletionRequest } from '#schemas/chat.ts';
+import { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ModelList, OpenAiError } from '#schemas/chat.ts';
 import type { RelayChunk } from '#schemas/relay.ts';
 import type { AppEnv } from '../env.ts';
-import type { App } from '../openapi.ts';
+import { bearer, type App } from '../openapi.ts';
 
 export interface ChatRouteOptions {
   /** Where samplers reach this API; unset, the origin each chat request arrived at. */
@@ -22,6 +22,7 @@ type FinishedChoice = NonNullable<RelayChunk['done']>['choices'][number];
  * idempotent replay (`no-store`): a repeated request is a new sample.
  */
 export function chatRoutes(app: App, services: Services, options: ChatRouteOptions): void {
+  documentRoutes(app);
   app.get('/v1/models', async (c) => c.json({ object: 'list', data: await services.chat.listModels(c.get('actor')) }));
 
   app.post('/v1/chat/completions', async (c) => {
@@ -38,7 +39,40 @@ export function chatRoutes(app: App, services: Services, options: ChatRouteOptio
   });
 }
 
-async function wholeReply(services: Services, ticket: ChatTicket) {
+const openAiError = (description: string) => ({ description, content: { 'application/json': { schema: OpenAiError } } });
+
+/** In the OpenAPI document, although OpenAI's own clients call them (their bodies are parsed in the handlers, so errors keep OpenAI's shape). */
+function documentRoutes(app: App): void {
+  const tags = ['Chat (OpenAI-compatible)'];
+  app.openAPIRegistry.registerPath({
+    method: 'post',
+    path: '/v1/chat/completions',
+    tags,
+    security: bearer,
+    summary: 'Chat with a base model or a baked checkpoint (`user/repo/bake/step`, or `repo/bake` for the newest)',
+    request: { body: { content: { 'application/json': { schema: ChatCompletionRequest } } } },
+    responses: {
+      200: {
+        description: 'The reply; with `stream: true`, server-sent events of ChatCompletionChunk ending with `data: [DONE]`',
+        content: { 'application/json': { schema: ChatCompletion }, 'text/event-stream': { schema: ChatCompletionChunk } },
+      },
+      400: openAiError('Invalid body'),
+      401: openAiError('Missing or invalid API key'),
+      404: openAiError('Unknown model, or one the caller cannot use'),
+      503: openAiError('No sampler answered in time, or it stopped; retry'),
+    },
+  });
+  app.openAPIRegistry.registerPath({
+    method: 'get',
+    path: '/v1/models',
+    tags,
+    security: bearer,
+    summary: "The base models and the caller's servable checkpoints",
+    responses: { 200: { description: 'The models', content: { 'application/json': { schema: ModelList } } }, 401: openAiError('Missing or invalid API key') },
+  });
+}
+
+async function wholeReply(services: Services, ticket: ChatTicket): Promise<ChatCompletion> {
   const texts: string[] = [];
   for await (const chunk of services.chat.replies(ticket)) {
     if (chunk.error !== null) throw new InvalidInputError(chunk.error);
@@ -52,7 +86,7 @@ async function wholeReply(services: Services, ticket: ChatTicket) {
       model: ticket.model,
       choices: choices.map((choice) => ({
         index: choice.index,
-        message: { role: 'assistant', content: texts[choice.index] ?? '', ...toolCalls(choice) },
+        message: { role: 'assistant', content: texts[choice.index] ?? '', ...messageToolCalls(choice) },
         logprobs: null,
         finish_reason: choice.finish_reason,
       })),
@@ -69,23 +103,23 @@ function streamReply(c: Context<AppEnv>, services: Services, ticket: ChatTicket,
     stream.onAbort(() => abort.abort());
     // A cold sampler may take minutes to say anything (a GPU job starting on AWS).
     const keepAlive = setInterval(() => void stream.write(': keep-alive\n\n').catch(() => undefined), keepAliveMs);
-    const frame = (choices: unknown[], extra: Record<string, unknown> = {}) =>
-      stream.writeSSE({
-        data: JSON.stringify({ id: ticket.id, object: 'chat.completion.chunk', created: ticket.created, model: ticket.model, choices, ...extra }),
-      });
+    const frame = (choices: ChatCompletionChunk['choices'], extra: Pick<ChatCompletionChunk, 'usage'> = {}) => {
+      const chunk: ChatCompletionChunk = { id: ticket.id, object: 'chat.completion.chunk', created: ticket.created, model: ticket.model, choices, ...extra };
+      return stream.writeSSE({ data: JSON.stringify(chunk) });
+    };
     const started = new Set<number>();
     try {
       for await (const chunk of services.chat.replies(ticket, abort.signal)) {
         if (chunk.error !== null) throw new InvalidInputError(chunk.error);
         for (const { index, content } of chunk.deltas) {
-          const role = started.has(index) ? {} : { role: 'assistant' };
+          const role = started.has(index) ? {} : { role: 'assistant' as const };
           started.add(index);
           await frame([{ index, delta: { ...role, content }, logprobs: null, finish_reason: null }]);
         }
         if (!chunk.done) continue;
         for (const choice of chunk.done.choices) {
-          const role = started.has(choice.index) ? {} : { role: 'assistant', content: '' };
-          await frame([{ index: choice.index, delta: { ...role, ...toolCalls(choice, true) }, logprobs: null, finish_reason: choice.finish_reason }]);
+          const role = started.has(choice.index) ? {} : { role: 'assistant' as const, content: '' };
+          await frame([{ index: choice.index, delta: { ...role, ...deltaToolCalls(choice) }, logprobs: null, finish_reason: choice.finish_reason }]);
         }
         const { usage } = chunk.done;
         if (includeUsage) await frame([], { usage: { ...usage, total_tokens: usage.prompt_tokens + usage.completion_tokens } });
@@ -102,8 +136,12 @@ function streamReply(c: Context<AppEnv>, services: Services, ticket: ChatTicket,
   });
 }
 
-/** Tool calls as OpenAI puts them: whole on the message, or indexed in a streamed delta. */
-function toolCalls(choice: FinishedChoice, streamed = false) {
-  if (!choice.tool_calls) return {};
-  return { tool_calls: streamed ? choice.tool_calls.map((call, index) => ({ index, ...call })) : choice.tool_calls };
+/** Tool calls as OpenAI puts them on a whole message… */
+function messageToolCalls(choice: FinishedChoice) {
+  return choice.tool_calls ? { tool_calls: choice.tool_calls } : {};
+}
+
+/** …and, indexed, in a streamed delta. */
+function deltaToolCalls(choice: FinishedChoice) {
+  return choice.tool_calls ? { tool_calls: choice.tool_calls.map((call, index) => ({ index, ...call })) } : {};
 }
