@@ -41,7 +41,7 @@ export function chatRoutes(app: App, services: Services, options: ChatRouteOptio
 
 const openAiError = (description: string) => ({ description, content: { 'application/json': { schema: OpenAiError } } });
 
-/** In the OpenAPI document, although OpenAI's own clients call them (their bodies are parsed in the handlers, so errors keep OpenAI's shape). */
+/** Documented by hand: the handlers parse their own bodies, so that a bad one gets OpenAI's error shape rather than the router's 422. */
 function documentRoutes(app: App): void {
   const tags = ['Chat (OpenAI-compatible)'];
   app.openAPIRegistry.registerPath({
