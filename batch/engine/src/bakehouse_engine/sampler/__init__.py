@@ -1,10 +1,11 @@
 """Sampler jobs: a long-running chat sampler for one base model, reached by relay (DESIGN.md §1).
 
 Batch jobs accept no inbound connections, so the sampler calls out (relay.py): it long-polls the API
-for chat requests, generates them in batches (generation.py) with each checkpoint's adapter chain
-active on the shared base model (adapters.py), and streams every reply back as numbered chunks
-(replies.py, outbox.py). The job completes when no request has come for `idle_timeout_s` (the API
-starts a new sampler on the next one) or when the API answers 410 (another sampler took over).
+for chat requests, generates them in batches (generation.py), each row with its checkpoint's adapter
+chain on the shared base model (adapters.py; requests for different checkpoints share a batch), and
+streams every reply back as numbered chunks (replies.py, outbox.py). The job completes when no
+request has come for `idle_timeout_s` (the API starts a new sampler on the next one) or when the API
+answers 410 (another sampler took over).
 """
 
 from __future__ import annotations
@@ -72,7 +73,12 @@ class Sampler:
         return requests
 
     def _serve_batch(self, requests: list[dict]) -> None:
-        """Generates the requests one adapter chain at a time; a request that cannot be served gets an error chunk."""
+        """Generates the requests together, each with its adapter chain; one that cannot be served gets an error chunk.
+
+        Requests for one chain run with its adapters active. Requests for different chains share one
+        mixed batch, each row with the one adapter that stands for its chain; a chain that no single
+        adapter can stand for is generated on its own after it.
+        """
         by_chain: dict[tuple[str, ...], list[Reply]] = {}
         for request in requests:
             outbox = self.poster.open(request["id"])
@@ -85,19 +91,53 @@ class Sampler:
                 outbox.fail(str(error))
                 continue
             by_chain.setdefault(tuple(adapter["uri"] for adapter in request["model"]["adapters"]), []).append(reply)
-        for replies in by_chain.values():
-            log.info("generating %d request(s), %d row(s)", len(replies), sum(len(reply.choices) for reply in replies))
-            try:
+        if not by_chain:
+            return
+        if len(by_chain) == 1:
+            (replies,) = by_chain.values()
+            self._generate(replies, None)
+            return
+        with self.adapters.batch([replies[0].request["model"]["adapters"] for replies in by_chain.values()]):
+            mixed: list[Reply] = []
+            names: list[str] = []
+            alone: list[list[Reply]] = []
+            for replies in by_chain.values():
+                try:
+                    name = self.adapters.row_adapter(replies[0].request["model"]["adapters"])
+                except RequestFailure as error:
+                    for reply in replies:
+                        reply.outbox.fail(str(error))
+                    continue
+                if name is None:
+                    alone.append(replies)
+                else:
+                    mixed += replies
+                    names += [name] * len(replies)
+            self.adapters.trim()
+            if mixed:
+                self._generate(mixed, names)
+            for replies in alone:
+                self._generate(replies, None)
+
+    def _generate(self, replies: list[Reply], adapter_names: list[str] | None) -> None:
+        """One generate call: every reply with its adapter from `adapter_names`, or all with their shared chain."""
+        chains = len(set(adapter_names)) if adapter_names else 1
+        log.info(
+            "generating %d request(s), %d row(s), %d adapter chain(s)",
+            len(replies), sum(len(reply.choices) for reply in replies), chains,
+        )
+        try:
+            if adapter_names is None:
                 self.adapters.activate(replies[0].request["model"]["adapters"])
-                self.generator.generate(replies)
-            except RequestFailure as error:
-                for reply in replies:
-                    reply.outbox.fail(str(error))
-            except torch.OutOfMemoryError:
-                torch.cuda.empty_cache()
-                for reply in replies:
-                    if reply.outbox.ending is None:
-                        reply.outbox.fail("The sampler ran out of memory for this reply; ask for fewer choices or tokens.")
+            self.generator.generate(replies, adapter_names)
+        except RequestFailure as error:
+            for reply in replies:
+                reply.outbox.fail(str(error))
+        except torch.OutOfMemoryError:
+            torch.cuda.empty_cache()
+            for reply in replies:
+                if reply.outbox.ending is None:
+                    reply.outbox.fail("The sampler ran out of memory for this reply; ask for fewer choices or tokens.")
 
 
 def run(ctx: JobContext) -> dict[str, Any]:
@@ -106,7 +146,7 @@ def run(ctx: JobContext) -> dict[str, Any]:
     relay = RelayClient(settings["relay_url"], ctx.spec["job_id"], settings["relay_token"])
     poster = ChunkPoster(relay)
     adapters = HotAdapters(model, ctx.workdir / "adapters", settings["max_hot_adapters"])
-    sampler = Sampler(settings, relay, poster, ReplyGenerator(model, tokenizer), adapters)
+    sampler = Sampler(settings, relay, poster, ReplyGenerator(model, tokenizer, adapters), adapters)
     try:
         sampler.serve()
     except RelayGone:

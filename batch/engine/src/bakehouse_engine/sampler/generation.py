@@ -5,12 +5,16 @@ Rows differ in temperature, top-p, length limit and stop strings, so those are a
 here rather than through generate's batch-wide settings. Each row samples from its own random
 stream, seeded from (seed, choice index) when the request sets a seed: the same seed gives the
 same reply whatever else shares the batch (up to the float noise of padding).
+
+Rows may also differ in the checkpoint they run with: given one adapter name per reply, every row
+of that reply runs with it (PEFT's mixed-batch inference, set up by adapters.HotAdapters.rows).
 """
 
 from __future__ import annotations
 
 import random
-from typing import Any
+from contextlib import nullcontext
+from typing import TYPE_CHECKING, Any
 
 import torch
 from jinja2 import TemplateError
@@ -29,6 +33,9 @@ from bakehouse_engine.errors import JobFailure, RequestFailure
 from bakehouse_engine.models import context_length, render_chat
 from bakehouse_engine.sampler.outbox import Outbox
 from bakehouse_engine.sampler.replies import Choice, Reply
+
+if TYPE_CHECKING:
+    from bakehouse_engine.sampler.adapters import HotAdapters
 
 
 def top_p_filter(scores: torch.Tensor, top_p: torch.Tensor) -> torch.Tensor:
@@ -85,9 +92,10 @@ class ReplyStreamer(StoppingCriteria):
 class ReplyGenerator:
     """Turns requests into prompts and generates batches of replies with one tokenizer and base model."""
 
-    def __init__(self, model: Any, tokenizer: Any) -> None:
+    def __init__(self, model: Any, tokenizer: Any, adapters: HotAdapters | None = None) -> None:
         self.model = model
         self.tokenizer = tokenizer
+        self.adapters = adapters  # runs rows with different adapters (generate's adapter_names)
         self.eos_ids = eos_token_ids(model, tokenizer)
         self.pad_id = pad_token_id(tokenizer, self.eos_ids)
         # A row that draws the pad token ends there, as rollouts treat it.
@@ -112,9 +120,19 @@ class ReplyGenerator:
         return Reply(request, prompt_ids, limit, outbox)
 
     @torch.inference_mode()
-    def generate(self, replies: list[Reply]) -> None:
-        """Generates every choice of every reply; the replies stream and end themselves as rows finish."""
+    def generate(self, replies: list[Reply], adapter_names: list[str] | None = None) -> None:
+        """Generates every choice of every reply; the replies stream and end themselves as rows finish.
+
+        With `adapter_names` (one per reply, from HotAdapters.row_adapter), each reply's rows run with
+        its adapter; without, every row runs with the adapters active on the model.
+        """
         rows = [(reply, choice) for reply in replies for choice in reply.choices]
+        if adapter_names is None:
+            row_adapters: Any = nullcontext()
+        else:
+            if self.adapters is None or len(adapter_names) != len(replies):
+                raise ValueError("adapter_names needs HotAdapters and one name per reply")
+            row_adapters = self.adapters.rows([name for reply, name in zip(replies, adapter_names) for _ in reply.choices])
         input_ids, attention_mask = left_padded([reply.prompt_ids for reply, _ in rows], self.pad_id)
         sampler = RowSampler(
             [reply.params["temperature"] for reply, _ in rows],
@@ -128,13 +146,14 @@ class ReplyGenerator:
             pad_token_id=self.pad_id,
             use_cache=True,
         )
-        self.model.generate(
-            input_ids=input_ids.to(self.model.device),
-            attention_mask=attention_mask.to(self.model.device),
-            generation_config=config,
-            logits_processor=[sampler],
-            stopping_criteria=StoppingCriteriaList([ReplyStreamer(rows, self.end_ids, self._decode)]),
-        )
+        with row_adapters:
+            self.model.generate(
+                input_ids=input_ids.to(self.model.device),
+                attention_mask=attention_mask.to(self.model.device),
+                generation_config=config,
+                logits_processor=[sampler],
+                stopping_criteria=StoppingCriteriaList([ReplyStreamer(rows, self.end_ids, self._decode)]),
+            )
 
     def _decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
