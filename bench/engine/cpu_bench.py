@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+
+from machine import cpu_machine
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "batch" / "engine" / "src"))
@@ -164,9 +165,6 @@ def bench_bake(root: Path, rollout_output: Path) -> dict:
 
 
 def main() -> None:
-    import torch
-    import transformers
-
     from bakehouse_engine.models import load_model
     from bakehouse_engine.toy import ensure_toy_model, model_cache_dir
     from bakehouse_engine.toy.cache import TOY_MODEL_NAME
@@ -200,15 +198,7 @@ def main() -> None:
 
     report = {
         "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "cpu": platform.processor() or platform.machine(),
-            "torch_threads": torch.get_num_threads(),
-            "load_average_1m": [round(load_before, 2), round(load_after, 2)],
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-        },
+        "machine": cpu_machine(load_before, load_after),
         "model": {"name": TOY_MODEL_NAME, "parameters": _parameters(toy_dir), "build_s": toy_build_s},
         "rollout": {
             "stimuli": len(stim_lines()), "trajectories_per_stimulus": TRAJECTORIES, "max_tokens": MAX_TOKENS,

@@ -29,17 +29,23 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from machine import cpu_machine
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "batch" / "engine" / "src"))
+sys.path.insert(0, str(REPO / "batch" / "engine" / "tests"))  # memory_outbox: the tests' in-memory outboxes
 os.environ.setdefault("BAKEHOUSE_DEVICE", "cpu")
+
+if TYPE_CHECKING:
+    from memory_outbox import MemoryPoster
 
 ROUNDS = 5
 FORWARDS = 30
@@ -49,33 +55,6 @@ RANK = 8
 # lora_B scaled by this after random initialisation: "text_like" adapters change the replies but keep
 # them short sentences, as the toy model's own; "rambling" ones make some replies run to max_tokens.
 SCENARIOS = {"text_like": 0.5, "rambling": 1.0}
-
-
-class Box:
-    """An outbox that keeps what its reply streamed."""
-
-    def __init__(self) -> None:
-        self.texts: dict[int, str] = {}
-        self.ending: dict | None = None
-        self.stopped = False
-
-    def add(self, index: int, text: str) -> None:
-        self.texts[index] = self.texts.get(index, "") + text
-
-    def finish(self, done: dict) -> None:
-        self.ending = {"done": done, "error": None}
-
-    def fail(self, error: str) -> None:
-        self.ending = {"done": None, "error": error}
-
-
-class Poster:
-    def __init__(self) -> None:
-        self.boxes: dict[str, Box] = {}
-
-    def open(self, request_id: str) -> Box:
-        self.boxes[request_id] = Box()
-        return self.boxes[request_id]
 
 
 def save_adapter(model_dir: Path, out: Path, seed: int, b_scale: float) -> dict:
@@ -128,7 +107,7 @@ def serve_grouped(sampler, batch: list[dict]) -> None:
         sampler._generate(replies, None)
 
 
-def timed(poster: Poster, serve, batch: list[dict]) -> dict:
+def timed(poster: MemoryPoster, serve, batch: list[dict]) -> dict:
     poster.boxes.clear()
     started = time.perf_counter()
     serve(batch)
@@ -171,12 +150,13 @@ def scenario(toy_dir: Path, root: Path, b_scale: float, calls: list[int]) -> dic
     from bakehouse_engine.sampler.adapters import HotAdapters
     from bakehouse_engine.sampler.generation import ReplyGenerator
     from bakehouse_engine.toy.cache import TOY_MODEL_NAME
+    from memory_outbox import MemoryPoster
 
     a, b, c = (save_adapter(toy_dir, root / name, seed, b_scale) for seed, name in enumerate("abc", start=1))
     chains = {"base": [], "a": [a], "c": [c], "a-b": [a, b]}
     model, tokenizer = load_model({"base_model": TOY_MODEL_NAME, "adapters": []}, None, "cpu")
     hot = HotAdapters(model, root / "hot", capacity=8)
-    poster = Poster()
+    poster = MemoryPoster()
     sampler = Sampler({"base_model": TOY_MODEL_NAME}, None, poster, ReplyGenerator(model, tokenizer, hot), hot)
     batch = requests(chains)
     modes = {"mixed": sampler._serve_batch, "one_batch_per_chain": lambda batch: serve_grouped(sampler, batch)}
@@ -218,9 +198,6 @@ def scenario(toy_dir: Path, root: Path, b_scale: float, calls: list[int]) -> dic
 
 
 def main() -> None:
-    import peft
-    import torch
-    import transformers
     from transformers.generation.utils import GenerationMixin
 
     from bakehouse_engine.toy import ensure_toy_model, model_cache_dir
@@ -246,16 +223,7 @@ def main() -> None:
 
     report = {
         "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "cpu": platform.processor() or platform.machine(),
-            "torch_threads": torch.get_num_threads(),
-            "load_average_1m": [round(load_before, 2), round(load_after, 2)],
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
-            "peft": peft.__version__,
-        },
+        "machine": cpu_machine(load_before, load_after),
         "model": TOY_MODEL_NAME,
         "setting": {
             "requests": 4 * REQUESTS_PER_CHAIN, "chains": ["base", "a", "c", "a-b"],

@@ -18,6 +18,23 @@ function sseData(text: string): string[] {
 /** The chat request id behind the id a sampler is given (`<request id>.<attempt>`). */
 const requestIdOf = (samplerRequestId: string) => samplerRequestId.replace(/\.\d+$/, '');
 
+/**
+ * Two takers race for `count` waiting requests, one request per call each, answering what they
+ * get; returns the user message of every request handed out, in the order handed out.
+ */
+async function raceTakers(sampler: FakeSampler, count: number): Promise<string[]> {
+  const seen: string[] = [];
+  await expect.poll(async () => {
+    const [a, b] = await Promise.all([sampler.next(0, 1), sampler.next(0, 1)]);
+    for (const request of [...a.body.requests, ...b.body.requests]) {
+      seen.push(request.messages[0].content);
+      await sampler.answer(request);
+    }
+    return seen.length;
+  }, { timeout: 10_000 }).toBe(count);
+  return seen;
+}
+
 function expectOpenAiError(response: ApiResponse, status: number, code: string, message?: RegExp): void {
   expect({ status: response.status, code: response.body?.error?.code }, response.text).toEqual({ status, code });
   expect(typeof response.body.error.message).toBe('string');
@@ -221,21 +238,30 @@ describe('sampler relay', () => {
   });
   afterEach(() => api.close());
 
-  it('uses one sampler per base model while it runs, and hands each request to one taker, oldest first', async () => {
+  it('uses one sampler per base model while it runs, and hands each request to one taker only', async () => {
     const replies = [0, 1, 2].map((i) => api.request('POST', '/v1/chat/completions', chat({ messages: [{ role: 'user', content: `q${i}` }] })));
     const sampler = await FakeSampler.started(api);
-    const seen: string[] = [];
-    await expect.poll(async () => {
-      const [a, b] = await Promise.all([sampler.next(0, 1), sampler.next(0, 1)]);
-      for (const request of [...a.body.requests, ...b.body.requests]) {
-        seen.push(request.messages[0].content);
-        await sampler.answer(request);
-      }
-      return seen.length;
-    }).toBe(3);
-    expect([...seen].sort()).toEqual(['q0', 'q1', 'q2']);
+    expect((await raceTakers(sampler, 3)).sort()).toEqual(['q0', 'q1', 'q2']);
     expect((await Promise.all(replies)).map((reply) => reply.body.choices[0].message.content).sort()).toEqual(['q0', 'q1', 'q2']);
     expect(api.jobs.compute.submitted.filter((job) => job.kind === 'sampler')).toHaveLength(1);
+  });
+
+  it('hands requests out oldest first', async () => {
+    const first = api.request('POST', '/v1/chat/completions', chat({ messages: [{ role: 'user', content: 'q0' }] }));
+    const sampler = await FakeSampler.started(api);
+    const waiting = async () => (await api.store.query(keys.chatInbox(TOY))).items.length;
+    await expect.poll(waiting).toBe(1);
+    const replies = [first];
+    for (const i of [1, 2, 3]) {
+      // Each request is in the inbox before the next is sent, so their order is known.
+      await new Promise((resolve) => setTimeout(resolve, 2));
+      replies.push(api.request('POST', '/v1/chat/completions', chat({ messages: [{ role: 'user', content: `q${i}` }] })));
+      await expect.poll(waiting).toBe(i + 1);
+    }
+    const { body } = await sampler.next(0, 8);
+    expect(body.requests.map((request: { messages: { content: string }[] }) => request.messages[0]!.content)).toEqual(['q0', 'q1', 'q2', 'q3']);
+    for (const request of body.requests) await sampler.answer(request);
+    await Promise.all(replies);
   });
 
   it('long-polls: next waits for a request to arrive', async () => {
@@ -418,16 +444,7 @@ describe('sampler relay on DynamoDB (DynamoDB Local)', () => {
     expect(sseData((await streamed).text).at(-1)).toBe('[DONE]');
 
     const replies = [0, 1, 2].map((i) => api.request('POST', '/v1/chat/completions', chat({ messages: [{ role: 'user', content: `q${i}` }] })));
-    const seen: string[] = [];
-    await expect.poll(async () => {
-      const [a, b] = await Promise.all([sampler.next(0, 1), sampler.next(0, 1)]);
-      for (const request of [...a.body.requests, ...b.body.requests]) {
-        seen.push(request.messages[0].content);
-        await sampler.answer(request);
-      }
-      return seen.length;
-    }, { timeout: 10_000 }).toBe(3);
-    expect([...seen].sort()).toEqual(['q0', 'q1', 'q2']);
+    expect((await raceTakers(sampler, 3)).sort()).toEqual(['q0', 'q1', 'q2']);
     await Promise.all(replies);
 
     const lostReply = api.request('POST', '/v1/chat/completions', chat({ messages: [{ role: 'user', content: 'lost once' }] }));

@@ -15,6 +15,7 @@ from bakehouse_engine.models import load_model
 from bakehouse_engine.sampler import Sampler
 from bakehouse_engine.sampler.adapters import BASE, HotAdapters, adapter_name, combined_name
 from bakehouse_engine.sampler.generation import ReplyGenerator
+from memory_outbox import MemoryPoster
 from job_harness import TINY_MODEL, tiny_model, tiny_model_cache  # noqa: F401 — fixtures
 from test_models import logits_of
 from test_sampler import BREAD, SEA, chat, greedy_reply
@@ -124,32 +125,6 @@ def test_combined_adapters_are_evicted_like_others_and_rebuilt(tiny_model, adapt
     assert list(hot.loaded) == [name_c, name_a]
 
 
-class Box:
-    """An outbox that keeps what a reply streamed."""
-
-    def __init__(self) -> None:
-        self.texts: dict[int, str] = {}
-        self.ending: dict | None = None
-        self.stopped = False
-
-    def add(self, index: int, text: str) -> None:
-        self.texts[index] = self.texts.get(index, "") + text
-
-    def finish(self, done: dict) -> None:
-        self.ending = {"done": done, "error": None}
-
-    def fail(self, error: str) -> None:
-        self.ending = {"done": None, "error": error}
-
-
-class Poster:
-    def __init__(self) -> None:
-        self.boxes: dict[str, Box] = {}
-
-    def open(self, request_id: str) -> Box:
-        return self.boxes.setdefault(request_id, Box())
-
-
 def count_generate(monkeypatch) -> list[int]:
     """Records the number of rows of every model.generate call."""
     calls: list[int] = []
@@ -167,7 +142,7 @@ def test_one_generate_serves_base_single_and_chained_rows_as_each_alone(tiny_mod
     a, b, c = (adapters[name] for name in "abc")
     model, tokenizer = base_model()
     hot = HotAdapters(model, tmp_path / "hot", capacity=8)
-    poster = Poster()
+    poster = MemoryPoster()
     sampler = Sampler({"base_model": TINY_MODEL}, None, poster, ReplyGenerator(model, tokenizer, hot), hot)
     calls = count_generate(monkeypatch)
     requests = [
@@ -198,7 +173,7 @@ def test_a_chain_that_cannot_be_combined_gets_its_own_generate(tiny_model, adapt
     rooted_on_layer0 = [adapters["layer0"], b]
     model, tokenizer = base_model()
     hot = HotAdapters(model, tmp_path / "hot", capacity=8)
-    poster = Poster()
+    poster = MemoryPoster()
     sampler = Sampler({"base_model": TINY_MODEL}, None, poster, ReplyGenerator(model, tokenizer, hot), hot)
     calls = count_generate(monkeypatch)
 
