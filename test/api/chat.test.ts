@@ -264,6 +264,21 @@ describe('sampler relay', () => {
     await Promise.all(replies);
   });
 
+  it('wakes waiting polls in this process at once, without waiting for the poll interval', async () => {
+    // A minute between polls: only the in-process wake-ups can finish this within the test's time.
+    const slow = await createTestApp({ services: { chatTiming: { pollMs: 60_000, livenessMs: 60_000 } } });
+    try {
+      const warm = slow.request('POST', '/v1/chat/completions', chat({}));
+      const sampler = await FakeSampler.started(slow);
+      const waiting = sampler.next(20, 8);
+      const { body } = await waiting;
+      await sampler.answer(body.requests[0]);
+      expect((await warm).body.choices[0].message.content).toBe('hello there');
+    } finally {
+      await slow.close();
+    }
+  });
+
   it('long-polls: next waits for a request to arrive', async () => {
     const warm = api.request('POST', '/v1/chat/completions', chat({}));
     const sampler = await FakeSampler.started(api);

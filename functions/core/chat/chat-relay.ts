@@ -1,10 +1,10 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Blobs } from '../../ports/blobs.ts';
 import type { Clock } from '../../ports/clock.ts';
 import { ConditionFailedError, TransactionFailedError, type Item, type Store } from '../../ports/store.ts';
 import { RelayChunk, SamplerRequest } from '../../schemas/relay.ts';
 import { NotFoundError } from '../errors.ts';
 import { keys } from '../keys.ts';
+import { Wakeups } from './wakeups.ts';
 
 /** Chat requests and their answers are working data: gone a day after they were asked. */
 const RETAIN_S = 24 * 60 * 60;
@@ -37,6 +37,9 @@ export interface SamplerPoll {
 const ATTEMPT_ID = /^(chatcmpl-[0-9a-f]+)\.(\d+)$/;
 const attemptId = (requestId: string, attempt: number) => `${requestId}.${attempt}`;
 
+const inboxTopic = (baseModel: string) => `inbox:${baseModel}`;
+const requestTopic = (requestId: string) => `request:${requestId}`;
+
 /**
  * The Store side of the sampler relay (functions/schemas/relay.ts). A request is an item plus an
  * entry in its base model's inbox; a sampler takes inbox entries oldest first (deleting one is
@@ -49,9 +52,20 @@ export class ChatRelay {
     private readonly store: Store,
     private readonly blobs: Blobs,
     private readonly clock: Clock,
-    /** How often a waiting sampler's long poll looks at the inbox. */
+    /** How often a poll loop (a sampler's long poll, a reply waiting for chunks) looks again. */
     private readonly pollMs: number,
+    private readonly wakeups = new Wakeups(),
   ) {}
+
+  /** Waits until the base model's inbox may have changed: a poll interval at most. */
+  untilInboxChanges(baseModel: string, signal?: AbortSignal): Promise<void> {
+    return this.wakeups.wait(inboxTopic(baseModel), this.pollMs, signal);
+  }
+
+  /** Waits until the request may have a new chunk or state: a poll interval at most. */
+  untilRequestChanges(requestId: string, signal?: AbortSignal): Promise<void> {
+    return this.wakeups.wait(requestTopic(requestId), this.pollMs, signal);
+  }
 
   async submit(request: SamplerRequest): Promise<void> {
     const now = this.clock.now();
@@ -76,6 +90,7 @@ export class ChatRelay {
       },
       { kind: 'put', item: { ...inboxKey, request_id: request.id, ttl } },
     ]);
+    this.wakeups.notify(inboxTopic(request.model.base_model));
   }
 
   /** Long poll: the first requests to arrive within `waitS`, or none. */
@@ -85,7 +100,7 @@ export class ChatRelay {
     for (;;) {
       const taken = await this.take(baseModel, samplerJobId, options.max);
       if (taken.length > 0 || Date.now() >= deadline) return taken;
-      await sleep(this.pollMs, undefined, { signal }).catch(() => undefined);
+      await this.untilInboxChanges(baseModel, signal);
       // The sampler hung up (or the server is closing): take nothing it would never receive.
       if (signal?.aborted) return [];
     }
@@ -124,6 +139,7 @@ export class ChatRelay {
       if (!(error instanceof TransactionFailedError)) throw error;
       if (error.failedOps.includes(0)) return { cancelled: true };
     }
+    this.wakeups.notify(requestTopic(requestId));
     if ((chunk.done || chunk.error) && request.body_blob) await this.blobs.deletePrefix(request.body_blob as string);
     return { cancelled: request.state === 'cancelled' };
   }
@@ -167,7 +183,9 @@ export class ChatRelay {
       ]);
     } catch (error) {
       if (!(error instanceof TransactionFailedError)) throw error;
+      return;
     }
+    this.wakeups.notify(inboxTopic(baseModel));
   }
 
   /** Nobody waits for the answer any more: a waiting request leaves the inbox, a taken one is stopped. */

@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Clock } from '../../ports/clock.ts';
 import type { Store } from '../../ports/store.ts';
 import type { ChatCompletionRequest, ChatMessage, ModelCard } from '../../schemas/chat.ts';
@@ -16,7 +15,7 @@ import type { ChatRelay, ChatRequestStatus } from './chat-relay.ts';
 import type { SamplerPool } from './sampler-pool.ts';
 
 export interface ChatTiming {
-  /** How often a waiting reply looks for its next chunk. */
+  /** How often a poll loop looks again when nothing in this process woke it (functions/core/chat/wakeups.ts). */
   pollMs: number;
   /** How often a waiting reply checks that a sampler is there to answer it. */
   livenessMs: number;
@@ -98,7 +97,7 @@ export class ChatService {
           await this.checkLiveness(ticket, seq);
           nextLivenessCheck = Date.now() + this.timing.livenessMs;
         }
-        await sleep(this.timing.pollMs, undefined, { signal }).catch(() => undefined);
+        await this.relay.untilRequestChanges(ticket.id, signal);
       }
     } finally {
       if (!finished) await this.relay.cancel(ticket.id, ticket.baseModel);
