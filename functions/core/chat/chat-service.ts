@@ -110,7 +110,7 @@ export class ChatService {
     const checkpoints: ModelCard[] = [];
     const { items: repos } = await this.store.query(keys.repoPartition(actor.userId));
     for (const repo of repos) {
-      const repoName = (repo.sk as string).slice('REPO#'.length);
+      const repoName = repo.repo_name as string;
       const { items: bakes } = await this.store.query(keys.resourcePartition(actor.userId, repoName, 'bake'));
       for (const bake of bakes) {
         const job = currentJob(bake, 'bake');
