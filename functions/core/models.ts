@@ -1,4 +1,4 @@
-import type { Store } from '../ports/store.ts';
+import type { Item, Store } from '../ports/store.ts';
 import type { Actor } from './actor.ts';
 import { InvalidInputError, NotFoundError } from './errors.ts';
 import { keys } from './keys.ts';
@@ -15,7 +15,7 @@ export interface CheckpointName {
   step: number;
 }
 
-export type ModelRef = { kind: 'base'; name: string } | ({ kind: 'checkpoint'; name: string } & CheckpointName);
+export type ModelRef = { kind: 'base'; name: string } | ({ kind: 'checkpoint'; name: string; bakeItem: Item } & CheckpointName);
 
 /** Parses `user/repo/bake/checkpoint` (bread-api.md §12.1); undefined for anything else. */
 export function parseCheckpointName(name: string): CheckpointName | undefined {
@@ -44,7 +44,8 @@ export class ModelResolver {
 
   /**
    * Resolves a model name the actor may use: a catalog base model, or a checkpoint of a bake
-   * that exists and saved that step. Another user's checkpoint only for an admin key.
+   * that exists and saved that step (with the bake item as read). Another user's checkpoint only
+   * for an admin key.
    */
   async resolve(actor: Actor, name: string, unknownMessage: string): Promise<ModelRef> {
     if (this.catalog.baseModels.includes(name)) return { kind: 'base', name };
@@ -53,7 +54,7 @@ export class ModelResolver {
     if (checkpoint.userId !== actor.userId && !actor.isAdmin) throw new InvalidInputError(unknownMessage);
     const bake = await this.store.get(keys.resource(checkpoint.userId, checkpoint.repo, 'bake', checkpoint.bake));
     if (!bake || !checkpointsOf(bake).includes(checkpoint.step)) throw new InvalidInputError(unknownMessage);
-    return { kind: 'checkpoint', name, ...checkpoint };
+    return { kind: 'checkpoint', name, bakeItem: bake, ...checkpoint };
   }
 
   /**

@@ -30,11 +30,10 @@ export class ModelChain {
     for (let depth = 0; depth < MAX_CHAIN; depth++) {
       const ref = await this.models.resolve(asWho, name, unknownMessage);
       if (ref.kind === 'base') return { base_model: ref.name, adapters: chain.reverse() };
-      const bake = await this.store.get(keys.resource(ref.userId, ref.repo, 'bake', ref.bake));
-      const job = bake && currentJob(bake, 'bake');
-      if (!bake || job?.state !== 'complete') throw new InvalidInputError(unknownMessage);
+      const job = currentJob(ref.bakeItem, 'bake');
+      if (job?.state !== 'complete') throw new InvalidInputError(unknownMessage);
       chain.push({ model_name: name, uri: this.outputs.uriFor(jobPaths(job.job_id).checkpoint(ref.step)) });
-      const parent = (bake.config as BakeConfig).model?.parent_model_name;
+      const parent = (ref.bakeItem.config as BakeConfig).model?.parent_model_name;
       name = parent ?? (await this.repoBaseModel(ref.userId, ref.repo));
       asWho = { userId: ref.userId, isAdmin: true };
     }
