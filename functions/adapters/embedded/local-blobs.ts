@@ -78,14 +78,10 @@ export class LocalBlobs implements Blobs {
   }
 
   async get(key: string, range?: BlobRange): Promise<Uint8Array | undefined> {
-    const path = this.pathFor(key);
-    const wanted = range ? assertBlobRange(range) : true;
-    const handle = await openFile(path);
-    if (!handle) return undefined;
+    const opened = await this.openRange(key, range);
+    if (!opened) return undefined;
+    const { handle, start, end } = opened;
     try {
-      const size = (await handle.stat()).size;
-      const start = Math.min(range?.start ?? 0, size);
-      const end = wanted ? Math.min(range?.end ?? size, size) : start;
       const bytes = new Uint8Array(end - start);
       let filled = 0;
       while (filled < bytes.length) {
@@ -143,6 +139,25 @@ export class LocalBlobs implements Blobs {
     return `${this.baseUrl}/v1/blobs/${encodeBlobKey(key)}?expires=${expires}&signature=${signature}`;
   }
 
+  /**
+   * Opens the blob and clamps the range [start, end) to its size, or undefined when missing. The
+   * caller closes the handle.
+   */
+  private async openRange(key: string, range?: BlobRange): Promise<{ handle: FileHandle; size: number; start: number; end: number } | undefined> {
+    const wanted = range ? assertBlobRange(range) : true;
+    const handle = await openFile(this.pathFor(key));
+    if (!handle) return undefined;
+    try {
+      const size = (await handle.stat()).size;
+      const start = Math.min(range?.start ?? 0, size);
+      const end = wanted ? Math.min(range?.end ?? size, size) : start;
+      return { handle, size, start, end };
+    } catch (error) {
+      await handle.close();
+      throw error;
+    }
+  }
+
   uriFor(key: string): string {
     // A prefix (ending in `/`) is addressable too: the engine is given its output prefix.
     const path = key.endsWith('/') ? `${this.pathForPrefix(key)}/` : this.pathFor(key);
@@ -154,14 +169,10 @@ export class LocalBlobs implements Blobs {
    * undefined when missing. The stream owns the file handle and closes it when done or cancelled.
    */
   async openRead(key: string, range?: BlobRange): Promise<BlobStream | undefined> {
-    const path = this.pathFor(key);
-    const wanted = range ? assertBlobRange(range) : true;
-    const handle = await openFile(path);
-    if (!handle) return undefined;
+    const opened = await this.openRange(key, range);
+    if (!opened) return undefined;
+    const { handle, size, start, end } = opened;
     try {
-      const size = (await handle.stat()).size;
-      const start = Math.min(range?.start ?? 0, size);
-      const end = wanted ? Math.min(range?.end ?? size, size) : start;
       if (end === start) {
         await handle.close();
         return { size, start, end, body: new ReadableStream({ start: (controller) => controller.close() }) };
