@@ -3,17 +3,11 @@ import { keys } from '#core/keys.ts';
 import { createDynamoTestStore } from '#test/support/dynamo.ts';
 import { completeBake, createBake, createTestApp, createUserKey, seedTarget, type ApiResponse, type TestApp } from '../support/app.ts';
 import { FakeSampler } from '../support/fake-sampler.ts';
+import { sseData } from '../support/sse.ts';
 
 const TOY = 'bakehouse/toy-instruct';
 const chat = (body: Record<string, unknown>) => ({ body: { model: TOY, messages: [{ role: 'user', content: 'hello there' }], ...body } });
 
-/** The `data:` payloads of an SSE body, in order. */
-function sseData(text: string): string[] {
-  return text
-    .split('\n')
-    .filter((line) => line.startsWith('data:'))
-    .map((line) => line.slice('data:'.length).trim());
-}
 
 /** The chat request id behind the id a sampler is given (`<request id>.<attempt>`). */
 const requestIdOf = (samplerRequestId: string) => samplerRequestId.replace(/\.\d+$/, '');

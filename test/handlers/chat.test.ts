@@ -9,6 +9,7 @@ import type { Runtime } from '#functions/composition.ts';
 import { ADMIN_KEY, createTestApp, type TestApp } from '../support/app.ts';
 import { FakeSampler } from '../support/fake-sampler.ts';
 import { lambdaContext, useTestApp } from '../support/lambda.ts';
+import { sseData } from '../support/sse.ts';
 
 const runtime = vi.hoisted(() => ({}) as Runtime);
 vi.mock('#functions/handlers/runtime.ts', () => ({ runtime }));
@@ -94,7 +95,7 @@ describe('chat Lambda handler', () => {
     const { metadata, body: text } = await reply;
     expect(metadata?.statusCode).toBe(200);
     expect(metadata?.headers['content-type']).toMatch(/text\/event-stream/);
-    const frames = text.split('\n').filter((line) => line.startsWith('data: ')).map((line) => line.slice('data: '.length));
+    const frames = sseData(text);
     expect(frames.at(-1)).toBe('[DONE]');
     const content = frames
       .slice(0, -1)
