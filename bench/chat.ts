@@ -12,7 +12,7 @@ import { serve } from '@hono/node-server';
 import OpenAI from 'openai';
 import { HELD_OUT_QUESTIONS, TOY_MODEL } from '#local/demo-recipe.ts';
 import { startLocalServer } from '#local/server.ts';
-import { round } from './stats.ts';
+import { quantile, round } from './stats.ts';
 
 const ROUNDS = Number(process.env.BENCH_CHAT_ROUNDS ?? 4);
 const CONCURRENCY = 8;
@@ -47,14 +47,13 @@ async function timedStream(client: OpenAI, question: string): Promise<StreamTimi
 
 function summarise(streams: StreamTiming[], wallMs: number) {
   const ttft = streams.map((stream) => stream.ttftMs).sort((a, b) => a - b);
-  const at = (q: number) => ttft[Math.min(ttft.length - 1, Math.floor(q * ttft.length))]!;
   const tokens = streams.reduce((sum, stream) => sum + stream.tokens, 0);
-  const perStream = streams.map((stream) => stream.tokens / ((stream.totalMs - stream.ttftMs) / 1000 || Infinity));
+  const perStream = streams.map((stream) => stream.tokens / ((stream.totalMs - stream.ttftMs) / 1000 || Infinity)).sort((a, b) => a - b);
   return {
     streams: streams.length,
-    ttft_p50_ms: round(at(0.5)),
-    ttft_p95_ms: round(at(0.95)),
-    tokens_per_s_per_stream_median: round(perStream.sort((a, b) => a - b)[Math.floor(perStream.length / 2)]!),
+    ttft_p50_ms: round(quantile(ttft, 0.5)),
+    ttft_p95_ms: round(quantile(ttft, 0.95)),
+    tokens_per_s_per_stream_median: round(quantile(perStream, 0.5)),
     tokens_per_s_aggregate: round(tokens / (wallMs / 1000)),
     mean_completion_tokens: round(tokens / streams.length),
   };

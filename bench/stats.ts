@@ -8,9 +8,14 @@ export interface Summary {
   meanMs: number;
 }
 
+/** The q-quantile (0 ≤ q ≤ 1) of values sorted ascending: the sample at rank ⌊q·n⌋. */
+export function quantile(sorted: number[], q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+}
+
 export function summarise(samplesNs: bigint[], wallNs: bigint): Summary {
   const ms = samplesNs.map((ns) => Number(ns) / 1e6).sort((a, b) => a - b);
-  const at = (q: number) => ms[Math.min(ms.length - 1, Math.floor(q * ms.length))]!;
+  const at = (q: number) => quantile(ms, q);
   return {
     count: ms.length,
     perSecond: round(ms.length / (Number(wallNs) / 1e9)),
