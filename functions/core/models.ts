@@ -58,15 +58,16 @@ export class ModelResolver {
   }
 
   /**
-   * Finds a checkpoint the actor may read (bread-api.md §12.2); 404 for one that is missing or
-   * belongs to another user, so names of others' checkpoints are not revealed.
+   * Finds the bake a checkpoint name points at, if the actor may read it (bread-api.md §12.2);
+   * 404 for a bake that is missing or belongs to another user, so names of others' bakes are not
+   * revealed. Whether the bake saved that step is the caller's to check: it can say why not.
    */
-  async locateCheckpoint(actor: Actor, name: string): Promise<CheckpointName> {
+  async locateBake(actor: Actor, name: string): Promise<{ checkpoint: CheckpointName; bakeItem: Item }> {
     const checkpoint = parseCheckpointName(name);
     const visible = checkpoint && (checkpoint.userId === actor.userId || actor.isAdmin);
-    const bake = visible ? await this.store.get(keys.resource(checkpoint.userId, checkpoint.repo, 'bake', checkpoint.bake)) : undefined;
-    if (!checkpoint || !bake || !checkpointsOf(bake).includes(checkpoint.step)) throw new NotFoundError('Checkpoint not found');
-    return checkpoint;
+    const bakeItem = visible ? await this.store.get(keys.resource(checkpoint.userId, checkpoint.repo, 'bake', checkpoint.bake)) : undefined;
+    if (!checkpoint || !bakeItem) throw new NotFoundError('Checkpoint not found');
+    return { checkpoint, bakeItem };
   }
 
   baseModels(): readonly string[] {

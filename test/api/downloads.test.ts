@@ -12,8 +12,10 @@ import {
   expectError,
   seedTarget,
   waitForJob,
+  waitUntilRunning,
   type TestApp,
 } from '#test/support/app.ts';
+import type { Scripted } from '#test/support/test-engine.ts';
 
 const B1 = '/v1/repo/r1/bakes/b1';
 
@@ -69,8 +71,13 @@ describe('GET R/bakes/{b}/download', () => {
     },
   );
 
-  it('answers an unknown checkpoint with 404', async () => {
-    expectError(await api.request('GET', `${B1}/download?checkpoint=7`), 404, 'RESOURCE_NOT_FOUND', 'Checkpoint not found');
+  it('answers an unknown checkpoint with 404 naming the ones saved', async () => {
+    expectError(
+      await api.request('GET', `${B1}/download?checkpoint=7`),
+      404,
+      'RESOURCE_NOT_FOUND',
+      "Checkpoint 7 not found: bake 'b1' saved checkpoints 183, 100, 21",
+    );
   });
 
   it('refuses a URL whose signature was tampered with, or that is missing it, with 403', async () => {
@@ -94,24 +101,50 @@ describe('GET R/bakes/{b}/download', () => {
 });
 
 describe('GET R/bakes/{b}/download of a bake without checkpoints', () => {
-  it('answers a bake that never ran with 404', async () => {
-    expectError(await api.request('GET', `${B1}/download`), 404, 'RESOURCE_NOT_FOUND', 'Checkpoint not found');
-  });
-
-  it('answers a running bake with 404', async () => {
+  /** Runs the target's stim and rollout, then starts the bake with the test engine's `script`. */
+  async function startBake(script: Scripted) {
     for (const kind of ['stim', 'rollout']) {
       await api.request('POST', `/v1/repo/r1/targets/t1/${kind}`);
       await waitForJob(api.request, `/v1/repo/r1/targets/t1/${kind}`);
     }
-    api.jobs.compute.script = () => ({ checkpoints: [5], hold: true });
+    api.jobs.compute.script = () => script;
     await api.request('POST', B1);
-    expectError(await api.request('GET', `${B1}/download`), 404, 'RESOURCE_NOT_FOUND', 'Checkpoint not found');
-    expectError(await api.request('GET', `${B1}/download?checkpoint=5`), 404, 'RESOURCE_NOT_FOUND', 'Checkpoint not found');
+  }
+
+  it('answers a bake that never ran with 404 saying how to start it', async () => {
+    expectError(
+      await api.request('GET', `${B1}/download`),
+      404,
+      'RESOURCE_NOT_FOUND',
+      "Bake 'b1' has no checkpoint yet: it has not been run; start it with POST /v1/repo/r1/bakes/b1",
+    );
+  });
+
+  it('answers a running bake with 404 saying how far it is, by bake and by model name', async () => {
+    await startBake({ checkpoints: [5], hold: true });
+    await waitUntilRunning(api.request, B1);
+    const running = "Bake 'b1' has no checkpoint yet: it is running (50% done); download it when it completes";
+    expectError(await api.request('GET', `${B1}/download`), 404, 'RESOURCE_NOT_FOUND', running);
+    expectError(await api.request('GET', `${B1}/download?checkpoint=5`), 404, 'RESOURCE_NOT_FOUND', running);
+    expectError(await api.request('GET', '/v1/models/download?name=admin/r1/b1/5'), 404, 'RESOURCE_NOT_FOUND', running);
+  });
+
+  it('answers a failed bake with 404 giving the reason, by bake and by model name', async () => {
+    await startBake({ fail: 'Out of GPU memory; lower batch_size.' });
+    expect((await waitForJob(api.request, B1)).body.status).toBe('failed');
+    const failed = "Bake 'b1' failed, so it has no checkpoint to download: Out of GPU memory; lower batch_size.";
+    expectError(await api.request('GET', `${B1}/download`), 404, 'RESOURCE_NOT_FOUND', failed);
+    expectError(await api.request('GET', '/v1/models/download?name=admin/r1/b1/5'), 404, 'RESOURCE_NOT_FOUND', failed);
   });
 
   it('answers a complete bake that saved no checkpoint with 404', async () => {
     await completeBake(api, 'r1', 'b1', []);
-    expectError(await api.request('GET', `${B1}/download`), 404, 'RESOURCE_NOT_FOUND', 'Checkpoint not found');
+    expectError(
+      await api.request('GET', `${B1}/download`),
+      404,
+      'RESOURCE_NOT_FOUND',
+      "Bake 'b1' completed without saving a checkpoint, so there is nothing to download",
+    );
   });
 
   it('answers an unknown bake with 404 naming it', async () => {
@@ -148,8 +181,17 @@ describe('GET /v1/models/download', () => {
     expectError(await api.request('GET', `/v1/models/download?name=admin/r1/b1/183&${query}`), 422, 'VALIDATION_ERROR');
   });
 
-  it.each(['admin/r1/b1/7', 'admin/r1/nope/183', 'admin/nope/b1/183', 'nobody/r1/b1/183'])('answers the unknown %s with 404', async (name) => {
+  it.each(['admin/r1/nope/183', 'admin/nope/b1/183', 'nobody/r1/b1/183'])('answers the unknown %s with 404', async (name) => {
     expectError(await api.request('GET', `/v1/models/download?name=${name}`), 404, 'RESOURCE_NOT_FOUND', 'Checkpoint not found');
+  });
+
+  it('answers an unknown checkpoint of a visible bake with 404 naming the ones saved', async () => {
+    expectError(
+      await api.request('GET', '/v1/models/download?name=admin/r1/b1/7'),
+      404,
+      'RESOURCE_NOT_FOUND',
+      "Checkpoint 7 not found: bake 'b1' saved checkpoints 183, 100",
+    );
   });
 
   it("hides another user's checkpoint from a user key with 404, and serves the user's own", async () => {

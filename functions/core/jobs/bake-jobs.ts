@@ -1,5 +1,5 @@
 import type { Item, Store } from '../../ports/store.ts';
-import type { BakeResponse } from '../../schemas/bread.ts';
+import type { BakeResponse, LossSummary } from '../../schemas/bread.ts';
 import { JOB_SPEC_VERSION } from '../../schemas/job-spec.ts';
 import type { Actor } from '../actor.ts';
 import { bakeModelNames, type BakeConfig, type BakeService } from '../bakes.ts';
@@ -7,7 +7,7 @@ import { InvalidInputError, NotFoundError } from '../errors.ts';
 import { keys } from '../keys.ts';
 import { checkpointsOf, type ModelResolver } from '../models.ts';
 import type { RepoService } from '../repos.ts';
-import { currentJob, type JobRecord, type LossSummary } from './job-records.ts';
+import { currentJob, type JobRecord } from './job-records.ts';
 import { jobPaths, type JobOutputs } from './job-outputs.ts';
 import type { JobPipeline } from './job-pipeline.ts';
 import type { ModelChain } from './model-chain.ts';
@@ -63,28 +63,35 @@ export class BakeJobs {
 
   /** A signed URL for a checkpoint's archive; the latest checkpoint unless one is named. */
   async download(actor: Actor, repo: string, bake: string, checkpoint: number | undefined, expiresIn: number): Promise<DownloadUrl> {
-    return this.signedArchive(bake, checkpoint, expiresIn, () => this.bakes.getItem(actor, repo, bake));
+    return this.signedArchive(repo, bake, await this.bakes.getItem(actor, repo, bake), checkpoint, expiresIn);
   }
 
   /** The same by model name `user/repo/bake/checkpoint` (bread-api.md §12.2). */
   async downloadByName(actor: Actor, name: string, expiresIn: number): Promise<DownloadUrl> {
-    const checkpoint = await this.models.locateCheckpoint(actor, name);
-    return this.signedArchive(checkpoint.bake, checkpoint.step, expiresIn, async () => {
-      const item = await this.store.get(keys.resource(checkpoint.userId, checkpoint.repo, 'bake', checkpoint.bake));
-      if (!item) throw new NotFoundError('Checkpoint not found');
-      return item;
-    });
+    const { checkpoint, bakeItem } = await this.models.locateBake(actor, name);
+    return this.signedArchive(checkpoint.repo, checkpoint.bake, bakeItem, checkpoint.step, expiresIn);
   }
 
-  private async signedArchive(bake: string, checkpoint: number | undefined, expiresIn: number, load: () => Promise<Item>): Promise<DownloadUrl> {
-    const item = await load();
+  private async signedArchive(repo: string, bake: string, item: Item, checkpoint: number | undefined, expiresIn: number): Promise<DownloadUrl> {
     const job = currentJob(item, 'bake');
+    if (job?.state !== 'complete') throw new NotFoundError(await this.notDownloadable(repo, bake, job));
     const steps = checkpointsOf(item);
     const step = checkpoint ?? steps[0];
-    if (!job || job.state !== 'complete' || step === undefined || !steps.includes(step)) throw new NotFoundError('Checkpoint not found');
+    if (step === undefined) throw new NotFoundError(`Bake '${bake}' completed without saving a checkpoint, so there is nothing to download`);
+    if (!steps.includes(step)) throw new NotFoundError(`Checkpoint ${step} not found: bake '${bake}' saved checkpoints ${steps.join(', ')}`);
     const url = await this.outputs.presignArchive(job.job_id, step, expiresIn);
     if (!url) throw new NotFoundError('Checkpoint not found');
     return { url, expires_in: expiresIn, checkpoint: step, bake_name: bake };
+  }
+
+  /** Why a bake that has not completed has no checkpoint to download, and what to do about it. */
+  private async notDownloadable(repo: string, bake: string, job: JobRecord | undefined): Promise<string> {
+    const noneYet = `Bake '${bake}' has no checkpoint yet`;
+    if (!job) return `${noneYet}: it has not been run; start it with POST /v1/repo/${repo}/bakes/${bake}`;
+    if (job.state === 'failed') return `Bake '${bake}' failed, so it has no checkpoint to download: ${job.error ?? 'no reason was recorded'}`;
+    if (job.state !== 'running') return `${noneYet}: it is queued; download it when it completes`;
+    const percent = (await this.outputs.progress(job.job_id))?.percent;
+    return `${noneYet}: it is running${percent === undefined ? '' : ` (${Math.floor(percent)}% done)`}; download it when it completes`;
   }
 
   private async view(actor: Actor, repo: string, bake: string, config: BakeConfig, job: JobRecord | undefined): Promise<BakeResponse> {
@@ -138,9 +145,12 @@ export class BakeJobs {
   }
 }
 
-/** The loss summary while a bake runs (bread-api.md §11): no final loss until it completes. */
+/**
+ * The loss summary while a bake runs or after it failed (bread-api.md §11): `final_loss` is left
+ * out until the bake completes, and the engine's result.json supplies it.
+ */
 function lossFromMetrics(rows: Record<string, unknown>[]): LossSummary | null {
   const losses = rows.map((row) => row.loss).filter((loss): loss is number => typeof loss === 'number');
   if (losses.length === 0) return null;
-  return { latest_loss: losses.at(-1)!, final_loss: null, min_loss: Math.min(...losses), max_loss: Math.max(...losses) };
+  return { latest_loss: losses.at(-1)!, min_loss: Math.min(...losses), max_loss: Math.max(...losses) };
 }
