@@ -333,9 +333,19 @@ export const OutputQuery = z.object({
   limit: z.coerce.number().int().min(1).max(1000).default(100),
 });
 
+/**
+ * A key with no value yet is left out rather than null: the official Python client types `loss`
+ * as a map of numbers and rejects a null inside it under strict response validation.
+ */
 export const LossSummary = z
-  .object({ latest_loss: z.number(), final_loss: z.number().nullable(), min_loss: z.number(), max_loss: z.number() })
+  .object({
+    latest_loss: z.number(),
+    final_loss: z.number().optional().meta({ description: 'Present once the bake is complete: the last logged loss' }),
+    min_loss: z.number(),
+    max_loss: z.number(),
+  })
   .meta({ id: 'LossSummary' });
+export type LossSummary = z.infer<typeof LossSummary>;
 
 export const BakeResponse = z
   .object({

@@ -13,7 +13,7 @@
  * - `result.json`    — JobResult, written last; the exit code is 0 exactly when status is complete
  */
 import { z } from 'zod';
-import { BakeConfigBase, Generator, Message } from './bread.ts';
+import { BakeConfigBase, Generator, LossSummary, Message } from './bread.ts';
 
 export const JOB_SPEC_VERSION = 1 as const;
 
@@ -141,10 +141,7 @@ export const JobResult = z
     error: z.string().nullable().meta({ description: 'When failed: a sentence the user can act on' }),
     lines: z.number().int().min(0).optional(),
     checkpoints: z.array(z.number().int().min(0)).optional().meta({ description: 'Bake: saved steps' }),
-    loss: z
-      .object({ latest_loss: z.number(), final_loss: z.number().nullable(), min_loss: z.number(), max_loss: z.number() })
-      .nullable()
-      .optional(),
+    loss: LossSummary.nullable().optional().meta({ description: 'Bake: the loss summary over metrics.jsonl, final_loss included' }),
     unhonoured_config: z
       .array(z.string())
       .optional()

@@ -1,5 +1,6 @@
 import { TransactionFailedError, type Item, type Key, type Store } from '../../ports/store.ts';
 import type { Clock } from '../../ports/clock.ts';
+import type { LossSummary } from '../../schemas/bread.ts';
 import type { JobKind } from '../../schemas/job-spec.ts';
 import { keys } from '../keys.ts';
 import { canTransition, isTerminal, type JobState } from './state-machine.ts';
@@ -18,13 +19,6 @@ export interface JobOwner {
 /** Samplers serve every user; their owner is a slot per base model, outside any user's repos. */
 export function samplerOwner(baseModel: string): JobOwner {
   return { userId: '', repo: '', name: baseModel };
-}
-
-export interface LossSummary {
-  latest_loss: number;
-  final_loss: number | null;
-  min_loss: number;
-  max_loss: number;
 }
 
 /** What the engine reported in result.json, kept once the job ends. */
