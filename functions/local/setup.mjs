@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // Installs what the project needs on a fresh machine, before `npm start` and `npm test`:
 // the npm packages, when node_modules is missing or older than package-lock.json; then the
-// engine's Python environment and the toy model (batch/engine/setup_env.sh, itself idempotent).
-// Plain Node with no dependencies, since it runs before any are installed.
+// engine's Python environment and the toy model (batch/engine/setup_env.sh, itself idempotent),
+// and for the tests the client SDKs' environment (test/clients/setup_env.sh). Plain Node with no
+// dependencies, since it runs before any are installed.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -29,3 +30,9 @@ if (installed !== lockHash) {
 // The engine's venv (batch/engine/.venv) and the toy model in the model cache: the script skips
 // the install while its stamp matches pyproject.toml and requirements.lock.
 execFileSync('bash', [join(root, 'batch', 'engine', 'setup_env.sh')], { cwd: root, stdio: 'inherit' });
+
+// The official client SDKs the tests drive (test/clients/.venv), likewise stamped; serving the
+// API or the demo needs none of them.
+if (!['prestart', 'predemo'].includes(process.env.npm_lifecycle_event ?? '')) {
+  execFileSync('bash', [join(root, 'test', 'clients', 'setup_env.sh')], { cwd: root, stdio: 'inherit' });
+}
