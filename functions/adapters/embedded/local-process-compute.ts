@@ -18,7 +18,7 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, existsSync, openSync } from 'node:fs';
 import { access, constants, mkdir, open, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import type { Compute, ComputeEvent, ComputeJob, ComputeStatus } from '#ports/compute.ts';
@@ -76,6 +76,8 @@ const ID_PATTERN = /^[a-z]+-\d+-[0-9a-f]{8}$/;
 /** Long-running kinds, outside the concurrency limit (see the module doc). */
 const TAKES_NO_SLOT: ReadonlySet<JobKind> = new Set(['sampler']);
 const ENGINE_MODULE_MISSING = /No module named '?bakehouse_engine/;
+/** Whether /proc shows processes' command lines (Linux); elsewhere a pid check has to do. */
+const HAS_PROC = existsSync('/proc/self/cmdline');
 
 /**
  * Runs the engine, then records its exit code atomically. The trap keeps the wrapper alive through
@@ -393,9 +395,11 @@ export class LocalProcessCompute implements Compute {
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EPERM') return false;
     }
+    if (!HAS_PROC) return true;
+    // A zombie's cmdline is empty, and one reaped since the pid check has no entry at all (its
+    // parent may be this very process): neither is running.
     const cmdline = await readOptional(`/proc/${record.pid}/cmdline`);
-    // Without /proc (macOS) the pid check has to do; a zombie's cmdline is empty.
-    return cmdline === undefined ? true : cmdline.includes(record.externalId);
+    return cmdline?.includes(record.externalId) ?? false;
   }
 
   private async findExecutable(): Promise<string | undefined> {
