@@ -18,7 +18,7 @@ const PAGES = Number(process.env.BENCH_PAGES ?? 300);
 export async function benchPagination(): Promise<Record<string, unknown>> {
   const store = new SqliteStore(':memory:');
   const jobs = createTestJobPorts();
-  const services = createServices({ store, ...jobs, clock: systemClock, catalog: { baseModels: ['bakehouse/toy-instruct'] } });
+  const services = createServices({ store, ...jobs, clock: systemClock, catalog: { baseModels: ['bakehouse/toy-instruct'], defaultBaseModel: 'bakehouse/toy-instruct' } });
   jobs.compute.onEvent = (event) => services.pipeline.applyEvent(event);
   jobs.queue.consume(({ jobId }) => services.pipeline.dispatch(jobId));
   await services.apiKeys.ensure(KEY, ADMIN_USER, true);

@@ -2,7 +2,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { awsConfigFromEnv, AwsConfig, composeEmbedded, DEFAULT_BASE_MODELS, type EmbeddedRuntime } from './composition.ts';
+import { DEFAULT_BASE_MODELS } from '#core/models.ts';
+import { awsConfigFromEnv, AwsConfig, composeAws, composeEmbedded, ConfigError, type EmbeddedConfig, type EmbeddedRuntime } from './composition.ts';
 
 describe('composition', () => {
   const opened: { runtime: EmbeddedRuntime; dir: string }[] = [];
@@ -13,7 +14,7 @@ describe('composition', () => {
     }
   });
 
-  async function embedded(samplerIdleSeconds?: string) {
+  async function embedded(samplerIdleSeconds?: string, settings: Partial<EmbeddedConfig> = {}) {
     const dir = mkdtempSync(join(tmpdir(), 'bakehouse-composition-'));
     const runtime = await composeEmbedded({
       dataDir: dir,
@@ -22,6 +23,10 @@ describe('composition', () => {
       engineConcurrency: 1,
       signingKey: 'composition-test-signing-key',
       samplerIdleSeconds,
+      ...settings,
+    }).catch((error: unknown) => {
+      rmSync(dir, { recursive: true, force: true });
+      throw error;
     });
     opened.push({ runtime, dir });
     return runtime;
@@ -44,6 +49,30 @@ describe('composition', () => {
     await expect(embedded('0')).rejects.toThrow(/samplerIdleSeconds/);
   });
 
+  /** The base model a repo created without one gets. */
+  async function defaultBaseModel(runtime: EmbeddedRuntime): Promise<string> {
+    const { repo } = await runtime.services.repos.create({ userId: 'alice', isAdmin: false }, { repo_name: 'r' });
+    return repo.base_model;
+  }
+
+  it('gives repos created without a base model the toy model, the spec default with hub access, or the configured one', async () => {
+    expect(await defaultBaseModel(await embedded())).toBe('bakehouse/toy-instruct');
+    expect(await defaultBaseModel(await embedded(undefined, { hubAccess: true }))).toBe('Qwen/Qwen3-32B');
+    expect(await defaultBaseModel(await embedded(undefined, { defaultBaseModel: 'Qwen/Qwen3-8B', hubAccess: true }))).toBe('Qwen/Qwen3-8B');
+    expect(await defaultBaseModel(await embedded(undefined, { baseModels: 'org/a, org/b', defaultBaseModel: 'org/b' }))).toBe('org/b');
+  });
+
+  it('refuses to start with a default base model outside the catalog, naming both settings', async () => {
+    const refused = embedded(undefined, { baseModels: 'Qwen/Qwen3-8B', defaultBaseModel: 'Qwen/Qwen3-14B' });
+    await expect(refused).rejects.toThrow(ConfigError);
+    await expect(refused).rejects.toThrow(
+      "The default base model 'Qwen/Qwen3-14B' is not in the base model catalog (Qwen/Qwen3-8B): " +
+        'set BAKEHOUSE_DEFAULT_BASE_MODEL to one of those, or add it to BAKEHOUSE_BASE_MODELS',
+    );
+    // A catalog without the toy model needs a default of its own.
+    await expect(embedded(undefined, { baseModels: 'Qwen/Qwen3-8B' })).rejects.toThrow(/default base model 'bakehouse\/toy-instruct' is not in/);
+  });
+
   it('reads the AWS runtime settings from the environment the stack sets', () => {
     const env = {
       TABLE_NAME: 't',
@@ -54,9 +83,18 @@ describe('composition', () => {
       BATCH_GPU_JOB_DEFINITION: 'gd',
       BATCH_CPU_JOB_DEFINITION: 'cd',
     };
-    expect(AwsConfig.parse(awsConfigFromEnv(env))).toMatchObject({ baseModels: DEFAULT_BASE_MODELS, samplerIdleSeconds: undefined });
-    expect(AwsConfig.parse(awsConfigFromEnv({ ...env, BAKEHOUSE_SAMPLER_IDLE_SECONDS: '180', BAKEHOUSE_BASE_MODELS: 'a, b' }))).toMatchObject({
+    expect(AwsConfig.parse(awsConfigFromEnv(env))).toMatchObject({
+      baseModels: DEFAULT_BASE_MODELS,
+      defaultBaseModel: 'Qwen/Qwen3-32B',
+      samplerIdleSeconds: undefined,
+    });
+    expect(AwsConfig.parse(awsConfigFromEnv({ ...env, BAKEHOUSE_DEFAULT_BASE_MODEL: 'Qwen/Qwen3-8B' }))).toMatchObject({ defaultBaseModel: 'Qwen/Qwen3-8B' });
+    expect(() => composeAws(awsConfigFromEnv({ ...env, BAKEHOUSE_BASE_MODELS: 'a, b', BAKEHOUSE_DEFAULT_BASE_MODEL: 'c' }))).toThrow(
+      /default base model 'c' is not in the base model catalog \(a, b\)/,
+    );
+    expect(AwsConfig.parse(awsConfigFromEnv({ ...env, BAKEHOUSE_SAMPLER_IDLE_SECONDS: '180', BAKEHOUSE_BASE_MODELS: 'a, b', BAKEHOUSE_DEFAULT_BASE_MODEL: 'b' }))).toMatchObject({
       baseModels: ['a', 'b'],
+      defaultBaseModel: 'b',
       samplerIdleSeconds: 180,
     });
   });

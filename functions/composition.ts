@@ -11,6 +11,7 @@ import { SqsJobQueue } from '#adapters/aws/sqs-job-queue.ts';
 import type { InProcessJobQueue } from '#adapters/embedded/in-process-job-queue.ts';
 import type { LocalBlobs } from '#adapters/embedded/local-blobs.ts';
 import type { LocalProcessCompute } from '#adapters/embedded/local-process-compute.ts';
+import { DEFAULT_BASE_MODELS, SPEC_DEFAULT_BASE_MODEL, TOY_MODEL } from '#core/models.ts';
 import { createServices, type Services } from '#core/services.ts';
 import { systemClock } from '#ports/clock.ts';
 import type { Store } from '#ports/store.ts';
@@ -25,24 +26,39 @@ import type { Store } from '#ports/store.ts';
  * bundle that does not call it (test/cdk checks the bundle).
  */
 
-/** Base models served unless the deployment names its own (`BAKEHOUSE_BASE_MODELS`). */
-export const DEFAULT_BASE_MODELS = [
-  'bakehouse/toy-instruct',
-  'Qwen/Qwen3-0.6B',
-  'Qwen/Qwen3-1.7B',
-  'Qwen/Qwen3-4B',
-  'Qwen/Qwen3-8B',
-  'Qwen/Qwen3-14B',
-  'Qwen/Qwen3-32B',
-];
-
 /** How long a sampler waits for requests before it stops (`BAKEHOUSE_SAMPLER_IDLE_SECONDS`); unset, the domain's default. */
 const samplerIdleSeconds = z.coerce.number().int().min(1).optional();
 
 const modelList = z
   .string()
   .optional()
-  .transform((value) => (value ? value.split(',').map((name) => name.trim()).filter(Boolean) : DEFAULT_BASE_MODELS));
+  .transform((value) => (value ? value.split(',').map((name) => name.trim()).filter(Boolean) : [...DEFAULT_BASE_MODELS]));
+
+/** A repo created without a base model gets this one (`BAKEHOUSE_DEFAULT_BASE_MODEL`). */
+const defaultBaseModel = z.string().min(1).optional();
+
+/** A default outside the catalog would refuse every repo created without a base model: refuse to start instead. */
+function defaultInCatalog(config: { baseModels: string[]; defaultBaseModel: string }, ctx: z.RefinementCtx) {
+  if (config.baseModels.includes(config.defaultBaseModel)) return;
+  ctx.addIssue({
+    code: 'custom',
+    path: ['defaultBaseModel'],
+    message:
+      `The default base model '${config.defaultBaseModel}' is not in the base model catalog (${config.baseModels.join(', ')}): ` +
+      'set BAKEHOUSE_DEFAULT_BASE_MODEL to one of those, or add it to BAKEHOUSE_BASE_MODELS',
+  });
+}
+
+/** A runtime's configuration was refused; the message names each bad setting. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+function parseConfig<Schema extends z.ZodType>(schema: Schema, input: unknown): z.output<Schema> {
+  const result = schema.safeParse(input);
+  if (!result.success) throw new ConfigError(`Invalid configuration:\n${z.prettifyError(result.error)}`);
+  return result.data;
+}
 
 export const AwsConfig = z.object({
   tableName: z.string().min(1),
@@ -55,8 +71,9 @@ export const AwsConfig = z.object({
     cpuJobDefinition: z.string().min(1),
   }),
   baseModels: modelList,
+  defaultBaseModel: defaultBaseModel.default(SPEC_DEFAULT_BASE_MODEL),
   samplerIdleSeconds,
-});
+}).superRefine(defaultInCatalog);
 export type AwsConfig = z.input<typeof AwsConfig>;
 
 /** The AWS runtime's configuration from the Lambda environment the stack sets (lib/constructs). */
@@ -72,6 +89,7 @@ export function awsConfigFromEnv(env: NodeJS.ProcessEnv): AwsConfig {
       cpuJobDefinition: env.BATCH_CPU_JOB_DEFINITION ?? '',
     },
     baseModels: env.BAKEHOUSE_BASE_MODELS,
+    defaultBaseModel: env.BAKEHOUSE_DEFAULT_BASE_MODEL || undefined,
     samplerIdleSeconds: env.BAKEHOUSE_SAMPLER_IDLE_SECONDS || undefined,
   };
 }
@@ -87,7 +105,7 @@ export interface Runtime {
 
 /** AWS: DynamoDB, S3, SQS and Batch, with the SDK's own retries. */
 export function composeAws(input: AwsConfig): Runtime {
-  const config = AwsConfig.parse(input);
+  const config = parseConfig(AwsConfig, input);
   const store = new DynamoDbStore({ tableName: config.tableName, client: new DynamoDBClient({}) });
   const services = createServices({
     store,
@@ -99,7 +117,7 @@ export function composeAws(input: AwsConfig): Runtime {
       definitions: { gpu: config.batch.gpuJobDefinition, cpu: config.batch.cpuJobDefinition },
     }),
     clock: systemClock,
-    catalog: { baseModels: config.baseModels },
+    catalog: { baseModels: config.baseModels, defaultBaseModel: config.defaultBaseModel },
     sampler: samplerSettings(config.samplerIdleSeconds),
   });
   return { store, services };
@@ -115,8 +133,19 @@ export const EmbeddedConfig = z.object({
   /** Secret for signed blob URLs (at least 16 characters). */
   signingKey: z.string().min(16),
   baseModels: modelList,
+  defaultBaseModel,
+  /**
+   * Whether the engine may download base models from the hub (`BAKEHOUSE_HUB_ACCESS`). Without it
+   * the default base model is the toy model, the one a fresh machine can run; with it, the spec's.
+   */
+  hubAccess: z.boolean().default(false),
   samplerIdleSeconds,
-});
+})
+  .transform(({ hubAccess, ...config }) => ({
+    ...config,
+    defaultBaseModel: config.defaultBaseModel ?? (hubAccess ? SPEC_DEFAULT_BASE_MODEL : TOY_MODEL),
+  }))
+  .superRefine(defaultInCatalog);
 export type EmbeddedConfig = z.input<typeof EmbeddedConfig>;
 
 export interface EmbeddedRuntime extends Runtime {
@@ -128,7 +157,7 @@ export interface EmbeddedRuntime extends Runtime {
 
 /** One machine, no AWS account: SQLite, a blob directory, the in-process queue, local engines. */
 export async function composeEmbedded(input: EmbeddedConfig): Promise<EmbeddedRuntime> {
-  const config = EmbeddedConfig.parse(input);
+  const config = parseConfig(EmbeddedConfig, input);
   const [{ SqliteStore }, { LocalBlobs }, { InProcessJobQueue }, { LocalProcessCompute }] = await Promise.all([
     import('#adapters/embedded/sqlite-store.ts'),
     import('#adapters/embedded/local-blobs.ts'),
@@ -151,7 +180,7 @@ export async function composeEmbedded(input: EmbeddedConfig): Promise<EmbeddedRu
     queue,
     compute,
     clock: systemClock,
-    catalog: { baseModels: config.baseModels },
+    catalog: { baseModels: config.baseModels, defaultBaseModel: config.defaultBaseModel },
     sampler: samplerSettings(config.samplerIdleSeconds),
   });
   return {

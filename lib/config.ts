@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { DEFAULT_BASE_MODELS, SPEC_DEFAULT_BASE_MODEL } from '../functions/core/models.ts';
 
 /** CloudWatch Logs accepts only these retention periods (days). */
 const LOG_RETENTION_DAYS = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653] as const;
@@ -48,8 +49,13 @@ export const TenantConfig = z.strictObject({
       maxVcpus: z.int('must be a positive integer').positive('must be a positive integer').default(16),
     })
     .default({ maxVcpus: 16 }),
-  /** Base models the API offers (`BAKEHOUSE_BASE_MODELS`). Default: functions/composition.ts's list. */
+  /** Base models the API offers (`BAKEHOUSE_BASE_MODELS`). Default: functions/core/models.ts's list. */
   baseModels: z.array(z.string().min(1, 'must not be empty')).min(1, 'must name at least one model').optional(),
+  /**
+   * The base model of repos created without one (`BAKEHOUSE_DEFAULT_BASE_MODEL`); one of
+   * `baseModels`. Default: Qwen/Qwen3-32B, as bread-api.md §3 says.
+   */
+  defaultBaseModel: z.string().min(1, 'must not be empty').optional(),
   /**
    * Minutes a chat sampler (a GPU Batch job) waits for requests before it stops
    * (`BAKEHOUSE_SAMPLER_IDLE_SECONDS`). Default: functions/core's 10 minutes. Shorter saves GPU
@@ -93,6 +99,18 @@ export const TenantConfig = z.strictObject({
     })
     .default({ logRetentionDays: 30 }),
 }).superRefine((tenant, ctx) => {
+  const catalog = tenant.baseModels ?? DEFAULT_BASE_MODELS;
+  const defaultBaseModel = tenant.defaultBaseModel ?? SPEC_DEFAULT_BASE_MODEL;
+  // An empty catalog is reported on baseModels already.
+  if (catalog.length > 0 && !catalog.includes(defaultBaseModel)) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['defaultBaseModel'],
+      message: tenant.defaultBaseModel
+        ? `must be one of baseModels (${catalog.join(', ')})`
+        : `must be set to one of baseModels (${catalog.join(', ')}): the default, ${SPEC_DEFAULT_BASE_MODEL}, is not among them`,
+    });
+  }
   // API Gateway serves a regional custom domain only with a certificate from its own region.
   const certificateRegion = tenant.domain?.certificateArn.split(':')[3];
   if (certificateRegion !== undefined && certificateRegion !== tenant.region) {

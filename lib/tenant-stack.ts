@@ -85,6 +85,7 @@ export class TenantStack extends Stack {
       BATCH_GPU_JOB_DEFINITION: this.engine.gpu.jobDefinition.jobDefinitionArn,
       BATCH_CPU_JOB_DEFINITION: this.engine.cpu.jobDefinition.jobDefinitionArn,
       ...(tenant.baseModels ? { BAKEHOUSE_BASE_MODELS: tenant.baseModels.join(',') } : {}),
+      ...(tenant.defaultBaseModel ? { BAKEHOUSE_DEFAULT_BASE_MODEL: tenant.defaultBaseModel } : {}),
       ...(tenant.samplerIdleMinutes ? { BAKEHOUSE_SAMPLER_IDLE_SECONDS: String(tenant.samplerIdleMinutes * 60) } : {}),
     };
     this.api = new Api(this, 'Api', {

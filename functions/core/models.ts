@@ -3,9 +3,28 @@ import type { Actor } from './actor.ts';
 import { InvalidInputError, NotFoundError } from './errors.ts';
 import { keys } from './keys.ts';
 
+/** The toy instruct model the project trains itself: small enough for any machine, no hub needed. */
+export const TOY_MODEL = 'bakehouse/toy-instruct';
+
+/** bread-api.md §3: what a repo created without a base model gets, unless the deployment says otherwise. */
+export const SPEC_DEFAULT_BASE_MODEL = 'Qwen/Qwen3-32B';
+
+/** Base models served unless the deployment names its own (`BAKEHOUSE_BASE_MODELS`). */
+export const DEFAULT_BASE_MODELS: readonly string[] = [
+  TOY_MODEL,
+  'Qwen/Qwen3-0.6B',
+  'Qwen/Qwen3-1.7B',
+  'Qwen/Qwen3-4B',
+  'Qwen/Qwen3-8B',
+  'Qwen/Qwen3-14B',
+  SPEC_DEFAULT_BASE_MODEL,
+];
+
 /** Base models this deployment serves; repos and targets may only name these or checkpoints. */
 export interface ModelCatalog {
   readonly baseModels: readonly string[];
+  /** Given to a repo created without a base model; one of `baseModels` (the runtime's config checks). */
+  readonly defaultBaseModel: string;
 }
 
 export interface CheckpointName {
@@ -72,6 +91,10 @@ export class ModelResolver {
 
   baseModels(): readonly string[] {
     return this.catalog.baseModels;
+  }
+
+  defaultBaseModel(): string {
+    return this.catalog.defaultBaseModel;
   }
 
   isBaseModel(name: string): boolean {

@@ -6,9 +6,6 @@ import { keys } from './keys.ts';
 import type { ModelResolver } from './models.ts';
 import { assertValidName } from './names.ts';
 
-/** bread-api.md §3: a repo created without a base model gets this one. */
-export const DEFAULT_BASE_MODEL = 'Qwen/Qwen3-32B';
-
 export interface Repo {
   repo_name: string;
   base_model: string;
@@ -39,7 +36,8 @@ export class RepoService {
     const existing = await this.find(actor, input.repo_name);
     if (existing) return { created: false, repo: this.checkCompatible(existing, requested) };
 
-    const baseModel = requested ?? DEFAULT_BASE_MODEL;
+    // bread-api.md §3 names Qwen/Qwen3-32B; the deployment may choose one it can run (ModelCatalog).
+    const baseModel = requested ?? this.models.defaultBaseModel();
     if (!this.models.isBaseModel(baseModel)) throw new InvalidInputError(`Unsupported base_model '${baseModel}'`);
     const repo: Repo = { repo_name: input.repo_name, base_model: baseModel };
     try {

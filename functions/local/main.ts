@@ -4,7 +4,8 @@
  * (the admin key; otherwise one is generated on first start and kept in the data dir),
  * BAKEHOUSE_ENGINE_CONCURRENCY (engines at once, default 1), BAKEHOUSE_ENGINE_COMMAND (a JSON
  * array replacing the engine command line, e.g. to use another Python environment),
- * BAKEHOUSE_SAMPLER_IDLE_SECONDS (how long a chat sampler waits for requests, default 600).
+ * BAKEHOUSE_SAMPLER_IDLE_SECONDS (how long a chat sampler waits for requests, default 600),
+ * BAKEHOUSE_DEFAULT_BASE_MODEL (the base model of repos created without one).
  */
 import { serve } from '@hono/node-server';
 import { startLocalServer } from './server.ts';
@@ -14,6 +15,8 @@ const running = await startLocalServer({
   dataDir: process.env.BAKEHOUSE_DATA_DIR ?? '.data',
   adminApiKey: process.env.BAKEHOUSE_API_KEY || undefined,
   baseModels: process.env.BAKEHOUSE_BASE_MODELS,
+  defaultBaseModel: process.env.BAKEHOUSE_DEFAULT_BASE_MODEL || undefined,
+  hubAccess: process.env.BAKEHOUSE_HUB_ACCESS === '1',
   samplerIdleSeconds: process.env.BAKEHOUSE_SAMPLER_IDLE_SECONDS || undefined,
   engineConcurrency: Number(process.env.BAKEHOUSE_ENGINE_CONCURRENCY ?? 1),
   engineCommand: process.env.BAKEHOUSE_ENGINE_COMMAND ? (JSON.parse(process.env.BAKEHOUSE_ENGINE_COMMAND) as string[]) : undefined,

@@ -20,6 +20,10 @@ export interface LocalServerOptions {
   dataDir: string;
   adminApiKey?: string;
   baseModels?: string;
+  /** The base model of repos created without one; default the toy model, or Qwen/Qwen3-32B with `hubAccess`. */
+  defaultBaseModel?: string;
+  /** Whether the engine may download base models from the hub (`BAKEHOUSE_HUB_ACCESS=1`). */
+  hubAccess?: boolean;
   /** Seconds a sampler waits for chat requests before it stops; default 600. */
   samplerIdleSeconds?: string;
   /** The engine's command line (`run <spec>` is appended); default the project's engine environment. */
@@ -68,6 +72,8 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Loc
     engineConcurrency: options.engineConcurrency ?? 1,
     signingKey,
     baseModels: options.baseModels,
+    defaultBaseModel: options.defaultBaseModel,
+    hubAccess: options.hubAccess,
     samplerIdleSeconds: options.samplerIdleSeconds,
   });
   const { services, queue, compute, blobs } = runtime;

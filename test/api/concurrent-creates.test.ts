@@ -29,7 +29,7 @@ describe.each(adapters)('32 parallel creates on %s', (_name, makeStore) => {
   beforeAll(async () => {
     store = await makeStore();
     jobs = createTestJobPorts();
-    const services = createServices({ store, ...jobs, clock: systemClock, catalog: { baseModels: ['Qwen/Qwen3-32B', 'Qwen/Qwen3-8B'] } });
+    const services = createServices({ store, ...jobs, clock: systemClock, catalog: { baseModels: ['Qwen/Qwen3-32B', 'Qwen/Qwen3-8B'], defaultBaseModel: 'Qwen/Qwen3-32B' } });
     await services.apiKeys.ensure(KEY, ADMIN_USER, true);
     app = createApp(services);
     await post('/v1/repo', { repo_name: 'r' });

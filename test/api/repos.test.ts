@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createRepo, createTestApp, expectError, type TestApp } from '#test/support/app.ts';
+import { BASE_MODELS, createRepo, createTestApp, expectError, type TestApp } from '#test/support/app.ts';
 
 const conflict = (repo: string, base: string) =>
   `Repository '${repo}' already exists with base_model '${base}'. Repository base_model is immutable and cannot be changed.`;
@@ -22,6 +22,18 @@ describe('POST /v1/repo', () => {
     const response = await api.request('POST', '/v1/repo', { body: { repo_name: 'r1' } });
     expect(response.status).toBe(201);
     expect(response.body).toEqual({ repo_name: 'r1', base_model: 'Qwen/Qwen3-32B' });
+  });
+
+  it("gives a new repo without base_model the deployment's configured default instead", async () => {
+    const toyDefault = await createTestApp({ services: { catalog: { baseModels: BASE_MODELS, defaultBaseModel: 'bakehouse/toy-instruct' } } });
+    try {
+      const response = await toyDefault.request('POST', '/v1/repo', { body: { repo_name: 'r1', base_model: null } });
+      expect(response.status).toBe(201);
+      expect(response.body).toEqual({ repo_name: 'r1', base_model: 'bakehouse/toy-instruct' });
+      expect((await toyDefault.request('GET', '/v1/repo/r1')).body).toEqual({ repo_name: 'r1', base_model: 'bakehouse/toy-instruct' });
+    } finally {
+      await toyDefault.close();
+    }
   });
 
   it('treats base_model null like an omitted one', async () => {

@@ -99,6 +99,21 @@ describe('tenant config', () => {
     ]);
   });
 
+  it('wants the default base model among the base models offered', () => {
+    const models = { baseModels: ['bakehouse/toy-instruct', 'Qwen/Qwen3-8B'] };
+    expect(loadTenants({ tenants: [{ ...valid, ...models, defaultBaseModel: 'Qwen/Qwen3-8B' }] })[0]).toMatchObject({ defaultBaseModel: 'Qwen/Qwen3-8B' });
+    expect(loadTenants({ tenants: [{ ...valid, defaultBaseModel: 'bakehouse/toy-instruct' }] })[0]).toMatchObject({ defaultBaseModel: 'bakehouse/toy-instruct' });
+    expect(problems({ tenants: [{ ...valid, ...models, defaultBaseModel: 'Qwen/Qwen3-14B' }] })).toEqual([
+      'tenants[0].defaultBaseModel: must be one of baseModels (bakehouse/toy-instruct, Qwen/Qwen3-8B)',
+    ]);
+    expect(problems({ tenants: [{ ...valid, defaultBaseModel: 'meta/llama' }] })).toEqual([
+      expect.stringMatching(/^tenants\[0\]\.defaultBaseModel: must be one of baseModels \(bakehouse\/toy-instruct, .*, Qwen\/Qwen3-32B\)$/),
+    ]);
+    expect(problems({ tenants: [{ ...valid, ...models }] })).toEqual([
+      'tenants[0].defaultBaseModel: must be set to one of baseModels (bakehouse/toy-instruct, Qwen/Qwen3-8B): the default, Qwen/Qwen3-32B, is not among them',
+    ]);
+  });
+
   it("wants the custom domain's certificate in the tenant's region (API Gateway's regional domains)", () => {
     const domain = (region: string) => ({ name: 'bread.example.com', certificateArn: `arn:aws:acm:${region}:123456789012:certificate/abc-123` });
     expect(loadTenants({ tenants: [{ ...valid, domain: domain('us-east-1') }] })[0]!.domain).toEqual(domain('us-east-1'));

@@ -27,6 +27,7 @@ const scratch = new TenantStack(app, 'Bakehouse-scratch', {
     gpu: { instanceTypes: ['g6e.xlarge', 'g5.2xlarge'], maxVcpus: 64, spot: true, jobVcpus: 8, jobMemoryMiB: 28_672 },
     cpu: { maxVcpus: 4 },
     baseModels: ['bakehouse/toy-instruct', 'Qwen/Qwen3-8B'],
+    defaultBaseModel: 'bakehouse/toy-instruct',
     samplerIdleMinutes: 3,
     api: { reservedConcurrency: 20, logRetentionDays: 7 },
   }),
@@ -318,6 +319,14 @@ describe('functions', () => {
       Environment: { Variables: Match.objectLike({ BAKEHOUSE_BASE_MODELS: 'bakehouse/toy-instruct,Qwen/Qwen3-8B' }) },
     });
     expect(JSON.stringify(resources)).not.toContain('BAKEHOUSE_BASE_MODELS');
+  });
+
+  it('passes the configured default base model to every function, and otherwise lets the code choose', () => {
+    const functions = scratchTemplate.findResources('AWS::Lambda::Function');
+    const apis = Object.values(functions).filter((fn) => fn.Properties.Environment?.Variables?.TABLE_NAME);
+    expect(apis.length).toBeGreaterThanOrEqual(5);
+    for (const fn of apis) expect(fn.Properties.Environment.Variables.BAKEHOUSE_DEFAULT_BASE_MODEL).toBe('bakehouse/toy-instruct');
+    expect(JSON.stringify(resources)).not.toContain('BAKEHOUSE_DEFAULT_BASE_MODEL');
   });
 
   it('passes the configured sampler idle time in seconds, and otherwise lets the code choose', () => {

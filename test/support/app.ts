@@ -46,8 +46,8 @@ export interface TestApp {
 export interface TestAppOptions extends AppOptions {
   /** Also serve the test blobs' signed URLs (`GET /v1/blobs/…`), so downloads can be fetched. */
   serveBlobs?: boolean;
-  /** Sampler settings and chat timings for the chat routes. */
-  services?: Pick<ServiceDeps, 'sampler' | 'chatTiming'>;
+  /** Sampler settings and chat timings for the chat routes; the model catalog. */
+  services?: Partial<Pick<ServiceDeps, 'sampler' | 'chatTiming' | 'catalog'>>;
   /** The Store underneath; default SQLite in memory. */
   store?: () => Promise<Store>;
 }
@@ -56,7 +56,7 @@ export async function createTestApp({ serveBlobs = false, services: serviceOptio
   const store = new InspectableStore(makeStore ? await makeStore() : new SqliteStore(':memory:'));
   const jobs = createTestJobPorts();
   if (serveBlobs) options.blobs = { blobs: jobs.blobs, signingKey: TEST_SIGNING_KEY };
-  const services = createServices({ store, ...jobs, clock: systemClock, catalog: { baseModels: BASE_MODELS }, ...serviceOptions });
+  const services = createServices({ store, ...jobs, clock: systemClock, catalog: { baseModels: BASE_MODELS, defaultBaseModel: DEFAULT_BASE_MODEL }, ...serviceOptions });
   jobs.compute.onEvent = (event) => services.pipeline.applyEvent(event);
   jobs.queue.consume(({ jobId }) => services.pipeline.dispatch(jobId));
   await services.apiKeys.ensure(ADMIN_KEY, ADMIN_USER, true);
