@@ -14,10 +14,30 @@ export interface ComputeJob {
 
 export type ComputeState = 'pending' | 'running' | 'succeeded' | 'failed' | 'gone';
 
+/**
+ * What the platform saw end a job that failed or went away: facts, not sentences. The sentence a
+ * user reads is composed from these in one place (functions/core/jobs/failure-reasons.ts).
+ */
+export interface ComputeFailure {
+  /** What ended it, when the platform knows. */
+  cause?: 'out_of_memory' | 'host_lost' | 'stopped' | 'engine_missing' | 'not_started' | 'vanished';
+  /** The engine's exit code, when it exited. */
+  exitCode?: number;
+  /** The signal that killed the engine, e.g. `SIGKILL`. */
+  signal?: string;
+  /** For `stopped`: the reason given to `terminate` (or to the platform's own stop). */
+  stoppedBecause?: string;
+}
+
 export interface ComputeStatus {
   state: ComputeState;
-  /** Why it failed or went away, when the platform says. */
+  /**
+   * The platform's own account of a failure (its status text, the engine's stderr tail), for
+   * operators' logs. Never shown to users as it is: it may hold log lines and internal paths.
+   */
   reason?: string;
+  /** For `failed` and `gone`: what ended the job. */
+  failure?: ComputeFailure;
 }
 
 export interface Compute {
@@ -32,5 +52,7 @@ export interface ComputeEvent {
   externalId: string;
   jobId: number;
   state: Exclude<ComputeState, 'gone'>;
+  /** As in ComputeStatus: for operators' logs only. */
   reason?: string;
+  failure?: ComputeFailure;
 }

@@ -1,4 +1,4 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { keys } from '#core/keys.ts';
 import { createDynamoTestStore } from '#test/support/dynamo.ts';
 import { completeBake, createBake, createTestApp, createUserKey, seedTarget, type ApiResponse, type TestApp } from '../support/app.ts';
@@ -385,21 +385,43 @@ describe('sampler relay', () => {
     }
   });
 
-  it('fails the reply with 503 when its sampler stops after taking it, naming the reason', async () => {
-    api.jobs.compute.script = (spec) => (spec.kind === 'sampler' ? { hold: true, fail: 'CUDA out of memory' } : { lines: [] });
+  it("fails the reply with 503 when its sampler stops after taking it, with the sampler's sentence", async () => {
+    const sentence = 'The model server ran out of memory and was stopped; try again with a shorter conversation or fewer requests at once.';
+    api.jobs.compute.script = (spec) => (spec.kind === 'sampler' ? { hold: true, fail: sentence } : { lines: [] });
     const reply = api.request('POST', '/v1/chat/completions', chat({}));
     const sampler = await FakeSampler.started(api);
     await sampler.take();
     await api.jobs.compute.finish(sampler.jobId);
     const response = await reply;
-    expectOpenAiError(response, 503, 'unavailable', /sampler stopped before finishing this reply: CUDA out of memory/);
+    expectOpenAiError(response, 503, 'unavailable');
+    expect(response.body.error.message).toBe(sentence);
     expect(response.headers.get('x-should-retry')).toBe('true');
   });
 
+  it('tells the chat client a killed sampler stopped, never its log tail or paths', async () => {
+    const stderrTail = '2026-12-02 00:49:27,560 bakehouse_engine INFO sampler job 7 starting; output under file:///srv/bakehouse/.data/blobs/jobs/7/\nKilled';
+    api.jobs.compute.script = (spec) =>
+      spec.kind === 'sampler' ? { hold: true, crash: { failure: { exitCode: 137, signal: 'SIGKILL' }, reason: stderrTail } } : { lines: [] };
+    const reply = api.request('POST', '/v1/chat/completions', chat({ stream: true }));
+    const sampler = await FakeSampler.started(api);
+    await sampler.take();
+    const log = vi.spyOn(console, 'error').mockImplementation(() => {});
+    try {
+      await api.jobs.compute.finish(sampler.jobId);
+      const frames = sseData((await reply).text);
+      expect(JSON.parse(frames.at(-1)!).error.message).toBe('The model server stopped unexpectedly (signal 9, out of memory?); try again.');
+      expect((await reply).text).not.toMatch(/file:|bakehouse_engine INFO|Killed/);
+    } finally {
+      log.mockRestore();
+    }
+  });
+
   it('fails the reply with the reason when its sampler fails before taking it, without starting another', async () => {
-    api.jobs.compute.script = (spec) => (spec.kind === 'sampler' ? { fail: 'Model bakehouse/toy-instruct is not in the local model cache' } : { lines: [] });
+    const sentence = 'Model bakehouse/toy-instruct is not in the local model cache; run `npm run setup`, then try again.';
+    api.jobs.compute.script = (spec) => (spec.kind === 'sampler' ? { fail: sentence } : { lines: [] });
     const response = await api.request('POST', '/v1/chat/completions', chat({}));
-    expectOpenAiError(response, 503, 'unavailable', /sampler for bakehouse\/toy-instruct failed: Model bakehouse\/toy-instruct is not in the local model cache/);
+    expectOpenAiError(response, 503, 'unavailable');
+    expect(response.body.error.message).toBe(sentence);
     expect(api.jobs.compute.submitted.filter((job) => job.kind === 'sampler')).toHaveLength(1);
   });
 
@@ -412,6 +434,15 @@ describe('sampler relay', () => {
     const frames = sseData((await reply).text);
     expect(JSON.parse(frames.at(-1)!)).toEqual({ error: { message: 'The conversation is 5000 tokens; the model takes 4096.', type: 'server_error', code: null, param: null } });
     expect(frames).not.toContain('[DONE]');
+  });
+
+  it("scrubs internal paths from a sampler's error for one request", async () => {
+    const reply = api.request('POST', '/v1/chat/completions', chat({}));
+    const sampler = await FakeSampler.started(api);
+    const request = await sampler.take();
+    await sampler.post(request.id, { seq: 0, error: "Adapter alice/r1/b1/4 could not be loaded: Error while deserializing '/tmp/bakehouse-sampler-7/adapters/0/adapter_model.safetensors'" });
+    const response = await reply;
+    expect(response.body.error.message).toBe("Adapter alice/r1/b1/4 could not be loaded: Error while deserializing '[internal path]'");
   });
 
   it('answers 503 when no reply comes in time, and withdraws the request', async () => {

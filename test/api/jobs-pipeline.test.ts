@@ -106,26 +106,49 @@ describe('compute events', () => {
     expect(await api.services.pipeline.applyEvent({ externalId: 'batch-1', jobId, state: 'pending' })).toMatchObject({ state: 'queued' });
   });
 
-  it('fails a job that succeeded without writing result.json', async () => {
+  it('fails a job that succeeded without writing result.json, pointing at its log', async () => {
     const jobId = await startWithLostMessage();
     await api.services.pipeline.applyEvent({ externalId: 'batch-1', jobId, state: 'succeeded' });
     expect((await api.request('GET', STIM)).body).toMatchObject({
       status: 'failed',
       job_id: jobId,
-      error: 'The engine exited without writing its result',
+      error: 'The stim job ended without writing its result; its log (GET /v1/repo/r1/targets/t1/stim/logs) has the details, then run it again.',
     });
   });
 
-  it("fails a job that failed without result.json with the platform's reason", async () => {
-    const jobId = await startWithLostMessage();
-    await api.services.pipeline.applyEvent({ externalId: 'batch-1', jobId, state: 'failed', reason: 'Host EC2 terminated' });
-    expect((await api.request('GET', STIM)).body).toMatchObject({ status: 'failed', error: 'The engine failed: Host EC2 terminated' });
+  it('words a signal kill without result.json as a sentence: the signal, the progress, the likely cause, and no log lines or paths', async () => {
+    const stderrTail = '2026-12-02 00:49:27,560 bakehouse_engine INFO stim job 18 starting; output under file:///srv/bakehouse/.data/blobs/jobs/18/\nKilled';
+    api.jobs.compute.script = () => ({ crash: { failure: { exitCode: 137, signal: 'SIGKILL' }, reason: stderrTail, percent: 40 } });
+    const log = vi.spyOn(console, 'error').mockImplementation(() => {});
+    try {
+      await api.request('POST', STIM);
+      const failed = await waitForJob(api.request, STIM);
+      expect(failed.body).toMatchObject({ status: 'failed', error: 'The stim job was stopped by signal 9 (SIGKILL, out of memory?) at 40%; run it again.' });
+      // The platform's words reach the operators' log, not the user.
+      expect(log).toHaveBeenCalledWith(expect.stringContaining('bakehouse_engine INFO stim job 18 starting'));
+    } finally {
+      log.mockRestore();
+    }
   });
 
-  it('says so when the platform gives no reason', async () => {
+  it("keeps the platform's own words out of the reason when it gives no facts", async () => {
     const jobId = await startWithLostMessage();
-    await api.services.pipeline.applyEvent({ externalId: 'batch-1', jobId, state: 'failed' });
-    expect((await api.request('GET', STIM)).body.error).toBe('The engine failed without a reason');
+    const log = vi.spyOn(console, 'error').mockImplementation(() => {});
+    try {
+      await api.services.pipeline.applyEvent({ externalId: 'batch-1', jobId, state: 'failed', reason: 'Traceback (most recent call last):\n  File "/opt/engine/cli.py"' });
+    } finally {
+      log.mockRestore();
+    }
+    expect((await api.request('GET', STIM)).body).toMatchObject({
+      status: 'failed',
+      error: 'The stim job failed without saying why; its log (GET /v1/repo/r1/targets/t1/stim/logs) has the details, then run it again.',
+    });
+  });
+
+  it("scrubs internal paths from the engine's own sentence", async () => {
+    api.jobs.compute.script = () => ({ fail: 'Nothing was found at file:///srv/bakehouse/.data/blobs/jobs/3/output.jsonl; check that the input exists.' });
+    await api.request('POST', STIM);
+    expect((await waitForJob(api.request, STIM)).body.error).toBe('Nothing was found at [internal path]; check that the input exists.');
   });
 
   it('ignores an event for a job that does not exist', async () => {
@@ -169,17 +192,22 @@ describe('reconcile', () => {
     expect(api.jobs.compute.terminated).toEqual(['stale-submit']);
   });
 
-  it('fails a job whose compute job is gone, with the reason', async () => {
+  it('fails a job whose compute job is gone, with a sentence', async () => {
     api.jobs.compute.script = () => ({ hold: true });
     const jobId = (await api.request('POST', STIM)).body.job_id as number;
     await waitUntilRunning(api.request, STIM);
 
-    vi.spyOn(api.jobs.compute, 'describe').mockResolvedValueOnce({ state: 'gone', reason: 'AWS Batch has no record of job test-1' });
-    await api.services.pipeline.reconcile({ queuedGraceMs: 0, submitGraceMs: 0 });
+    vi.spyOn(api.jobs.compute, 'describe').mockResolvedValueOnce({ state: 'gone', reason: 'No local compute job x is recorded in /srv/bakehouse/.data/compute' });
+    const log = vi.spyOn(console, 'error').mockImplementation(() => {});
+    try {
+      await api.services.pipeline.reconcile({ queuedGraceMs: 0, submitGraceMs: 0 });
+    } finally {
+      log.mockRestore();
+    }
     expect((await api.request('GET', STIM)).body).toMatchObject({
       status: 'failed',
       job_id: jobId,
-      error: 'The compute job ended unexpectedly: AWS Batch has no record of job test-1',
+      error: 'The stim job ended at 50% without an exit code (it was killed or the machine restarted); run it again.',
     });
   });
 

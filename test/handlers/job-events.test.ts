@@ -87,7 +87,7 @@ describe('job-events handler', () => {
     expect((await api.request('GET', `${T1}/rollout/output?offset=2&limit=5`)).body.output).toEqual([lines[2]]);
   });
 
-  it('fails a rollout cancelled on Batch with its reason', async () => {
+  it('fails a rollout cancelled on Batch with the reason it was given', async () => {
     await runToCompletion(`${T1}/stim`);
     const event = fixture('failed-rollout-terminated');
     await submitAs(44, `${T1}/rollout`, event.detail.jobId);
@@ -95,11 +95,11 @@ describe('job-events handler', () => {
     expect((await api.request('GET', `${T1}/rollout`)).body).toMatchObject({
       status: 'failed',
       job_id: 44,
-      error: 'The engine failed: Cancelled by the user',
+      error: 'The rollout was stopped before it finished (cancelled by the user); run it again.',
     });
   });
 
-  it('fails a bake killed for memory with the container reason and exit code', async () => {
+  it('fails a bake killed for memory with a sentence saying so and what to change', async () => {
     await bakeReady();
     const event = fixture('failed-bake-oom');
     await submitAs(58, B1, event.detail.jobId);
@@ -107,7 +107,7 @@ describe('job-events handler', () => {
     expect((await api.request('GET', B1)).body).toMatchObject({
       status: 'failed',
       job_id: 58,
-      error: 'The engine failed: Essential container in task exited: OutOfMemoryError: Container killed due to memory usage (exit code 137)',
+      error: 'The bake ran out of memory and was stopped; lower micro_batch_size or data.max_length, or use larger instances, then run it again.',
     });
   });
 
@@ -129,7 +129,7 @@ describe('job-events handler', () => {
     expect((await api.request('GET', B1)).body).toMatchObject({
       status: 'failed',
       job_id: 59,
-      error: 'The engine failed: Host EC2 (instance i-0a1b2c3d4e5f6a7b8) terminated.',
+      error: 'The bake lost its machine (a Spot reclaim or a host failure); run it again.',
     });
   });
 

@@ -39,7 +39,7 @@ describe('reconcile handler', () => {
     expect(describeJob).toHaveBeenCalledWith(`test-${running}`);
     expect((await api.request('GET', `${T1}/stim`)).body).toMatchObject({
       status: 'failed',
-      error: 'The compute job ended unexpectedly: AWS Batch has no record of job test-1',
+      error: 'The stim job ended at 50% without an exit code (it was killed or the machine restarted); run it again.',
     });
     expect(send).not.toHaveBeenCalled();
     expect((await api.request('GET', `${T2}/stim`)).body).toMatchObject({ status: 'running', job_id: queued, progress_percent: 0 });

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { InProcessJobQueue } from '#adapters/embedded/in-process-job-queue.ts';
 import { LocalBlobs } from '#adapters/embedded/local-blobs.ts';
 import type { Blobs } from '#ports/blobs.ts';
-import type { Compute, ComputeEvent, ComputeJob, ComputeStatus } from '#ports/compute.ts';
+import type { Compute, ComputeEvent, ComputeFailure, ComputeJob, ComputeStatus } from '#ports/compute.ts';
 import type { JobSpec } from '#schemas/job-spec.ts';
 
 /** What the stand-in does for a job: write these lines and finish so. */
@@ -18,6 +18,8 @@ export interface Scripted {
   metrics?: Record<string, unknown>[];
   checkpoints?: number[];
   fail?: string;
+  /** Die without result.json, as the platform reports it (e.g. a signal, with its stderr tail as `reason`). */
+  crash?: { failure: ComputeFailure; reason?: string; percent?: number };
   /** Leave the job running until `finish` is called. */
   hold?: boolean;
 }
@@ -90,6 +92,13 @@ export class TestEngineCompute implements Compute {
     for (const step of script.checkpoints ?? []) {
       await this.blobs.put(`${prefix}ckpts/${step}/adapter_config.json`, '{}');
       await this.blobs.put(`${prefix}ckpts/${step}.tar.gz`, `archive of step ${step}`);
+    }
+    if (script.crash) {
+      const { failure, reason, percent = 50 } = script.crash;
+      await this.blobs.put(`${prefix}progress.json`, JSON.stringify({ percent, lines: 0, updated_at: new Date().toISOString() }));
+      this.states.set(externalId, { state: 'failed', failure, ...(reason ? { reason } : {}) });
+      await this.onEvent({ externalId, jobId: job.jobId, state: 'failed', failure, ...(reason ? { reason } : {}) });
+      return;
     }
     const losses = (script.metrics ?? []).map((row) => row.loss as number);
     const result = script.fail

@@ -8,7 +8,7 @@
  * `describe` answers `gone` for a job it no longer knows.
  */
 import { DescribeJobsCommand, SubmitJobCommand, TerminateJobCommand, type BatchClient, type JobDetail } from '@aws-sdk/client-batch';
-import type { Compute, ComputeEvent, ComputeJob, ComputeState, ComputeStatus } from '#ports/compute.ts';
+import type { Compute, ComputeEvent, ComputeFailure, ComputeJob, ComputeState, ComputeStatus } from '#ports/compute.ts';
 import type { JobKind } from '#schemas/job-spec.ts';
 
 export const JOB_ID_TAG = 'bakehouse:job-id';
@@ -61,7 +61,7 @@ export class BatchCompute implements Compute {
     }
     const state = stateOf(detail.status);
     if (!state) return { state: 'pending', reason: `AWS Batch reports an unknown status ${String(detail.status)}` };
-    return state === 'failed' ? { state, reason: failureReason(detail) } : { state };
+    return state === 'failed' ? { state, reason: failureReason(detail), failure: failureFacts(detail) } : { state };
   }
 
   async terminate(externalId: string, reason: string): Promise<void> {
@@ -103,14 +103,46 @@ interface FailureDetail {
  * (exit code 137)`: the job's reason, then the container's, then its exit code.
  */
 function failureReason(detail: FailureDetail | JobDetail): string {
+  const { statusReason, containerReason, exitCode } = failureParts(detail);
+  const reasons = [statusReason, containerReason].filter((part, i, all): part is string => !!part && all.indexOf(part) === i);
+  const reason = reasons.join(': ') || 'AWS Batch reported the job as failed without a reason';
+  return exitCode === undefined ? reason : `${reason} (exit code ${exitCode})`;
+}
+
+/** Batch's words for a container the kernel or ECS killed for its memory use. */
+const OUT_OF_MEMORY = /OutOfMemoryError|killed due to memory usage/i;
+/** Batch's words for an instance taken away: a Spot reclaim, a failed or terminated host. */
+const HOST_LOST = /Host EC2 .*terminated|Spot|instance.*(?:terminated|reclaimed|interrupted)/i;
+/** Batch's words for a container that ended by itself: its exit code says how. */
+const CONTAINER_EXITED = /^Essential container in task exited$/i;
+
+/**
+ * What Batch's status texts mean, as facts (failure-reasons.ts words them): memory, a lost
+ * host, a container that exited by itself (its exit code, a signal when above 128), or else a
+ * stop whose reason Batch recorded (TerminateJob's reason, or Batch's own).
+ */
+function failureFacts(detail: FailureDetail | JobDetail): ComputeFailure {
+  const { statusReason, containerReason, exitCode } = failureParts(detail);
+  const said = [statusReason, containerReason].filter((part): part is string => !!part).join(': ');
+  const code = exitCode === undefined ? {} : { exitCode };
+  if (OUT_OF_MEMORY.test(said)) return { cause: 'out_of_memory', ...code };
+  if (HOST_LOST.test(said)) return { cause: 'host_lost', ...code };
+  if (!statusReason || CONTAINER_EXITED.test(statusReason)) return code;
+  return { cause: 'stopped', stoppedBecause: statusReason, ...code };
+}
+
+function failureParts(detail: FailureDetail | JobDetail): { statusReason?: string; containerReason?: string; exitCode?: number } {
   const { statusReason, container, attempts } = detail as FailureDetail;
   // The job-level container block holds the last attempt; fall back to the attempts list.
   const lastAttempt = Array.isArray(attempts) ? (attempts.at(-1) as { container?: FailureDetail['container'] } | undefined) : undefined;
+  const parts: { statusReason?: string; containerReason?: string; exitCode?: number } = {};
+  const status = text(statusReason);
   const containerReason = text(container?.reason) ?? text(lastAttempt?.container?.reason);
   const exitCode = integer(container?.exitCode) ?? integer(lastAttempt?.container?.exitCode);
-  const reasons = [text(statusReason), containerReason].filter((part, i, all): part is string => !!part && all.indexOf(part) === i);
-  const reason = reasons.join(': ') || 'AWS Batch reported the job as failed without a reason';
-  return exitCode === undefined ? reason : `${reason} (exit code ${exitCode})`;
+  if (status) parts.statusReason = status;
+  if (containerReason) parts.containerReason = containerReason;
+  if (exitCode !== undefined) parts.exitCode = exitCode;
+  return parts;
 }
 
 /**
@@ -130,7 +162,7 @@ export function computeEventFromBatch(event: unknown): ComputeEvent | undefined 
   const state = stateOf(text(detail.status));
   if (!externalId || jobId === undefined || !state) return undefined;
   if (state !== 'failed') return { externalId, jobId, state };
-  return { externalId, jobId, state, reason: failureReason(detail as FailureDetail) };
+  return { externalId, jobId, state, reason: failureReason(detail as FailureDetail), failure: failureFacts(detail as FailureDetail) };
 }
 
 function jobIdOf(detail: Record<string, unknown>): number | undefined {

@@ -8,6 +8,7 @@ import type { Actor } from '../actor.ts';
 import { InvalidInputError, NotFoundError, UnavailableError } from '../errors.ts';
 import { keys, resourceName } from '../keys.ts';
 import { currentJob, type JobRecords } from '../jobs/job-records.ts';
+import { userFacing } from '../jobs/failure-reasons.ts';
 import { isTerminal } from '../jobs/state-machine.ts';
 import type { ModelChain } from '../jobs/model-chain.ts';
 import { checkpointsOf, formatCheckpointName, type ModelResolver } from '../models.ts';
@@ -86,7 +87,8 @@ export class ChatService {
         if (chunk) {
           seq += 1;
           finished = chunk.done !== null || chunk.error !== null;
-          yield chunk;
+          // The sampler words its errors for users; this guards against one carrying a path.
+          yield chunk.error === null ? chunk : { ...chunk, error: userFacing(chunk.error) };
           if (finished) return;
           continue;
         }
@@ -152,7 +154,8 @@ export class ChatService {
   /**
    * A waiting request needs a sampler. One that stopped idle before taking it is replaced; one
    * that failed fails the reply with its reason (a sampler that cannot start would fail again),
-   * and so does one that took the request and ended without its last chunk.
+   * and so does one that took the request and ended without its last chunk. A failed sampler's
+   * `error` is already the sentence for users (failure-reasons.ts), never its log.
    */
   private async checkLiveness(ticket: ChatTicket, seq: number): Promise<void> {
     const status = await this.relay.status(ticket.id);
@@ -160,7 +163,7 @@ export class ChatService {
     if (status.state === 'pending') {
       const expected = await this.records.get(ticket.samplerJobId);
       if (expected?.state === 'failed') {
-        throw new UnavailableError(`The sampler for ${ticket.baseModel} failed: ${expected.error ?? 'no reason given'}. Try again.`);
+        throw new UnavailableError(userFacing(expected.error ?? `The model server for ${ticket.baseModel} could not start; try again.`));
       }
       if (!expected || isTerminal(expected.state)) ticket.samplerJobId = (await this.pool.ensure(ticket.baseModel, ticket.relayUrl)).job_id;
       return;
@@ -172,8 +175,7 @@ export class ChatService {
     }
     // The last chunk may have landed just before the sampler ended.
     if (await this.relay.chunk(ticket.id, seq)) return;
-    const reason = sampler?.error ? `: ${sampler.error}` : '';
-    throw new UnavailableError(`The sampler stopped before finishing this reply${reason}. Try again.`);
+    throw new UnavailableError(userFacing(sampler?.error ?? 'The model server stopped before finishing this reply; try again.'));
   }
 
   /** A sampler asks for more work only between batches: asking well after taking a request it never answered means it never got it. */

@@ -61,6 +61,14 @@ export class BakeJobs {
     return job ? this.outputs.metrics(job.job_id) : [];
   }
 
+  /** The bake job's engine log (job-outputs.ts); 404 before the job has written one. */
+  async log(actor: Actor, repo: string, bake: string, maxBytes: number): Promise<string> {
+    const job = currentJob(await this.bakes.getItem(actor, repo, bake), 'bake');
+    const log = job && (await this.outputs.log(job.job_id, maxBytes));
+    if (log === undefined) throw new NotFoundError(`Bake '${bake}' has no log yet; its job writes one once it starts running.`);
+    return log;
+  }
+
   /** A signed URL for a checkpoint's archive; the latest checkpoint unless one is named. */
   async download(actor: Actor, repo: string, bake: string, checkpoint: number | undefined, expiresIn: number): Promise<DownloadUrl> {
     return this.signedArchive(repo, bake, await this.bakes.getItem(actor, repo, bake), checkpoint, expiresIn);

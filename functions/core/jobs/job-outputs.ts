@@ -15,6 +15,8 @@ export const jobPaths = (jobId: number) => {
     outputIndex: `${prefix}output.idx`,
     metrics: `${prefix}metrics.jsonl`,
     result: `${prefix}result.json`,
+    /** The engine's log, written by the engine itself (cli.py), downloadable by the job's owner. */
+    log: `${prefix}engine.log`,
     checkpoint: (step: number) => `${prefix}ckpts/${step}/`,
     archive: (step: number) => `${prefix}ckpts/${step}.tar.gz`,
   };
@@ -106,6 +108,20 @@ export class JobOutputs {
           return []; // a row still being written
         }
       });
+  }
+
+  /**
+   * The engine's log, or undefined before it wrote one. Beyond `maxBytes` only its end is read,
+   * from the first whole line, after a line saying so.
+   */
+  async log(jobId: number, maxBytes: number): Promise<string | undefined> {
+    const key = jobPaths(jobId).log;
+    const size = await this.blobs.size(key);
+    if (size === undefined) return undefined;
+    const start = Math.max(0, size - maxBytes);
+    const text = new TextDecoder().decode((await this.blobs.get(key, { start, end: size })) ?? new Uint8Array());
+    if (start === 0) return text;
+    return `[the first ${start + text.indexOf('\n') + 1} bytes of this log are left out]\n${text.slice(text.indexOf('\n') + 1)}`;
   }
 
   async presignArchive(jobId: number, step: number, expiresIn: number): Promise<string | undefined> {

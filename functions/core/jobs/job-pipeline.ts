@@ -3,6 +3,7 @@ import type { Compute, ComputeEvent } from '../../ports/compute.ts';
 import type { JobQueue } from '../../ports/job-queue.ts';
 import type { Item } from '../../ports/store.ts';
 import type { JobKind, JobSpec } from '../../schemas/job-spec.ts';
+import { failureSentence, userFacing, type FailureFacts } from './failure-reasons.ts';
 import { currentJob, type JobOwner, type JobRecord, type JobRecords } from './job-records.ts';
 import { jobPaths, type JobOutputs } from './job-outputs.ts';
 
@@ -87,7 +88,7 @@ export class JobPipeline {
     try {
       externalId = await this.compute.submit({ jobId, kind: claimed.kind, specUri: this.outputs.uriFor(jobPaths(jobId).spec), spec });
     } catch (error) {
-      await this.records.transition(jobId, 'failed', { error: `The job could not be started: ${errorMessage(error)}` });
+      await this.records.transition(jobId, 'failed', { error: userFacing(`The job could not be started: ${errorMessage(error)}`) });
       return;
     }
     if (!(await this.records.recordSubmission(jobId, externalId))) {
@@ -105,12 +106,26 @@ export class JobPipeline {
       const { status: _status, error: _error, ...outcome } = result;
       return this.records.transition(event.jobId, 'complete', { ...outcome, error: null });
     }
-    const error =
-      result?.error ??
-      (event.state === 'succeeded'
-        ? 'The engine exited without writing its result'
-        : `The engine failed${event.reason ? `: ${event.reason}` : ' without a reason'}`);
+    const job = await this.records.get(event.jobId);
+    if (!job) return undefined;
+    const error = await this.failureOf(job, {
+      engineError: result?.error,
+      exitedWithoutResult: event.state === 'succeeded',
+      ...(event.failure ? { failure: event.failure } : {}),
+    }, event.reason);
     return this.records.transition(event.jobId, 'failed', { error, ...(result?.lines === undefined ? {} : { lines: result.lines }) });
+  }
+
+  /**
+   * The sentence a failed job shows (failure-reasons.ts), from the engine's result, the
+   * platform's facts and the last progress. The platform's own words go to the operators' log.
+   */
+  private async failureOf(job: JobRecord, facts: Omit<FailureFacts, 'kind' | 'owner' | 'percent'>, platformReason?: string): Promise<string> {
+    if (!facts.engineError && (platformReason || facts.failure)) {
+      console.error(JSON.stringify({ level: 'info', msg: 'job failed', jobId: job.job_id, kind: job.kind, reason: platformReason, failure: facts.failure }));
+    }
+    const percent = (await this.outputs.progress(job.job_id))?.percent;
+    return failureSentence({ kind: job.kind, owner: job.owner, ...facts, ...(percent === undefined ? {} : { percent }) });
   }
 
   /**
@@ -139,13 +154,11 @@ export class JobPipeline {
     } else if (!job.external_id) {
       if (age >= options.submitGraceMs && (await this.records.requeue(job.job_id))) await this.queue.send({ jobId: job.job_id });
     } else {
-      const { state, reason } = await this.compute.describe(job.external_id);
+      const { state, reason, failure } = await this.compute.describe(job.external_id);
       if (state === 'gone') {
-        await this.records.transition(job.job_id, 'failed', {
-          error: `The compute job ended unexpectedly${reason ? `: ${reason}` : ''}`,
-        });
+        await this.records.transition(job.job_id, 'failed', { error: await this.failureOf(job, { failure: failure ?? { cause: 'vanished' } }, reason) });
       } else {
-        await this.applyEvent({ externalId: job.external_id, jobId: job.job_id, state, ...(reason ? { reason } : {}) });
+        await this.applyEvent({ externalId: job.external_id, jobId: job.job_id, state, ...(reason ? { reason } : {}), ...(failure ? { failure } : {}) });
       }
     }
   }

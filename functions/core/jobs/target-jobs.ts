@@ -2,7 +2,7 @@ import type { Item } from '../../ports/store.ts';
 import type { TargetConfig } from '../../schemas/bread.ts';
 import { JOB_SPEC_VERSION } from '../../schemas/job-spec.ts';
 import type { Actor } from '../actor.ts';
-import { InvalidInputError } from '../errors.ts';
+import { InvalidInputError, NotFoundError } from '../errors.ts';
 import type { PromptService } from '../prompts.ts';
 import type { TargetService } from '../targets.ts';
 import { currentJob, type JobOwner } from './job-records.ts';
@@ -71,6 +71,14 @@ export class TargetJobs {
       limit,
       has_more: offset + page.lines.length < page.total,
     };
+  }
+
+  /** The job's engine log (job-outputs.ts); 404 before the job has written one. */
+  async log(actor: Actor, repo: string, target: string, kind: TargetJobKind, maxBytes: number): Promise<string> {
+    const job = currentJob(await this.targets.getItem(actor, repo, target), kind);
+    const log = job && (await this.outputs.log(job.job_id, maxBytes));
+    if (log === undefined) throw new NotFoundError(`The ${kind} job of target '${target}' has no log yet; it writes one once it starts running.`);
+    return log;
   }
 
   private async view(kind: TargetJobKind, config: TargetConfig, job: ReturnType<typeof currentJob>): Promise<TargetJobView> {

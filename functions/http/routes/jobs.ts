@@ -13,7 +13,17 @@ import {
   StimOutputResponse,
   StimResponse,
 } from '#schemas/bread.ts';
+import { z } from 'zod';
 import { BakePath, bearer, errors, json, TargetPath, type App } from '../openapi.ts';
+
+/** A log is served whole up to this size, else its end: within Lambda's 6 MB response limit. */
+const MAX_LOG_BYTES = 5 * 1024 * 1024;
+
+/** `GET …/logs`: the engine's own log of the job, for its owner (it may name files and paths). */
+const logResponse = {
+  description: `The engine's log as text; a log over ${MAX_LOG_BYTES / 1024 / 1024} MiB is cut to its end`,
+  content: { 'text/plain': { schema: z.string() } },
+};
 
 /** Job starts, status, outputs, metrics and downloads (bread-api.md §8–§12). */
 export function jobRoutes(app: App, services: Services): void {
@@ -81,6 +91,23 @@ function targetJobRoutes(app: App, { targetJobs }: Services, kind: TargetJobKind
       return c.json(await targetJobs.output(c.get('actor'), repo_name, target_name, kind, offset, limit), 200);
     },
   );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: `${path}/logs`,
+      tags,
+      security: bearer,
+      summary: `The ${kind} job's engine log`,
+      description: 'The detail behind a failed job\'s `error`. 404 until the job has started and written its log.',
+      request: { params: TargetPath },
+      responses: { 200: logResponse, ...errors(404, 422) },
+    }),
+    async (c) => {
+      const { repo_name, target_name } = c.req.valid('param');
+      return c.text(await targetJobs.log(c.get('actor'), repo_name, target_name, kind, MAX_LOG_BYTES), 200);
+    },
+  );
 }
 
 function bakeJobRoutes(app: App, { bakeJobs }: Services): void {
@@ -117,6 +144,23 @@ function bakeJobRoutes(app: App, { bakeJobs }: Services): void {
     async (c) => {
       const { repo_name, bake_name } = c.req.valid('param');
       return c.json((await bakeJobs.metrics(c.get('actor'), repo_name, bake_name)) as { iter: number; loss: number }[], 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: 'get',
+      path: `${path}/logs`,
+      tags,
+      security: bearer,
+      summary: "The bake job's engine log",
+      description: 'The detail behind a failed bake\'s `error`. 404 until the job has started and written its log.',
+      request: { params: BakePath },
+      responses: { 200: logResponse, ...errors(404, 422) },
+    }),
+    async (c) => {
+      const { repo_name, bake_name } = c.req.valid('param');
+      return c.text(await bakeJobs.log(c.get('actor'), repo_name, bake_name, MAX_LOG_BYTES), 200);
     },
   );
 
