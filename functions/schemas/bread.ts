@@ -358,7 +358,12 @@ export type BakeResponse = z.infer<typeof BakeResponse>;
 
 // ── Recipes and lineage (§13) ─────────────────────────────────────────────────────────────────
 
-const Edge = z.tuple([z.string(), z.string(), z.string(), z.string()]);
+// Four strings, written as a fixed-length array rather than a tuple: OpenAPI 3.1 spells a tuple
+// `prefixItems`, which schema-driven tools that read Draft 4 `items: [...]` mishandle.
+const Edge = z
+  .array(z.string())
+  .length(4)
+  .meta({ description: '[source_type, source_name, target_type, target_name]' });
 
 export const DependencyGraph = z
   .object({
