@@ -181,3 +181,23 @@ def test_bakes_publish_to_s3_and_read_their_parent_from_it(tiny_model, tmp_path,
     run_bake(tmp_path / "second", second)
     with tarfile.open(tmp_path / "second" / "out" / "ckpts" / "2.tar.gz") as archive:
         assert "parents/0_first/adapter_model.safetensors" in archive.getnames()
+
+
+def test_a_full_disk_while_writing_a_checkpoint_fails_the_bake_with_a_sentence(tiny_model, tmp_path, monkeypatch):
+    import errno
+
+    from bakehouse_engine.bake.checkpoints import CheckpointWriter
+    from bakehouse_engine.cli import main
+
+    def disk_full(self, adapter_dir, step, archive):
+        raise OSError(errno.ENOSPC, "No space left on device", str(archive))
+
+    monkeypatch.setattr(CheckpointWriter, "write_archive", disk_full)
+    spec = bake_spec(tmp_path, tiny_model, [("main", 1.0, rollout_lines(4))], total=4, checkpoint=[{"save_every_n_steps": 1}])
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+
+    assert main(["run", str(tmp_path / "spec.json")]) == 1
+    result = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert result == {"status": "failed", "error": "No space left on disk while writing checkpoint 1; free some space, then run the bake again."}
+    engine_log = (tmp_path / "out" / "engine.log").read_text()
+    assert "No space left on device" in engine_log  # the detail, path and all, is in the owner's log

@@ -1,5 +1,7 @@
+import errno
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -83,14 +85,63 @@ def test_lines_written_before_a_failure_stay_readable(tmp_path: Path) -> None:
     assert len(read_lines(prefix)) == 2
 
 
-def test_an_unexpected_error_is_reported_as_internal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unexpected_error_is_a_sentence_pointing_at_the_log_which_has_the_traceback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(_ctx: object) -> dict:
         raise KeyError("boom")
 
     monkeypatch.setattr(bakehouse_engine.stim, "run", broken)
     prefix = tmp_path.as_uri() + "/out/"
     assert main(["run", write_spec(tmp_path, stim_spec(prefix, [{"type": "persona", "numq": 1}]))]) == 1
-    assert result(prefix)["error"] == "Internal engine error: KeyError: 'boom'"
+    assert result(prefix)["error"] == (
+        "The stim job failed on an unexpected engine error (KeyError); its log has the details. "
+        "Run it again, and report the problem if it keeps failing."
+    )
+    engine_log = storage.read_text(storage.join(prefix, "engine.log"))
+    assert "Traceback (most recent call last)" in engine_log
+    assert "KeyError: 'boom'" in engine_log
+
+
+def test_a_traceback_or_a_path_in_an_error_never_reaches_result_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(_ctx: object) -> dict:
+        raise RuntimeError('Traceback (most recent call last):\n  File "/opt/engine/x.py", line 3\nValueError: file:///srv/jobs/7/spec.json')
+
+    monkeypatch.setattr(bakehouse_engine.stim, "run", broken)
+    prefix = tmp_path.as_uri() + "/out/"
+    assert main(["run", write_spec(tmp_path, stim_spec(prefix, [{"type": "persona", "numq": 1}]))]) == 1
+    error = result(prefix)["error"]
+    assert "\n" not in error and "Traceback" not in error and "/" not in error
+    assert error.startswith("The stim job failed on an unexpected engine error (RuntimeError)")
+
+
+@pytest.mark.parametrize(
+    ("raised", "sentence"),
+    [
+        (MemoryError(), "The rollout ran out of memory; lower max_concurrency or max_tokens, or run it on a machine with more memory, then run it again."),
+        (RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"), "The rollout ran out of memory; lower max_concurrency or max_tokens, or run it on a machine with more memory, then run it again."),
+        (KeyboardInterrupt(), "The rollout was interrupted (SIGINT) before it finished; run it again."),
+        (OSError(errno.ENOSPC, "No space left on device", "/srv/data/jobs/7/output.jsonl"), "No space left on disk while writing the rollout's files; free some space, then run the rollout again."),
+        (OSError(errno.EDQUOT, "Disk quota exceeded"), "The disk quota ran out while writing the rollout's files; free some space or raise the quota, then run the rollout again."),
+    ],
+)
+def test_memory_interrupts_and_full_disks_are_sentences(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, raised: BaseException, sentence: str) -> None:
+    import bakehouse_engine.cli as cli
+
+    def failing(_ctx: object) -> dict:
+        raise raised
+
+    monkeypatch.setattr(cli, "_job_module", lambda _kind: SimpleNamespace(run=failing))
+    spec = {**stim_spec(tmp_path.as_uri() + "/out/", [{"type": "persona", "numq": 1}]), "kind": "rollout"}
+    monkeypatch.setattr(cli, "load_spec", lambda _source: spec)
+    assert main(["run", "unused"]) == 1
+    assert result(spec["output_uri"])["error"] == sentence
+
+
+def test_the_engine_log_is_published_under_the_output_prefix(prefix: str, tmp_path: Path) -> None:
+    spec = stim_spec(prefix, [{"type": "hardcoded", "questions": ["Q?"], "numq": 5}])
+    assert main(["run", write_spec(tmp_path, spec)]) == 1
+    engine_log = storage.read_text(storage.join(prefix, "engine.log"))
+    assert "stim job 7 starting" in engine_log
+    assert "asks for 5 questions but lists only 1" in engine_log
 
 
 def test_sigterm_fails_the_job_with_a_sentence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

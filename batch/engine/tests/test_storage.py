@@ -71,3 +71,12 @@ def test_file_uris_are_percent_decoded(tmp_path: Path) -> None:
 def test_other_schemes_are_refused() -> None:
     with pytest.raises(ValueError, match="file:// or s3://"):
         storage.read_bytes("https://example.com/x")
+
+
+def test_a_missing_input_is_named_without_its_location(tmp_path: Path) -> None:
+    with pytest.raises(storage.BlobNotFound) as raised:
+        storage.read_text((tmp_path / "jobs" / "3" / "output.jsonl").as_uri())
+    assert str(raised.value) == (
+        "An input this job needs is missing (output.jsonl); check that the job it comes from completed and was not deleted."
+    )
+    assert raised.value.__notes__ == [f"missing: {(tmp_path / 'jobs' / '3' / 'output.jsonl').as_uri()}"]

@@ -17,15 +17,14 @@ import signal
 import sys
 import tempfile
 import threading
-import traceback
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
 from bakehouse_engine import storage
 from bakehouse_engine.context import JobContext
-from bakehouse_engine.errors import JobFailure
-from bakehouse_engine.outputs import Metrics, OutputLines, Progress
+from bakehouse_engine.errors import JobFailure, failure_sentence
+from bakehouse_engine.outputs import EngineLog, Metrics, OutputLines, Progress
 from bakehouse_engine.spec import SpecError, load_spec
 
 EXIT_COMPLETE = 0
@@ -47,7 +46,9 @@ log = logging.getLogger("bakehouse_engine")
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
+    logging.basicConfig(level=logging.INFO, format=EngineLog.FORMAT, stream=sys.stderr)
+    # The job's log keeps the engine's own INFO lines even where logging was configured before.
+    log.setLevel(logging.INFO)
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command == "run":
@@ -92,36 +93,45 @@ def run_job(source: str) -> int:
         return EXIT_BAD_SPEC
 
     kind, output_uri = spec["kind"], spec["output_uri"]
-    log.info("%s job %s starting; output under %s", kind, spec["job_id"], output_uri)
     workdir = Path(tempfile.mkdtemp(prefix=f"bakehouse-{kind}-{spec['job_id']}-"))
-    output = OutputLines(output_uri, workdir)
-    metrics = Metrics(output_uri, workdir)
-    ctx = JobContext(spec, output_uri, workdir, output, Progress(output_uri, (output, metrics)), metrics)
+    engine_log = EngineLog(output_uri, workdir)
     try:
+        log.info("%s job %s starting; output under %s", kind, spec["job_id"], output_uri)
+        output = OutputLines(output_uri, workdir)
+        metrics = Metrics(output_uri, workdir)
+        ctx = JobContext(spec, output_uri, workdir, output, Progress(output_uri, (output, metrics)), metrics)
         result = _run_and_close(ctx)
+        if kind in KINDS_WITH_LINES:
+            result.setdefault("lines", output.count)
+        log.info("%s job %s %s%s", kind, spec["job_id"], result["status"], f": {result['error']}" if result["error"] else "")
+        # Published before the result, so whoever reads a failed result finds the log behind it.
+        _publish_log(engine_log)
+        storage.write_json(storage.join(output_uri, "result.json"), result)
     finally:
+        _publish_log(engine_log)
         shutil.rmtree(workdir, ignore_errors=True)
-    if kind in KINDS_WITH_LINES:
-        result.setdefault("lines", output.count)
-    storage.write_json(storage.join(output_uri, "result.json"), result)
-    log.info("%s job %s %s%s", kind, spec["job_id"], result["status"], f": {result['error']}" if result["error"] else "")
     return EXIT_COMPLETE if result["status"] == "complete" else EXIT_FAILED
 
 
 def _run_and_close(ctx: JobContext) -> dict:
-    """Runs the job module and flushes its outputs; any failure becomes a failed result."""
+    """Runs the job module and flushes its outputs; any failure becomes a failed result.
+
+    The result's error is a sentence (errors.py); the traceback goes to the log only.
+    """
+    kind = ctx.spec["kind"]
     try:
         with _stop_signals_fail_the_job():
-            extra = _job_module(ctx.spec["kind"]).run(ctx)
+            extra = _job_module(kind).run(ctx)
             ctx.output.close()
             ctx.metrics.close()
             ctx.progress.update(100.0, ctx.output.count)
         return {"status": "complete", "error": None, **extra}
     except JobFailure as error:
+        log.info("%s job failed", kind, exc_info=error)
         failure = str(error)
-    except Exception as error:  # noqa: BLE001 — every failure must reach result.json
-        traceback.print_exc()
-        failure = f"Internal engine error: {type(error).__name__}: {error}"
+    except (Exception, KeyboardInterrupt) as error:  # noqa: BLE001 — every failure must reach result.json
+        log.exception("%s job failed on an unexpected error", kind)
+        failure = failure_sentence(error, kind)
     _close_quietly(ctx)
     return {"status": "failed", "error": failure}
 
@@ -144,7 +154,15 @@ def _close_quietly(ctx: JobContext) -> None:
         try:
             close()
         except Exception:  # noqa: BLE001
-            traceback.print_exc()
+            log.exception("could not publish the outputs of the failed job")
+
+
+def _publish_log(engine_log: EngineLog) -> None:
+    """A log that cannot be published must not keep the result from being written."""
+    try:
+        engine_log.close()
+    except Exception:  # noqa: BLE001
+        log.exception("could not publish the engine log")
 
 
 @contextlib.contextmanager

@@ -1,4 +1,4 @@
-"""What a job writes under its output prefix while it runs: output lines, progress and metrics.
+"""What a job writes under its output prefix while it runs: output lines, progress, metrics and its log.
 
 Readers (the API's output and status routes) poll these objects while the job runs, so each write
 leaves a consistent state: an `output.idx` entry only ever points at a complete line, and
@@ -11,6 +11,7 @@ files grow in the job's work dir and are uploaded whole, on a throttle and at th
 from __future__ import annotations
 
 import json
+import logging
 import struct
 import threading
 import time
@@ -158,3 +159,36 @@ class Progress:
         storage.write_json(self._uri, {"percent": round(percent, 4), "lines": lines, "updated_at": updated_at})
         self._pending = None
         self._last_write = time.monotonic()
+
+
+class EngineLog:
+    """`engine.log`: everything the engine logs while it runs the job, for its owner to download.
+
+    It holds the detail behind result.json's one-sentence error (tracebacks included). For file://
+    prefixes it is written in place as records come, so an engine killed mid-job leaves what it
+    logged until then; for s3:// it is uploaded when the job ends (a killed engine's log is then
+    only in the platform's own log, CloudWatch on AWS Batch).
+    """
+
+    FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
+
+    def __init__(self, output_uri: str, workdir: Path) -> None:
+        self._uri = storage.join(output_uri, "engine.log")
+        local_dir = storage.local_path(output_uri)
+        self._remote = local_dir is None
+        self.path = (workdir if local_dir is None else local_dir) / "engine.log"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._handler: logging.Handler | None = logging.FileHandler(self.path, mode="w", encoding="utf-8")
+        self._handler.setFormatter(logging.Formatter(self.FORMAT))
+        # On the root logger, so that what libraries log (transformers, peft) is kept too.
+        logging.getLogger().addHandler(self._handler)
+
+    def close(self) -> None:
+        """Stops capturing and publishes the log; a second call does nothing."""
+        if self._handler is None:
+            return
+        logging.getLogger().removeHandler(self._handler)
+        self._handler.close()
+        self._handler = None
+        if self._remote:
+            storage.upload_file(self.path, self._uri)

@@ -22,8 +22,16 @@ class BlobNotFound(JobFailure, FileNotFoundError):
     """No object at a URI the job needs; a JobFailure, since the user can fix the input."""
 
     def __init__(self, uri: str) -> None:
-        super().__init__(f"Nothing was found at {uri}; check that the input exists and the engine can read it.")
+        # The URI is internal (the API's storage layout); the job's log names it, the sentence does not.
+        super().__init__(f"An input this job needs is missing ({_object_name(uri)}); check that the job it comes from completed and was not deleted.")
+        self.add_note(f"missing: {uri}")  # shown with the traceback in the job's log
         self.uri = uri
+
+
+def _object_name(uri: str) -> str:
+    """The last part of a URI (`output.jsonl`, `ckpts/40/`), which says what is missing without saying where."""
+    parts = [part for part in urlparse(uri).path.split("/") if part]
+    return "/".join(parts[-2:]) if uri.endswith("/") else (parts[-1] if parts else "an object")
 
 
 def join(prefix: str, *parts: str) -> str:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bakehouse_engine import storage
+from bakehouse_engine.errors import disk_full_is_a_failure
 
 ADAPTER_FILES = ("adapter_model.safetensors", "adapter_config.json")
 
@@ -69,6 +70,11 @@ class CheckpointWriter:
         self.steps: list[int] = []
 
     def save(self, peft_model: Any, step: int) -> None:
+        with disk_full_is_a_failure(f"writing checkpoint {step}", "bake"):
+            self._save(peft_model, step)
+        self.steps.append(step)
+
+    def _save(self, peft_model: Any, step: int) -> None:
         local = self.workdir / str(step)
         peft_model.save_pretrained(str(local))
         (local / "README.md").unlink(missing_ok=True)  # PEFT's model card template, not part of the adapter
@@ -82,7 +88,6 @@ class CheckpointWriter:
         archive = self.workdir / f"{step}.tar.gz"
         self.write_archive(local, step, archive)
         storage.upload_file(archive, storage.join(self.output_uri, "ckpts", f"{step}.tar.gz"))
-        self.steps.append(step)
 
     def manifest(self, step: int) -> dict:
         return {
