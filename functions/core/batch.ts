@@ -1,9 +1,16 @@
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { DomainError } from './errors.ts';
 
 export interface BatchResult {
   created: string[];
   failed: Record<string, string>;
 }
+
+/**
+ * How long a batch works before letting other requests run. A Store that answers at once (SQLite
+ * on the embedded runtime) never lets go of the event loop between entries by itself.
+ */
+const SLICE_MS = 10;
 
 /**
  * Batch creates (bread-api.md Q16): entries run in order, so a later one may use an earlier one
@@ -16,7 +23,12 @@ export async function batchCreate<T>(
   create: (entry: T) => Promise<unknown>,
 ): Promise<BatchResult> {
   const result: BatchResult = { created: [], failed: {} };
+  let sliceStart = performance.now();
   for (const entry of entries) {
+    if (performance.now() - sliceStart >= SLICE_MS) {
+      await nextTurn();
+      sliceStart = performance.now();
+    }
     const name = nameOf(entry);
     try {
       await create(entry);

@@ -1,10 +1,11 @@
 import { swaggerUI } from '@hono/swagger-ui';
 import type { Services } from '#core/services.ts';
-import { handleError, notFound } from './errors.ts';
+import { handleError } from './errors.ts';
+import { methodNotAllowed } from './method-not-allowed.ts';
 import { authenticate } from './middleware/auth.ts';
 import { readBody } from './middleware/body.ts';
 import { idempotency } from './middleware/idempotency.ts';
-import { createRouter } from './openapi.ts';
+import { createRouter, documentBodyErrors } from './openapi.ts';
 import { adminRoutes } from './routes/admin.ts';
 import { blobRoutes, type BlobRouteOptions } from './routes/blobs.ts';
 import { chatRoutes, type ChatRouteOptions } from './routes/chat.ts';
@@ -34,7 +35,7 @@ export const DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024;
 export function createApp(services: Services, options: AppOptions = {}) {
   const app = createRouter();
   app.onError(handleError);
-  app.notFound(notFound);
+  app.notFound(methodNotAllowed(app));
 
   app.use('*', readBody(options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES));
   healthRoutes(app);
@@ -61,5 +62,6 @@ export function createApp(services: Services, options: AppOptions = {}) {
   adminRoutes(app, services);
   chatRoutes(app, services, options.chat ?? {});
   relayRoutes(app, services);
+  documentBodyErrors(app);
   return app;
 }

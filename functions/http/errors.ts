@@ -20,7 +20,7 @@ export const STATUS_OF: Record<ErrorCode, ContentfulStatusCode> = {
 };
 
 /** Statuses that a retry of the same request cannot fix (bread-api.md §1.6 rule 1). */
-const NOT_RETRYABLE = new Set([400, 401, 402, 403, 404, 409, 413, 415, 422]);
+const NOT_RETRYABLE = new Set([400, 401, 402, 403, 404, 405, 409, 413, 415, 422]);
 
 export interface ErrorBody {
   message: string;

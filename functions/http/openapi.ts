@@ -1,6 +1,7 @@
 import { OpenAPIHono, type z as zo } from '@hono/zod-openapi';
 import { z } from 'zod';
-import { ErrorResponse, nameSchema } from '#schemas/bread.ts';
+import { ErrorResponse } from '#schemas/bread.ts';
+import { nameSchema } from '#schemas/names.ts';
 import type { AppEnv } from './env.ts';
 import { validationErrorResponse } from './errors.ts';
 
@@ -23,16 +24,30 @@ const ERROR_DESCRIPTIONS: Record<number, string> = {
   404: 'Not found',
   409: 'Conflicts with an existing resource',
   413: 'Body too large',
+  415: 'Body is not JSON: send Content-Type: application/json',
   422: 'Validation error',
 };
 
+const errorJson = (status: keyof typeof ERROR_DESCRIPTIONS) => ({
+  description: ERROR_DESCRIPTIONS[status]!,
+  content: { 'application/json': { schema: ErrorResponse } },
+});
+
 export function errors(...statuses: (keyof typeof ERROR_DESCRIPTIONS)[]) {
-  return Object.fromEntries(
-    [401, ...statuses].map((status) => [
-      status,
-      { description: ERROR_DESCRIPTIONS[status]!, content: { 'application/json': { schema: ErrorResponse } } },
-    ]),
-  );
+  return Object.fromEntries([401, ...statuses].map((status) => [status, errorJson(status)]));
+}
+
+/**
+ * Documents what a route that takes a JSON body may answer: 413 past the body size limit
+ * (middleware/body.ts) and 415 when the body is not JSON (the router's validator). Run once every
+ * route is registered, so no route can be left out. A route that reads its body itself (chat,
+ * dataset uploads) documents its own 413 and is left as it is.
+ */
+export function documentBodyErrors(app: App): void {
+  for (const definition of app.openAPIRegistry.definitions) {
+    if (definition.type !== 'route' || !definition.route.request?.body?.content['application/json'] || definition.route.responses[413]) continue;
+    definition.route.responses = { ...definition.route.responses, 413: errorJson(413), 415: errorJson(415) };
+  }
 }
 
 export function json<T extends zo.ZodType>(schema: T, description: string) {

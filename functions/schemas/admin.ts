@@ -1,6 +1,6 @@
 /** Admin API shapes: API key management (not part of the Bread spec). */
 import { z } from 'zod';
-import { nameSchema } from './bread.ts';
+import { nameSchema } from './names.ts';
 
 export const ApiKeyCreate = z
   .object({

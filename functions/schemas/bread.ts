@@ -7,13 +7,7 @@
  * inside `overrides` are kept and echoed.
  */
 import { z } from 'zod';
-import { nameProblem, type NamedKind } from '../core/names.ts';
-
-export const nameSchema = (kind: NamedKind) =>
-  z.string().superRefine((name, ctx) => {
-    const problem = nameProblem(name, kind);
-    if (problem) ctx.addIssue({ code: 'custom', message: problem });
-  });
+import { nameSchema } from './names.ts';
 
 const nullish = <T extends z.ZodType>(schema: T) => schema.nullish();
 
@@ -78,12 +72,21 @@ export const PromptCreate = z
 export const PromptSet = z.looseObject({ messages: z.array(Message), tools: Tools }).meta({ id: 'PromptSet' });
 export type PromptContent = z.infer<typeof PromptSet>;
 
+/** Entries one batch call may create: a call's work stays bounded, however large the body. */
+export const MAX_BATCH_ENTRIES = 1000;
+const tooManyEntries = `A batch may create at most ${MAX_BATCH_ENTRIES} entries; split it into several calls`;
+
 /**
  * Entries are checked one by one (bad names and bad messages go to `failed`), so the map's keys
  * are plain strings and its values any list; each list is checked as `Message[]` on its own.
  */
 export const BatchPromptSet = z
-  .looseObject({ prompts: z.record(z.string(), z.array(z.looseObject({})).meta({ description: 'Message[]' })) })
+  .looseObject({
+    prompts: z
+      .record(z.string(), z.array(z.looseObject({})).meta({ description: 'Message[]' }))
+      .refine((prompts) => Object.keys(prompts).length <= MAX_BATCH_ENTRIES, tooManyEntries)
+      .meta({ maxProperties: MAX_BATCH_ENTRIES }),
+  })
   .meta({ id: 'BatchPromptSet' });
 
 export const PromptResponse = z
@@ -167,7 +170,7 @@ export const TargetCreate = TargetConfig.extend({ target_name: nameSchema('targe
 
 /** Batch entries are validated one by one so that a bad entry lands in `failed`, not a 422. */
 export const BatchTargetCreate = z
-  .looseObject({ targets: z.array(z.looseObject({ target_name: z.string() })) })
+  .looseObject({ targets: z.array(z.looseObject({ target_name: z.string() })).max(MAX_BATCH_ENTRIES, tooManyEntries) })
   .meta({ id: 'BatchTargetCreate' });
 
 export const TargetResponse = z
@@ -296,7 +299,7 @@ export const BakeConfig = z
 export type BakeDefinition = z.infer<typeof BakeConfig>;
 export const BakeCreate = BakeConfig.extend({ bake_name: nameSchema('bake') }).meta({ id: 'BakeCreate' });
 export const BatchBakeCreate = z
-  .looseObject({ bakes: z.array(z.looseObject({ bake_name: z.string() })) })
+  .looseObject({ bakes: z.array(z.looseObject({ bake_name: z.string() })).max(MAX_BATCH_ENTRIES, tooManyEntries) })
   .meta({ id: 'BatchBakeCreate' });
 export const BakeList = z.object({ bakes: z.array(z.string()) }).meta({ id: 'BakeList' });
 

@@ -16,9 +16,27 @@ describe('error envelope', () => {
     expect(response.headers.get('content-type')).toMatch(/^application\/json/);
   });
 
-  it('answers an unknown method on a known path with 404 in the error shape', async () => {
+  it('answers an unknown method on a known path with 405 and the methods it allows', async () => {
     const response = await api.request('PATCH', '/v1/repo');
-    expectError(response, 404, 'RESOURCE_NOT_FOUND');
+    expectError(response, 405, 'METHOD_NOT_ALLOWED', 'Method PATCH is not allowed on /v1/repo; use GET, HEAD, POST, PUT');
+    expect(Object.keys(response.body).sort()).toEqual(['code', 'message']);
+    expect(response.headers.get('allow')).toBe('GET, HEAD, POST, PUT');
+    expect(response.headers.get('x-should-retry')).toBe('false');
+  });
+
+  it('finds the allowed methods of paths with parameters from the registered routes', async () => {
+    const prompt = await api.request('POST', '/v1/repo/r1/prompts/p1');
+    expectError(prompt, 405, 'METHOD_NOT_ALLOWED');
+    expect(prompt.headers.get('allow')).toBe('DELETE, GET, HEAD, PUT');
+    const health = await api.request('DELETE', '/v1/health', { key: null });
+    expectError(health, 405, 'METHOD_NOT_ALLOWED');
+    expect(health.headers.get('allow')).toBe('GET, HEAD');
+  });
+
+  it('asks for a key before revealing which methods a /v1 path allows', async () => {
+    const response = await api.request('PATCH', '/v1/repo', { key: null });
+    expectError(response, 401, 'UNAUTHORIZED');
+    expect(response.headers.get('allow')).toBeNull();
   });
 
   it('answers an unknown route outside /v1 with 404 without asking for a key', async () => {

@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MAX_BATCH_ENTRIES } from '#schemas/bread.ts';
+import { NAME_MAX_LENGTH } from '#schemas/names.ts';
 import { createTestApp, type TestApp } from '#test/support/app.ts';
 
 /** Every route the API tests drive, by path and method. */
@@ -72,10 +74,58 @@ describe('GET /openapi.json', () => {
   });
 });
 
+describe('the rules the server enforces', () => {
+  const NAME = { type: 'string', pattern: '^[A-Za-z0-9_.-]+$', minLength: 1, maxLength: NAME_MAX_LENGTH };
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  const operations = (): [string, string, any][] =>
+    Object.entries(doc.paths).flatMap(([path, item]) =>
+      Object.entries(item as object).map(([method, operation]): [string, string, unknown] => [path, method, operation]),
+    );
+
+  it('states the name rule on every name in a path', () => {
+    const parameters = operations().flatMap(([, , operation]) => operation.parameters ?? []);
+    const names = parameters.filter((parameter: { name: string }) => /^(repo|prompt|target|bake)_name$/.test(parameter.name));
+    expect(names.length).toBeGreaterThan(40);
+    for (const parameter of names) expect(parameter.schema, parameter.name).toMatchObject(NAME);
+  });
+
+  it.each([
+    ['RepoCreate', 'repo_name'],
+    ['PromptCreate', 'prompt_name'],
+    ['ApiKeyCreate', 'user_id'],
+  ])('states the name rule on %s.%s', (schema, property) => {
+    expect(doc.components.schemas[schema].properties[property]).toMatchObject(NAME);
+  });
+
+  it('documents 413 on every route that takes a body, and 415 where the router reads it as JSON', () => {
+    const withBodies = operations().filter(([, , operation]) => operation.requestBody);
+    expect(withBodies.length).toBeGreaterThan(15);
+    for (const [path, method, operation] of withBodies) {
+      expect(operation.responses, `413 on ${method} ${path}`).toHaveProperty('413');
+      // The chat route reads its body itself, and answers what it cannot parse with 400.
+      if (path === '/v1/chat/completions' || !operation.requestBody.content['application/json']) continue;
+      for (const status of ['413', '415']) {
+        expect(operation.responses[status]?.content['application/json'].schema, `${status} on ${method} ${path}`).toEqual({
+          $ref: '#/components/schemas/ErrorResponse',
+        });
+      }
+    }
+  });
+
+  it('caps the entries of every batch', () => {
+    const { BatchPromptSet, BatchTargetCreate, BatchBakeCreate } = doc.components.schemas;
+    expect(BatchPromptSet.properties.prompts.maxProperties).toBe(MAX_BATCH_ENTRIES);
+    expect(BatchTargetCreate.properties.targets.maxItems).toBe(MAX_BATCH_ENTRIES);
+    expect(BatchBakeCreate.properties.bakes.maxItems).toBe(MAX_BATCH_ENTRIES);
+  });
+});
+
 describe('the OpenAI-compatible routes', () => {
   it('document their bodies, the SSE chunk and the OpenAI error shape', () => {
     const chat = doc.paths['/v1/chat/completions'].post;
+    expect(chat.requestBody.required).toBe(true);
     expect(chat.requestBody.content['application/json'].schema).toEqual({ $ref: '#/components/schemas/ChatCompletionRequest' });
+    expect(chat.responses[413].content['application/json'].schema).toEqual({ $ref: '#/components/schemas/OpenAiError' });
     expect(Object.keys(chat.responses[200].content)).toEqual(['application/json', 'text/event-stream']);
     expect(chat.responses[404].content['application/json'].schema).toEqual({ $ref: '#/components/schemas/OpenAiError' });
     expect(doc.components.schemas.ChatCompletionChunk.properties.choices.items.properties).toHaveProperty('delta');

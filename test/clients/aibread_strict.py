@@ -52,6 +52,7 @@ def main(hold_file: str) -> None:
     record("repo.get", client.repo.get(REPO))
     record("repo.list", client.repo.list())
     record("repo.list.metadata", client.repo.list(include_metadata=True, offset=0, limit=10))
+    record("repo.list.metadata.default_page", client.repo.list(include_metadata=True))
 
     teacher = [{"role": "system", "content": "Always reply in uppercase letters."}]
     record("prompts.create", client.prompts.create(REPO, prompt_name="teacher", messages=teacher))

@@ -1,5 +1,7 @@
+import type { Context } from 'hono';
 import { z } from 'zod';
-import { ForbiddenError, NotFoundError } from '#core/errors.ts';
+import { InvalidBlobKeyError } from '#adapters/blob-keys.ts';
+import { ForbiddenError, InvalidInputError, NotFoundError } from '#core/errors.ts';
 import type { BlobStream } from '#adapters/embedded/local-blobs.ts';
 import { verifyBlobSignature } from '#adapters/embedded/local-blobs.ts';
 import type { BlobRange } from '#ports/blobs.ts';
@@ -26,6 +28,8 @@ const REFUSED = {
   expired: 'This blob URL has expired; ask the API for a new download URL',
 } as const;
 
+const INVALID_KEY = 'This blob URL names a key no blob can have; ask the API for a new download URL';
+
 const errorJson = (description: string) => ({ description, content: { 'application/json': { schema: ErrorResponse } } });
 const bytes = (description: string) => ({
   description,
@@ -38,7 +42,8 @@ const bytes = (description: string) => ({
  * may span several path segments; a single `Range: bytes=…` is honoured, as S3 does.
  */
 export function blobRoutes(app: App, { blobs, signingKey, clock = systemClock }: BlobRouteOptions): void {
-  // Documented with a plain `{key}`, routed with a pattern that also matches the slashes in keys.
+  // Documented with a plain `{key}`, routed with a pattern that also matches the slashes in keys
+  // (and line breaks, so that a key holding one gets the route's answer, not a bare 404).
   app.openAPIRegistry.registerPath({
     method: 'get',
     path: '/v1/blobs/{key}',
@@ -54,44 +59,55 @@ export function blobRoutes(app: App, { blobs, signingKey, clock = systemClock }:
     responses: {
       200: bytes('The blob'),
       206: bytes('The requested byte range of the blob'),
+      400: errorJson('The key is not a valid blob key (an empty, "." or ".." segment, a control character, over 1024 bytes, or reserved)'),
       403: errorJson('Missing, invalid or expired signature'),
       404: errorJson('No blob under this key'),
       416: { description: 'The range starts past the end of the blob' },
     },
   });
 
-  app.get('/v1/blobs/:key{.+}', async (c) => {
+  app.get('/v1/blobs/:key{[\\s\\S]+}', async (c) => {
     const key = c.req.param('key');
     const check = verifyBlobSignature(key, c.req.query('expires'), c.req.query('signature'), signingKey, clock.now());
     if (check !== 'valid') throw new ForbiddenError(REFUSED[check]);
-
-    const headers: Record<string, string> = { 'content-type': 'application/octet-stream', 'accept-ranges': 'bytes' };
-    if (c.req.method === 'HEAD') {
-      const size = await blobs.size(key);
-      if (size === undefined) throw new NotFoundError('Blob not found');
-      return c.body(null, 200, { ...headers, 'content-length': String(size) });
+    try {
+      return await serveBlob(c, blobs, key);
+    } catch (error) {
+      // The key comes from the URL: a malformed one is the caller's mistake, whoever signed it.
+      if (error instanceof InvalidBlobKeyError) throw new InvalidInputError(INVALID_KEY);
+      throw error;
     }
-
-    const requested = c.req.header('range');
-    if (requested) {
-      const size = await blobs.size(key);
-      if (size === undefined) throw new NotFoundError('Blob not found');
-      const range = resolveRange(requested, size);
-      if (range === 'unsatisfiable') return c.body(null, 416, { 'content-range': `bytes */${size}` });
-      if (range) {
-        const blob = await blobs.openRead(key, range);
-        if (!blob) throw new NotFoundError('Blob not found');
-        return c.body(blob.body, 206, {
-          ...headers,
-          'content-length': String(blob.end - blob.start),
-          'content-range': `bytes ${blob.start}-${blob.end - 1}/${blob.size}`,
-        });
-      }
-    }
-    const blob = await blobs.openRead(key);
-    if (!blob) throw new NotFoundError('Blob not found');
-    return c.body(blob.body, 200, { ...headers, 'content-length': String(blob.size) });
   });
+}
+
+/** The blob, its byte range, or its size alone (HEAD), under a key whose signature was checked. */
+async function serveBlob(c: Context, blobs: BlobSource, key: string): Promise<Response> {
+  const headers: Record<string, string> = { 'content-type': 'application/octet-stream', 'accept-ranges': 'bytes' };
+  if (c.req.method === 'HEAD') {
+    const size = await blobs.size(key);
+    if (size === undefined) throw new NotFoundError('Blob not found');
+    return c.body(null, 200, { ...headers, 'content-length': String(size) });
+  }
+
+  const requested = c.req.header('range');
+  if (requested) {
+    const size = await blobs.size(key);
+    if (size === undefined) throw new NotFoundError('Blob not found');
+    const range = resolveRange(requested, size);
+    if (range === 'unsatisfiable') return c.body(null, 416, { 'content-range': `bytes */${size}` });
+    if (range) {
+      const blob = await blobs.openRead(key, range);
+      if (!blob) throw new NotFoundError('Blob not found');
+      return c.body(blob.body, 206, {
+        ...headers,
+        'content-length': String(blob.end - blob.start),
+        'content-range': `bytes ${blob.start}-${blob.end - 1}/${blob.size}`,
+      });
+    }
+  }
+  const blob = await blobs.openRead(key);
+  if (!blob) throw new NotFoundError('Blob not found');
+  return c.body(blob.body, 200, { ...headers, 'content-length': String(blob.size) });
 }
 
 /**

@@ -50,7 +50,7 @@ function documentRoutes(app: App): void {
     tags,
     security: bearer,
     summary: 'Chat with a base model or a baked checkpoint (`user/repo/bake/step`, or `repo/bake` for the newest)',
-    request: { body: { content: { 'application/json': { schema: ChatCompletionRequest } } } },
+    request: { body: { required: true, content: { 'application/json': { schema: ChatCompletionRequest } } } },
     responses: {
       200: {
         description: 'The reply; with `stream: true`, server-sent events of ChatCompletionChunk ending with `data: [DONE]`',
@@ -59,6 +59,8 @@ function documentRoutes(app: App): void {
       400: openAiError('Invalid body'),
       401: openAiError('Missing or invalid API key'),
       404: openAiError('Unknown model, or one the caller cannot use'),
+      413: openAiError('Body too large'),
+      422: openAiError('Body nested too deep'),
       503: openAiError('No sampler answered in time, or it stopped; retry'),
     },
   });
