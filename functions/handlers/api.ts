@@ -1,9 +1,10 @@
 import { handle } from 'hono/aws-lambda';
 import { createApp } from '#http/app.ts';
+import { lambdaAccessLog } from './access-log.ts';
 import { ensureAdminKeyFromSecret } from './admin-key.ts';
 import { runtime } from './runtime.ts';
 
 // Once per cold start, before the first request is served.
 if (process.env.ADMIN_KEY_SECRET_ARN) await ensureAdminKeyFromSecret(runtime.services.apiKeys, process.env.ADMIN_KEY_SECRET_ARN);
 
-export const handler = handle(createApp(runtime.services));
+export const handler = handle(createApp(runtime.services, { accessLog: lambdaAccessLog() }));

@@ -2,6 +2,7 @@ import { swaggerUI } from '@hono/swagger-ui';
 import type { Services } from '#core/services.ts';
 import { handleError } from './errors.ts';
 import { methodNotAllowed } from './method-not-allowed.ts';
+import { accessLog, requestId, type AccessLogSink } from './middleware/access-log.ts';
 import { authenticate } from './middleware/auth.ts';
 import { readBody } from './middleware/body.ts';
 import { idempotency } from './middleware/idempotency.ts';
@@ -23,6 +24,8 @@ export interface AppOptions {
   /** Serve signed blob URLs (the embedded runtime's stand-in for S3 presigned URLs). */
   blobs?: BlobRouteOptions;
   chat?: ChatRouteOptions;
+  /** Where the runtime writes one line per request; none when unset (tests). */
+  accessLog?: AccessLogSink;
 }
 
 /** Routes whose credential is not an API key: health, signed blob URLs, and the samplers' relay. */
@@ -37,6 +40,8 @@ export function createApp(services: Services, options: AppOptions = {}) {
   app.onError(handleError);
   app.notFound(methodNotAllowed(app));
 
+  app.use('*', requestId());
+  if (options.accessLog) app.use('*', accessLog(options.accessLog));
   app.use('*', readBody(options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES));
   healthRoutes(app);
   app.doc31('/openapi.json', {

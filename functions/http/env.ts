@@ -6,5 +6,7 @@ export interface AppEnv {
     actor: Actor;
     /** SHA-256 of the presented API key: who is asking, for idempotency records. */
     keyHash: string;
+    /** The `x-request-id` the response carries and the access log names (middleware/access-log.ts). */
+    requestId: string;
   };
 }

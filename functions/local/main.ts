@@ -8,6 +8,7 @@
  * BAKEHOUSE_DEFAULT_BASE_MODEL (the base model of repos created without one).
  */
 import { serve } from '@hono/node-server';
+import { formatAccessLine } from '#http/middleware/access-log.ts';
 import { startLocalServer } from './server.ts';
 
 const running = await startLocalServer({
@@ -20,6 +21,7 @@ const running = await startLocalServer({
   samplerIdleSeconds: process.env.BAKEHOUSE_SAMPLER_IDLE_SECONDS || undefined,
   engineConcurrency: Number(process.env.BAKEHOUSE_ENGINE_CONCURRENCY ?? 1),
   engineCommand: process.env.BAKEHOUSE_ENGINE_COMMAND ? (JSON.parse(process.env.BAKEHOUSE_ENGINE_COMMAND) as string[]) : undefined,
+  accessLog: (entry) => console.log(formatAccessLine(entry)),
   serve,
 });
 

@@ -6,6 +6,7 @@ import type { serve as nodeServe } from '@hono/node-server';
 import { ADMIN_USER } from '#core/api-keys.ts';
 import { composeEmbedded, type EmbeddedRuntime } from '#functions/composition.ts';
 import { createApp } from '#http/app.ts';
+import type { AccessLogSink } from '#http/middleware/access-log.ts';
 
 /** The engine environment `npm run setup` creates. */
 export const DEFAULT_ENGINE_PYTHON = resolve(import.meta.dirname, '..', '..', 'batch', 'engine', '.venv', 'bin', 'python');
@@ -29,6 +30,8 @@ export interface LocalServerOptions {
   /** The engine's command line (`run <spec>` is appended); default the project's engine environment. */
   engineCommand?: string[];
   engineConcurrency?: number;
+  /** Where each request is logged; none by default (the demo and tests keep their output clean). */
+  accessLog?: AccessLogSink;
   serve: typeof nodeServe;
 }
 
@@ -81,7 +84,7 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Loc
   await services.apiKeys.ensure(adminApiKey, ADMIN_USER, true);
 
   // Samplers are local engine processes: they reach this server on the address it listens on.
-  fetchApp = createApp(services, { blobs: { blobs, signingKey }, chat: { relayUrl: url } }).fetch;
+  fetchApp = createApp(services, { blobs: { blobs, signingKey }, chat: { relayUrl: url }, accessLog: options.accessLog }).fetch;
   queue.consume(({ jobId }) => services.pipeline.dispatch(jobId));
   await compute.resume();
   await services.pipeline.reconcile({ queuedGraceMs: 0, submitGraceMs: 0 });
