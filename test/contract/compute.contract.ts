@@ -72,12 +72,18 @@ export function describeComputeContract(name: string, makeFixture: () => Promise
       expect(await compute.describe(externalId)).toEqual({ state: 'succeeded' });
     });
 
-    it('reports a failed job with the same reason in its event and in describe', async () => {
+    it('reports a failed job with the same reason and facts in its event and in describe', async () => {
       const job = await fixture.job('bake', { exitCode: 3, stderr: ['loading model', 'The base model could not be loaded'] });
       const externalId = await compute.submit(job);
       const final = await finalEvent(externalId);
-      expect(final).toMatchObject({ externalId, jobId: job.jobId, state: 'failed', reason: expect.stringMatching(/\S/) });
-      expect(await compute.describe(externalId)).toEqual({ state: 'failed', reason: final.reason });
+      expect(final).toMatchObject({ externalId, jobId: job.jobId, state: 'failed', reason: expect.stringMatching(/\S/), failure: { exitCode: 3 } });
+      expect(await compute.describe(externalId)).toEqual({ state: 'failed', reason: final.reason, failure: final.failure });
+    });
+
+    it('reports the exit code of an engine killed by a signal (128 + n)', async () => {
+      const job = await fixture.job('bake', { exitCode: 137 });
+      const final = await finalEvent(await compute.submit(job));
+      expect(final).toMatchObject({ state: 'failed', failure: { exitCode: 137 } });
     });
 
     it('describes a job as pending or running before it ends, then running', async () => {
@@ -96,7 +102,7 @@ export function describeComputeContract(name: string, makeFixture: () => Promise
       await compute.terminate(externalId, 'Cancelled by the user');
 
       const final = await finalEvent(externalId);
-      expect(final).toMatchObject({ state: 'failed', reason: expect.stringContaining('Cancelled by the user') });
+      expect(final).toMatchObject({ state: 'failed', reason: expect.stringContaining('Cancelled by the user'), failure: { cause: 'stopped', stoppedBecause: 'Cancelled by the user' } });
       expect(await compute.describe(externalId)).toMatchObject({ state: 'failed', reason: expect.stringContaining('Cancelled by the user') });
     });
 

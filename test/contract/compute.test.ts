@@ -203,9 +203,10 @@ describe('LocalProcessCompute', () => {
       `The engine environment is missing: ${shown} was not found or is not executable. ` +
         'Create it with `npm run setup` (it builds batch/engine/.venv), then retry the job.',
     );
+    expect(final.failure).toEqual({ cause: 'engine_missing', exitCode: 127 });
     expect(events.filter((event) => event.externalId === externalId).map((event) => event.state)).toEqual(['failed']);
-    expect(await compute.describe(externalId)).toEqual({ state: 'failed', reason: final.reason });
-    expect(await make({ engineCommand }).compute.describe(externalId)).toEqual({ state: 'failed', reason: final.reason });
+    expect(await compute.describe(externalId)).toEqual({ state: 'failed', reason: final.reason, failure: final.failure });
+    expect(await make({ engineCommand }).compute.describe(externalId)).toEqual({ state: 'failed', reason: final.reason, failure: final.failure });
   });
 
   it('names the setup step when the engine package is not installed in the environment', async () => {
@@ -214,6 +215,16 @@ describe('LocalProcessCompute', () => {
     const { compute, events } = make({ engineCommand: [process.execPath, '-e', script] });
     const final = await finalOf(events, await compute.submit(writeJob(dir, 'stim', {})));
     expect(final.reason).toMatch(/engine environment is missing.*npm run setup.*\n.*No module named bakehouse_engine/s);
+    expect(final.failure).toEqual({ cause: 'engine_missing', exitCode: 1 });
+  });
+
+  it('reports an engine killed by a signal with the signal, its stderr only as the operators\' reason', async () => {
+    freshState();
+    const script = 'process.stderr.write("bakehouse_engine INFO bake job 18 starting; output under file:///srv/jobs/18/\\n"); process.kill(process.pid, "SIGKILL")';
+    const { compute, events } = make({ engineCommand: [process.execPath, '-e', script] });
+    const final = await finalOf(events, await compute.submit(writeJob(dir, 'bake', {})));
+    expect(final).toMatchObject({ state: 'failed', failure: { exitCode: 137, signal: 'SIGKILL' } });
+    expect(final.reason).toContain('bakehouse_engine INFO bake job 18 starting');
   });
 
   it('keeps the last lines of stderr as the failure reason', async () => {
@@ -222,6 +233,7 @@ describe('LocalProcessCompute', () => {
     const stderr = Array.from({ length: 30 }, (_, i) => `line ${i + 1}`);
     const final = await finalOf(events, await compute.submit(writeJob(dir, 'bake', { exitCode: 4, stderr })));
     expect(final.reason).toBe('line 28\nline 29\nline 30');
+    expect(final.failure).toEqual({ exitCode: 4 });
   });
 
   it('says so when a failing engine wrote nothing to stderr', async () => {
@@ -243,7 +255,13 @@ describe('LocalProcessCompute', () => {
 
     await compute.terminate(externalId, 'Cancelled by the user');
     const final = await finalOf(events, externalId);
-    expect(final).toEqual({ externalId, jobId: job.jobId, state: 'failed', reason: 'Terminated: Cancelled by the user' });
+    expect(final).toEqual({
+      externalId,
+      jobId: job.jobId,
+      state: 'failed',
+      reason: 'Terminated: Cancelled by the user',
+      failure: { cause: 'stopped', stoppedBecause: 'Cancelled by the user' },
+    });
     await waitFor(() => !alive(started.grandchild) || undefined, 5_000, 'the grandchild to die');
     expect(alive(pid!)).toBe(false);
   });
@@ -257,7 +275,7 @@ describe('LocalProcessCompute', () => {
     await waitFor(() => existsSync(join(job.outputDir, 'started.json')) || undefined);
     await compute.terminate(externalId, 'stuck');
     expect(await finalOf(events, externalId)).toMatchObject({ state: 'failed', reason: 'Terminated: stuck' });
-    expect(await compute.describe(externalId)).toEqual({ state: 'failed', reason: 'Terminated: stuck' });
+    expect(await compute.describe(externalId)).toEqual({ state: 'failed', reason: 'Terminated: stuck', failure: { cause: 'stopped', stoppedBecause: 'stuck' } });
   });
 
   it('starts samplers at once, outside the concurrency limit, and they do not hold up other jobs', async () => {
@@ -283,8 +301,9 @@ describe('LocalProcessCompute', () => {
     const queued = await compute.submit(queuedJob);
     await runningOf(events, first);
     await compute.terminate(queued, 'not needed');
-    expect(await finalOf(events, queued)).toEqual({ externalId: queued, jobId: queuedJob.jobId, state: 'failed', reason: 'Terminated: not needed' });
-    expect(await compute.describe(queued)).toEqual({ state: 'failed', reason: 'Terminated: not needed' });
+    const stopped = { reason: 'Terminated: not needed', failure: { cause: 'stopped', stoppedBecause: 'not needed' } };
+    expect(await finalOf(events, queued)).toEqual({ externalId: queued, jobId: queuedJob.jobId, state: 'failed', ...stopped });
+    expect(await compute.describe(queued)).toEqual({ state: 'failed', ...stopped });
     await compute.terminate(first, 'cleanup');
     await finalOf(events, first);
     expect(existsSync(join(queuedJob.outputDir, 'started.json'))).toBe(false);
@@ -314,11 +333,12 @@ describe('LocalProcessCompute', () => {
     await waitFor(async () => ((await after.compute.describe(ids.failing)).state === 'failed' ? true : undefined), 10_000, 'failing to end');
     await waitFor(async () => ((await after.compute.describe(ids.quick)).state === 'succeeded' ? true : undefined), 10_000, 'quick to end');
     expect(await after.compute.describe(ids.quick)).toEqual({ state: 'succeeded' });
-    expect(await after.compute.describe(ids.failing)).toEqual({ state: 'failed', reason: 'the stim output is empty' });
+    expect(await after.compute.describe(ids.failing)).toEqual({ state: 'failed', reason: 'the stim output is empty', failure: { exitCode: 2 } });
     expect(await after.compute.describe(ids.long)).toEqual({ state: 'running' });
     expect(await after.compute.describe(ids.never)).toEqual({
       state: 'gone',
       reason: 'The job was queued when the local server stopped and never started; submit it again',
+      failure: { cause: 'not_started' },
     });
 
     expect(await after.compute.resume()).toEqual([ids.long]);
@@ -327,7 +347,7 @@ describe('LocalProcessCompute', () => {
     expect(after.events.slice().sort((a, b) => a.externalId.localeCompare(b.externalId))).toEqual(
       [
         { externalId: ids.quick, jobId: quick.jobId, state: 'succeeded' },
-        { externalId: ids.failing, jobId: failing.jobId, state: 'failed', reason: 'the stim output is empty' },
+        { externalId: ids.failing, jobId: failing.jobId, state: 'failed', reason: 'the stim output is empty', failure: { exitCode: 2 } },
         { externalId: ids.long, jobId: long.jobId, state: 'succeeded' },
       ].sort((a, b) => a.externalId.localeCompare(b.externalId)),
     );
@@ -376,12 +396,13 @@ describe('LocalProcessCompute', () => {
     expect(await after.compute.describe(first)).toEqual({
       state: 'gone',
       reason: expect.stringMatching(/^The engine process \(pid \d+\) is gone without recording an exit code/),
+      failure: { cause: 'vanished' },
     });
 
     expect(await after.compute.resume()).toEqual([second]);
     process.kill(-record(stateDir, second).pid!, 'SIGKILL');
     const final = await finalOf(after.events, second);
-    expect(final).toMatchObject({ state: 'failed', reason: expect.stringMatching(/ended without recording an exit code/) });
+    expect(final).toMatchObject({ state: 'failed', reason: expect.stringMatching(/ended without recording an exit code/), failure: { cause: 'vanished' } });
     expect(after.events.some((event) => event.externalId === first)).toBe(false);
   });
 
@@ -460,19 +481,37 @@ describe('BatchCompute', () => {
       'the job reason, the container reason and the exit code',
       { statusReason: 'Essential container in task exited', container: { image: 'x', command: [], reason: 'OutOfMemoryError: Container killed due to memory usage', exitCode: 137 } },
       'Essential container in task exited: OutOfMemoryError: Container killed due to memory usage (exit code 137)',
+      { cause: 'out_of_memory', exitCode: 137 },
     ],
-    ['the exit code alone', { statusReason: 'Essential container in task exited', container: { image: 'x', command: [], exitCode: 1 } }, 'Essential container in task exited (exit code 1)'],
-    ['the terminate reason', { statusReason: 'Cancelled by the user', container: { image: 'x', command: [] } }, 'Cancelled by the user'],
+    [
+      'the exit code alone',
+      { statusReason: 'Essential container in task exited', container: { image: 'x', command: [], exitCode: 1 } },
+      'Essential container in task exited (exit code 1)',
+      { exitCode: 1 },
+    ],
+    [
+      'the exit code of a container killed by a signal',
+      { statusReason: 'Essential container in task exited', container: { image: 'x', command: [], exitCode: 137 } },
+      'Essential container in task exited (exit code 137)',
+      { exitCode: 137 },
+    ],
+    [
+      'the terminate reason',
+      { statusReason: 'Cancelled by the user', container: { image: 'x', command: [] } },
+      'Cancelled by the user',
+      { cause: 'stopped', stoppedBecause: 'Cancelled by the user' },
+    ],
     [
       'the last attempt when the container block is bare',
       { statusReason: 'Host EC2 (instance i-0abc) terminated.', container: { image: 'x', command: [] }, attempts: [{ container: { reason: 'Host EC2 (instance i-0abc) terminated.' } }] },
       'Host EC2 (instance i-0abc) terminated.',
+      { cause: 'host_lost' },
     ],
-    ['a fallback when Batch gives none', { container: { image: 'x', command: [] } }, 'AWS Batch reported the job as failed without a reason'],
-  ])('describes FAILED with %s', async (_label, patch, reason) => {
+    ['a fallback when Batch gives none', { container: { image: 'x', command: [] } }, 'AWS Batch reported the job as failed without a reason', {}],
+  ])('describes FAILED with %s', async (_label, patch, reason, failure) => {
     const externalId = await compute.submit(job('bake'));
     fake.setStatus(externalId, 'FAILED', patch);
-    expect(await compute.describe(externalId)).toEqual({ state: 'failed', reason });
+    expect(await compute.describe(externalId)).toEqual({ state: 'failed', reason, failure });
   });
 
   it('describes a job Batch does not know as gone', async () => {
@@ -585,12 +624,28 @@ describe('computeEventFromBatch', () => {
         jobId: 58,
         state: 'failed',
         reason: 'Essential container in task exited: OutOfMemoryError: Container killed due to memory usage (exit code 137)',
+        failure: { cause: 'out_of_memory', exitCode: 137 },
       },
     ],
-    ['failed-rollout-terminated.json', { externalId: '1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d', jobId: 44, state: 'failed', reason: 'Cancelled by the user' }],
+    [
+      'failed-rollout-terminated.json',
+      {
+        externalId: '1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d',
+        jobId: 44,
+        state: 'failed',
+        reason: 'Cancelled by the user',
+        failure: { cause: 'stopped', stoppedBecause: 'Cancelled by the user' },
+      },
+    ],
     [
       'failed-bake-spot-untagged.json',
-      { externalId: '6f5e4d3c-2b1a-4f0e-9d8c-7b6a5f4e3d2c', jobId: 59, state: 'failed', reason: 'Host EC2 (instance i-0a1b2c3d4e5f6a7b8) terminated.' },
+      {
+        externalId: '6f5e4d3c-2b1a-4f0e-9d8c-7b6a5f4e3d2c',
+        jobId: 59,
+        state: 'failed',
+        reason: 'Host EC2 (instance i-0a1b2c3d4e5f6a7b8) terminated.',
+        failure: { cause: 'host_lost' },
+      },
     ],
     ['other-job.json', undefined],
   ])('reads %s', (name, expected) => {
@@ -627,6 +682,7 @@ describe('computeEventFromBatch', () => {
       jobId: 3,
       state: 'failed',
       reason: 'AWS Batch reported the job as failed without a reason',
+      failure: {},
     });
     expect(computeEventFromBatch(withDetail({ container: null, attempts: 'odd', tags: null }))).toMatchObject({ jobId: 57, state: 'running' });
   });

@@ -10,7 +10,7 @@
  *
  *   <id>.json        {externalId, jobId, kind, specUri, submittedAt, pid?, startedAt?, reportedAt?}
  *   <id>.exit        the exit code, written by the wrapper when the engine ends
- *   <id>.stderr      the engine's stderr (its tail is the failure reason); <id>.stdout likewise
+ *   <id>.stderr      the engine's stderr (its tail is the operators' failure reason); <id>.stdout likewise
  *   <id>.terminated  the reason given to `terminate`
  *
  * `describe` works from these files alone. `resume()` re-attaches to engines a previous server
@@ -18,6 +18,7 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { constants as osConstants } from 'node:os';
 import { closeSync, existsSync, openSync } from 'node:fs';
 import { access, constants, mkdir, open, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
@@ -170,14 +171,19 @@ export class LocalProcessCompute implements Compute {
     const final = await this.finalStatus(record);
     if (final) return final;
     if (alive) return { state: 'running' };
-    const terminated = await this.terminatedReason(externalId);
-    if (terminated !== undefined) return { state: 'failed', reason: terminated };
+    const terminated = await this.terminatedStatus(externalId);
+    if (terminated !== undefined) return terminated;
     if (record.pid === undefined) {
-      return { state: 'gone', reason: 'The job was queued when the local server stopped and never started; submit it again' };
+      return {
+        state: 'gone',
+        reason: 'The job was queued when the local server stopped and never started; submit it again',
+        failure: { cause: 'not_started' },
+      };
     }
     return {
       state: 'gone',
       reason: `The engine process (pid ${record.pid}) is gone without recording an exit code; it was killed or the machine restarted`,
+      failure: { cause: 'vanished' },
     };
   }
 
@@ -187,7 +193,7 @@ export class LocalProcessCompute implements Compute {
     if (index >= 0) {
       const [{ record }] = this.queue.splice(index, 1) as [Queued];
       await writeFile(this.file(externalId, 'terminated'), reason);
-      this.report(record, { state: 'failed', reason: terminatedReason(reason) });
+      this.report(record, stoppedStatus(reason));
       return;
     }
     const record = await this.recordOf(externalId);
@@ -269,7 +275,7 @@ export class LocalProcessCompute implements Compute {
       // Recorded like any other failure, so `describe` says the same after a restart.
       await writeFile(this.file(externalId, 'stderr'), `${sentence}\n`);
       await writeAtomic(this.file(externalId, 'exit'), '127\n');
-      this.report(record, { state: 'failed', reason: sentence });
+      this.report(record, { state: 'failed', reason: sentence, failure: { cause: 'engine_missing', exitCode: 127 } });
       return;
     }
     if (this.closed) return; // stays recorded without a pid: `gone` after a restart
@@ -325,13 +331,14 @@ export class LocalProcessCompute implements Compute {
     if (watched.timer) clearInterval(watched.timer);
     await watched.written?.catch(() => {});
     const final = await this.finalStatus(record);
-    const terminated = await this.terminatedReason(record.externalId);
+    const terminated = await this.terminatedStatus(record.externalId);
     if (this.closed) return; // unreported: the next server's resume() reports it
-    const status: ComputeStatus =
-      final ??
-      (terminated !== undefined
-        ? { state: 'failed', reason: terminated }
-        : { state: 'failed', reason: `The engine process (pid ${record.pid}) ended without recording an exit code; it was probably killed` });
+    const status: ComputeStatus = final ??
+      terminated ?? {
+        state: 'failed',
+        reason: `The engine process (pid ${record.pid}) ended without recording an exit code; it was probably killed`,
+        failure: { cause: 'vanished' },
+      };
     // Reported before the slot is given to the next job, so events never show more than
     // `concurrency` jobs running.
     this.report(record, status);
@@ -345,21 +352,29 @@ export class LocalProcessCompute implements Compute {
     if (exit === undefined || !/^\d+\s*$/.test(exit)) return undefined;
     const code = Number(exit.trim());
     if (code === 0) return { state: 'succeeded' };
-    const terminated = await this.terminatedReason(record.externalId);
-    if (terminated !== undefined) return { state: 'failed', reason: terminated };
-    return { state: 'failed', reason: await this.failureReason(record.externalId, code) };
+    return (await this.terminatedStatus(record.externalId)) ?? (await this.failedStatus(record.externalId, code));
   }
 
-  private async failureReason(externalId: string, code: number): Promise<string> {
+  /**
+   * An engine that exited non-zero: the exit code and any signal, for the user's sentence, and
+   * the tail of its stderr as the operators' reason.
+   */
+  private async failedStatus(externalId: string, code: number): Promise<ComputeStatus> {
     const tail = await readTail(this.file(externalId, 'stderr'), this.stderrTailLines);
-    if (ENGINE_MODULE_MISSING.test(tail)) return `${missingEngineSentence(this.engineCommand[0]!)}\n${tail}`;
-    const signal = code > 128 ? ` (signal ${code - 128})` : '';
-    return tail || `The engine exited with code ${code}${signal} and wrote nothing to stderr`;
+    // 127: the shell found no engine to run (start() also records that code when it finds none).
+    if (code === 127 || ENGINE_MODULE_MISSING.test(tail)) {
+      const sentence = missingEngineSentence(this.engineCommand[0]!);
+      const reason = tail.startsWith(sentence) ? tail : [sentence, tail].filter(Boolean).join('\n');
+      return { state: 'failed', reason, failure: { cause: 'engine_missing', exitCode: code } };
+    }
+    const signal = signalName(code);
+    const reason = tail || `The engine exited with code ${code}${code > 128 ? ` (signal ${code - 128})` : ''} and wrote nothing to stderr`;
+    return { state: 'failed', reason, failure: { exitCode: code, ...(signal ? { signal } : {}) } };
   }
 
-  private async terminatedReason(externalId: string): Promise<string | undefined> {
+  private async terminatedStatus(externalId: string): Promise<ComputeStatus | undefined> {
     const reason = await readOptional(this.file(externalId, 'terminated'));
-    return reason === undefined ? undefined : terminatedReason(reason);
+    return reason === undefined ? undefined : stoppedStatus(reason);
   }
 
   /** Sends the final event, then marks the job reported (so `resume` does not send it again). */
@@ -367,6 +382,7 @@ export class LocalProcessCompute implements Compute {
     if (status.state !== 'succeeded' && status.state !== 'failed') return;
     const event: ComputeEvent = { externalId: record.externalId, jobId: record.jobId, state: status.state };
     if (status.reason !== undefined) event.reason = status.reason;
+    if (status.failure !== undefined) event.failure = status.failure;
     this.emit(event, async () => {
       const current = (await this.readRecord(record.externalId)) ?? record;
       await this.writeRecord({ ...current, reportedAt: new Date().toISOString() });
@@ -442,8 +458,16 @@ export class LocalProcessCompute implements Compute {
   }
 }
 
-function terminatedReason(reason: string): string {
-  return `Terminated: ${reason.trim() || 'no reason given'}`;
+/** A job stopped by `terminate`, with the reason it was given. */
+function stoppedStatus(reason: string): ComputeStatus {
+  const given = reason.trim();
+  return { state: 'failed', reason: `Terminated: ${given || 'no reason given'}`, failure: { cause: 'stopped', ...(given ? { stoppedBecause: given } : {}) } };
+}
+
+/** The signal behind a shell exit code of 128 + n, by name. */
+function signalName(code: number): string | undefined {
+  if (code <= 128) return undefined;
+  return Object.entries(osConstants.signals).find(([, number]) => number === code - 128)?.[0];
 }
 
 function signalGroup(pid: number, signal: NodeJS.Signals): void {
