@@ -155,6 +155,14 @@ export interface EmbeddedRuntime extends Runtime {
   close(): Promise<void>;
 }
 
+/** How long the embedded start waits for the database's integrity check. */
+const INTEGRITY_CHECK_WAIT_MS = 10_000;
+
+/** The embedded runtime's SQLite file in its data dir (`npm run backup` copies it). */
+export function embeddedDatabaseFile(dataDir: string): string {
+  return join(dataDir, 'bakehouse.db');
+}
+
 /** One machine, no AWS account: SQLite, a blob directory, the in-process queue, local engines. */
 export async function composeEmbedded(input: EmbeddedConfig): Promise<EmbeddedRuntime> {
   const config = parseConfig(EmbeddedConfig, input);
@@ -164,7 +172,16 @@ export async function composeEmbedded(input: EmbeddedConfig): Promise<EmbeddedRu
     import('#adapters/embedded/in-process-job-queue.ts'),
     import('#adapters/embedded/local-process-compute.ts'),
   ]);
-  const store = new SqliteStore(join(config.dataDir, 'bakehouse.db'));
+  const store = new SqliteStore(embeddedDatabaseFile(config.dataDir));
+  // A damaged file stops the start with the file named, rather than failing requests later. A
+  // file too large to check in that time (on a slow disk) is served while the check finishes;
+  // damage it finds then stops the store, and every request gets 503.
+  try {
+    await store.checkIntegrity(INTEGRITY_CHECK_WAIT_MS);
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
   const blobs = new LocalBlobs({ root: join(config.dataDir, 'blobs'), baseUrl: config.baseUrl, signingKey: config.signingKey });
   const queue = new InProcessJobQueue();
   // Compute reports to the pipeline, which is built over compute; events only come after both exist.

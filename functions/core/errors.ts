@@ -12,6 +12,7 @@ export type ErrorCode =
   | 'PAYLOAD_TOO_LARGE'
   | 'RATE_LIMITED'
   | 'UNAVAILABLE'
+  | 'INSUFFICIENT_STORAGE'
   | 'INTERNAL_ERROR';
 
 export abstract class DomainError extends Error {
@@ -62,4 +63,27 @@ export class ValidationError extends DomainError {
 export class UnavailableError extends DomainError {
   readonly code = 'UNAVAILABLE';
   override readonly retryable = true;
+}
+
+/**
+ * The server's database is damaged (the embedded SQLite file failed its checks); nothing is served
+ * from it until an operator restores a backup (503). The message is for API clients: the file and
+ * the restore command go to the operator through the server's log and start-up output.
+ */
+export class StorageDamagedError extends UnavailableError {
+  constructor(message = 'The server\'s database is damaged and cannot be used; the server operator must restore it from a backup.') {
+    super(message);
+  }
+}
+
+/**
+ * The server's disk is full (507). A 5xx stays retryable (bread-api.md §1.6): every write is safe
+ * to repeat, and space can come back once something is cleaned up.
+ */
+export class InsufficientStorageError extends DomainError {
+  readonly code = 'INSUFFICIENT_STORAGE';
+  override readonly retryable = true;
+  constructor(message = 'The server has no space left to store this request; free disk space on the server and retry.') {
+    super(message);
+  }
 }

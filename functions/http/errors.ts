@@ -16,6 +16,7 @@ export const STATUS_OF: Record<ErrorCode, ContentfulStatusCode> = {
   VALIDATION_ERROR: 422,
   RATE_LIMITED: 429,
   UNAVAILABLE: 503,
+  INSUFFICIENT_STORAGE: 507,
   INTERNAL_ERROR: 500,
 };
 

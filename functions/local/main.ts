@@ -9,11 +9,14 @@
  */
 import { serve } from '@hono/node-server';
 import { formatAccessLine } from '#http/middleware/access-log.ts';
-import { startLocalServer } from './server.ts';
+import { DamagedDatabaseError } from '#adapters/embedded/sqlite-store.ts';
+import { damagedDatabaseAdvice } from './backup.ts';
+import { DEFAULT_DATA_DIR, startLocalServer } from './server.ts';
 
+const dataDir = process.env.BAKEHOUSE_DATA_DIR ?? DEFAULT_DATA_DIR;
 const running = await startLocalServer({
   port: Number(process.env.PORT ?? 8080),
-  dataDir: process.env.BAKEHOUSE_DATA_DIR ?? '.data',
+  dataDir,
   adminApiKey: process.env.BAKEHOUSE_API_KEY || undefined,
   baseModels: process.env.BAKEHOUSE_BASE_MODELS,
   defaultBaseModel: process.env.BAKEHOUSE_DEFAULT_BASE_MODEL || undefined,
@@ -23,6 +26,11 @@ const running = await startLocalServer({
   engineCommand: process.env.BAKEHOUSE_ENGINE_COMMAND ? (JSON.parse(process.env.BAKEHOUSE_ENGINE_COMMAND) as string[]) : undefined,
   accessLog: (entry) => console.log(formatAccessLine(entry)),
   serve,
+}).catch((error: unknown) => {
+  // The operator's way out, instead of a stack trace; nothing was served.
+  if (!(error instanceof DamagedDatabaseError)) throw error;
+  console.error(damagedDatabaseAdvice(error.file, error.reason, dataDir));
+  process.exit(1);
 });
 
 console.log(`Bakehouse API listening on ${running.url}`);

@@ -11,6 +11,9 @@ import type { AccessLogSink } from '#http/middleware/access-log.ts';
 /** The engine environment `npm run setup` creates. */
 export const DEFAULT_ENGINE_PYTHON = resolve(import.meta.dirname, '..', '..', 'batch', 'engine', '.venv', 'bin', 'python');
 
+/** Where the server keeps its state unless BAKEHOUSE_DATA_DIR says otherwise. */
+export const DEFAULT_DATA_DIR = '.data';
+
 /** How often the running server looks for stuck jobs, and how long a job may wait first. */
 const RECONCILE_EVERY_MS = 30_000;
 const STUCK_AFTER_MS = 60_000;
@@ -78,6 +81,10 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Loc
     defaultBaseModel: options.defaultBaseModel,
     hubAccess: options.hubAccess,
     samplerIdleSeconds: options.samplerIdleSeconds,
+  }).catch(async (error: unknown) => {
+    // A runtime that cannot start (a damaged database) must not leave the port answering.
+    await stopListening(server);
+    throw error;
   });
   const { services, queue, compute, blobs } = runtime;
   const adminApiKey = options.adminApiKey ?? persistentSecret(dataDir, 'admin-api-key', () => `bh_admin_${randomBytes(24).toString('base64url')}`);
@@ -106,13 +113,18 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Loc
       // it (their long polls would otherwise hold its connections open), and the next chat
       // request after a restart starts a fresh one.
       await services.pipeline.terminateActive('sampler', 'the local server stopped');
-      const closed = new Promise<void>((done) => server.close(() => done()));
-      (server as { closeAllConnections?: () => void }).closeAllConnections?.();
-      await closed;
+      await stopListening(server);
       await Promise.allSettled([...inFlight]);
       await runtime.close();
     },
   };
+}
+
+/** Stops accepting connections and drops the open ones (a chat long poll would hold its own). */
+async function stopListening(server: ReturnType<typeof nodeServe>): Promise<void> {
+  const closed = new Promise<void>((done) => server.close(() => done()));
+  (server as { closeAllConnections?: () => void }).closeAllConnections?.();
+  await closed;
 }
 
 /** A secret generated on first start and kept (readable by the owner only) for later starts. */

@@ -394,9 +394,9 @@ describe('functions', () => {
 
   it('bundles each handler as ESM without the embedded runtime or its native module', () => {
     for (const [id, handlers] of [
-      // The buffered API installs the admin key from its secret on a cold start.
-      [ids.api, ['admin-key', 'api', 'runtime']],
-      [ids.chat, ['chat', 'runtime']],
+      // The buffered API installs the admin key from its secret on a cold start; both APIs log each request.
+      [ids.api, ['access-log', 'admin-key', 'api', 'runtime']],
+      [ids.chat, ['access-log', 'chat', 'runtime']],
       [ids.dispatcher, ['dispatch', 'runtime']],
       [ids.jobEvents, ['job-events', 'runtime']],
       [ids.reconciler, ['reconcile', 'runtime']],
@@ -410,6 +410,8 @@ describe('functions', () => {
       expect(bundle.startsWith("import { createRequire as __bakehouseRequire } from 'node:module';"), id).toBe(true);
       expect(bundle, id).toMatch(/export\s*\{[^}]*\bas handler\b[^}]*\}/);
       expect(bundle.includes('GetSecretValue'), id).toBe(id === ids.api);
+      // Both APIs write their access log through Powertools Logger.
+      expect(bundle.includes('function_request_id'), id).toBe(id === ids.api || id === ids.chat);
       // hono's streamHandle wraps the app in the runtime's awslambda.streamifyResponse.
       expect(bundle.includes('streamifyResponse'), id).toBe(id === ids.chat);
       expect(bundle, id).not.toContain('better-sqlite3');
