@@ -14,6 +14,7 @@ import { mkdir, open, readdir, rename, rm, rmdir, stat, unlink, writeFile, type 
 import { dirname, join, resolve, sep } from 'node:path';
 import { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
+import { InsufficientStorageError } from '#core/errors.ts';
 import type { BlobRange, Blobs } from '#ports/blobs.ts';
 import { systemClock, type Clock } from '#ports/clock.ts';
 import {
@@ -67,13 +68,13 @@ export class LocalBlobs implements Blobs {
     const path = this.pathFor(key);
     const partialDir = join(this.root, PARTIAL_DIR);
     const partial = join(partialDir, `${randomBytes(12).toString('hex')}.partial`);
-    await Promise.all([mkdir(partialDir, { recursive: true }), mkdir(dirname(path), { recursive: true })]);
     try {
+      await Promise.all([mkdir(partialDir, { recursive: true }), mkdir(dirname(path), { recursive: true })]);
       await writeFile(partial, body);
       await rename(partial, path);
     } catch (error) {
       await rm(partial, { force: true });
-      throw error;
+      throw isDiskFull(error) ? new InsufficientStorageError() : error;
     }
   }
 
@@ -288,6 +289,12 @@ async function openFile(path: string): Promise<FileHandle | undefined> {
     return undefined;
   }
   return handle;
+}
+
+/** No room left: the disk is full (ENOSPC) or the user's quota is spent (EDQUOT). */
+function isDiskFull(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT';
 }
 
 function isMissing(error: unknown): boolean {
