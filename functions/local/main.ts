@@ -8,6 +8,7 @@
  * BAKEHOUSE_DEFAULT_BASE_MODEL (the base model of repos created without one).
  */
 import { serve } from '@hono/node-server';
+import { ConfigError } from '#functions/composition.ts';
 import { formatAccessLine } from '#http/middleware/access-log.ts';
 import { DamagedDatabaseError } from '#adapters/embedded/sqlite-store.ts';
 import { damagedDatabaseAdvice } from './backup.ts';
@@ -28,6 +29,10 @@ const running = await startLocalServer({
   serve,
 }).catch((error: unknown) => {
   // The operator's way out, instead of a stack trace; nothing was served.
+  if (error instanceof ConfigError) {
+    console.error(error.message);
+    process.exit(1);
+  }
   if (!(error instanceof DamagedDatabaseError)) throw error;
   console.error(damagedDatabaseAdvice(error.file, error.reason, dataDir));
   process.exit(1);
