@@ -73,6 +73,18 @@ describe('composition', () => {
     await expect(embedded(undefined, { baseModels: 'Qwen/Qwen3-8B' })).rejects.toThrow(/default base model 'bakehouse\/toy-instruct' is not in/);
   });
 
+  it('lets targets read dataset URIs under the configured prefixes only, and refuses a prefix that is not a folder', async () => {
+    const runtime = await embedded(undefined, { datasetUriPrefixes: ' file:///srv/datasets , s3://shared-datasets/q/' });
+    const generators = [{ type: 'from_dataset' as const, dataset: 'file:///srv/datasets/team/q.jsonl', numq: 1 }];
+    expect(runtime.services.datasets.references({ userId: 'alice', isAdmin: false }, generators)).toEqual([]);
+    expect(() => runtime.services.datasets.references({ userId: 'alice', isAdmin: false }, [{ ...generators[0]!, dataset: 'file:///srv/other/q.jsonl' }])).toThrow(
+      /dataset URI is not allowed/,
+    );
+    for (const prefix of ['file:///', 'https://example.com/data/', 'file:///srv/../etc/']) {
+      await expect(embedded(undefined, { datasetUriPrefixes: prefix })).rejects.toThrow(/BAKEHOUSE_DATASET_URI_PREFIXES: Dataset URI prefix/);
+    }
+  });
+
   it('reads the AWS runtime settings from the environment the stack sets', () => {
     const env = {
       TABLE_NAME: 't',
@@ -87,7 +99,9 @@ describe('composition', () => {
       baseModels: DEFAULT_BASE_MODELS,
       defaultBaseModel: 'Qwen/Qwen3-32B',
       samplerIdleSeconds: undefined,
+      datasetUriPrefixes: [],
     });
+    expect(AwsConfig.parse(awsConfigFromEnv({ ...env, BAKEHOUSE_DATASET_URI_PREFIXES: 's3://data/a/,s3://data/b/' })).datasetUriPrefixes).toEqual(['s3://data/a/', 's3://data/b/']);
     expect(AwsConfig.parse(awsConfigFromEnv({ ...env, BAKEHOUSE_DEFAULT_BASE_MODEL: 'Qwen/Qwen3-8B' }))).toMatchObject({ defaultBaseModel: 'Qwen/Qwen3-8B' });
     expect(() => composeAws(awsConfigFromEnv({ ...env, BAKEHOUSE_BASE_MODELS: 'a, b', BAKEHOUSE_DEFAULT_BASE_MODEL: 'c' }))).toThrow(
       /default base model 'c' is not in the base model catalog \(a, b\)/,

@@ -11,6 +11,7 @@ import { SqsJobQueue } from '#adapters/aws/sqs-job-queue.ts';
 import type { InProcessJobQueue } from '#adapters/embedded/in-process-job-queue.ts';
 import type { LocalBlobs } from '#adapters/embedded/local-blobs.ts';
 import type { LocalProcessCompute } from '#adapters/embedded/local-process-compute.ts';
+import { normaliseDatasetUriPrefixes } from '#core/dataset-uris.ts';
 import { DEFAULT_BASE_MODELS, SPEC_DEFAULT_BASE_MODEL, TOY_MODEL } from '#core/models.ts';
 import { createServices, type Services } from '#core/services.ts';
 import { systemClock } from '#ports/clock.ts';
@@ -49,6 +50,22 @@ function defaultInCatalog(config: { baseModels: string[]; defaultBaseModel: stri
   });
 }
 
+/**
+ * URI prefixes `from_dataset` generators may read besides shipped and uploaded datasets
+ * (`BAKEHOUSE_DATASET_URI_PREFIXES`, comma-separated folders); none unless the operator names them.
+ */
+const datasetUriPrefixes = z
+  .string()
+  .optional()
+  .transform((value) => (value ? value.split(',').map((prefix) => prefix.trim()).filter(Boolean) : []))
+  .superRefine((prefixes, ctx) => {
+    try {
+      normaliseDatasetUriPrefixes(prefixes);
+    } catch (error) {
+      ctx.addIssue({ code: 'custom', message: `BAKEHOUSE_DATASET_URI_PREFIXES: ${(error as Error).message}` });
+    }
+  });
+
 /** A runtime's configuration was refused; the message names each bad setting. */
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
@@ -73,6 +90,7 @@ export const AwsConfig = z.object({
   baseModels: modelList,
   defaultBaseModel: defaultBaseModel.default(SPEC_DEFAULT_BASE_MODEL),
   samplerIdleSeconds,
+  datasetUriPrefixes,
 }).superRefine(defaultInCatalog);
 export type AwsConfig = z.input<typeof AwsConfig>;
 
@@ -91,6 +109,7 @@ export function awsConfigFromEnv(env: NodeJS.ProcessEnv): AwsConfig {
     baseModels: env.BAKEHOUSE_BASE_MODELS,
     defaultBaseModel: env.BAKEHOUSE_DEFAULT_BASE_MODEL || undefined,
     samplerIdleSeconds: env.BAKEHOUSE_SAMPLER_IDLE_SECONDS || undefined,
+    datasetUriPrefixes: env.BAKEHOUSE_DATASET_URI_PREFIXES,
   };
 }
 
@@ -119,6 +138,7 @@ export function composeAws(input: AwsConfig): Runtime {
     clock: systemClock,
     catalog: { baseModels: config.baseModels, defaultBaseModel: config.defaultBaseModel },
     sampler: samplerSettings(config.samplerIdleSeconds),
+    datasetUriPrefixes: config.datasetUriPrefixes,
   });
   return { store, services };
 }
@@ -140,6 +160,7 @@ export const EmbeddedConfig = z.object({
    */
   hubAccess: z.boolean().default(false),
   samplerIdleSeconds,
+  datasetUriPrefixes,
 })
   .transform(({ hubAccess, ...config }) => ({
     ...config,
@@ -199,6 +220,7 @@ export async function composeEmbedded(input: EmbeddedConfig): Promise<EmbeddedRu
     clock: systemClock,
     catalog: { baseModels: config.baseModels, defaultBaseModel: config.defaultBaseModel },
     sampler: samplerSettings(config.samplerIdleSeconds),
+    datasetUriPrefixes: config.datasetUriPrefixes,
   });
   return {
     store,

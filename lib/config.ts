@@ -63,6 +63,21 @@ export const TenantConfig = z.strictObject({
    */
   samplerIdleMinutes: z.int('must be a whole number of minutes').min(1, 'must be at least 1').max(1440, 'must be at most 1440 (a day)').optional(),
   /**
+   * S3 folders whose JSONL/CSV files `from_dataset` generators may name by URI, besides shipped and
+   * uploaded datasets (`BAKEHOUSE_DATASET_URI_PREFIXES`); the engine's job role may read them. None
+   * by default: a target naming any other URI is refused.
+   */
+  datasetUriPrefixes: z
+    .array(
+      z
+        .string()
+        .regex(
+          /^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\/(?:(?!\.\.?\/)[^/\s*?#%]+\/)*$/,
+          'must be an S3 folder ending in / such as s3://bucket/datasets/ (no . or .. segments)',
+        ),
+    )
+    .optional(),
+  /**
    * A custom domain for the API, served by an API Gateway HTTP API in front of the function. The
    * certificate is a regional one, so it must be an ACM certificate in the tenant's region; DNS
    * (a CNAME to the `ApiDomainTarget` output) stays with the operator.

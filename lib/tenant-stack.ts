@@ -74,6 +74,7 @@ export class TenantStack extends Stack {
       removalPolicy,
     });
     this.artifacts.grantEngineAccess(this.engine.jobRole);
+    this.engine.grantDatasetRead(tenant.datasetUriPrefixes ?? []);
 
     // The functions, all configured alike (functions/composition.ts `awsConfigFromEnv`).
     const environment: Record<string, string> = {
@@ -87,6 +88,7 @@ export class TenantStack extends Stack {
       ...(tenant.baseModels ? { BAKEHOUSE_BASE_MODELS: tenant.baseModels.join(',') } : {}),
       ...(tenant.defaultBaseModel ? { BAKEHOUSE_DEFAULT_BASE_MODEL: tenant.defaultBaseModel } : {}),
       ...(tenant.samplerIdleMinutes ? { BAKEHOUSE_SAMPLER_IDLE_SECONDS: String(tenant.samplerIdleMinutes * 60) } : {}),
+      ...(tenant.datasetUriPrefixes?.length ? { BAKEHOUSE_DATASET_URI_PREFIXES: tenant.datasetUriPrefixes.join(',') } : {}),
     };
     this.api = new Api(this, 'Api', {
       environment,

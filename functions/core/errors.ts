@@ -10,6 +10,7 @@ export type ErrorCode =
   | 'RESOURCE_CONFLICT'
   | 'VALIDATION_ERROR'
   | 'PAYLOAD_TOO_LARGE'
+  | 'UNSUPPORTED_MEDIA_TYPE'
   | 'RATE_LIMITED'
   | 'UNAVAILABLE'
   | 'INSUFFICIENT_STORAGE'
@@ -52,6 +53,16 @@ export class ConflictError extends DomainError {
 /** A concurrent request holds the resource; the same request may succeed shortly (409, retryable). */
 export class BusyError extends ConflictError {
   override readonly retryable = true;
+}
+
+/** A body over a route's own size limit (413). */
+export class PayloadTooLargeError extends DomainError {
+  readonly code = 'PAYLOAD_TOO_LARGE';
+}
+
+/** A body in a format the route does not take (415). */
+export class UnsupportedMediaTypeError extends DomainError {
+  readonly code = 'UNSUPPORTED_MEDIA_TYPE';
 }
 
 /** Input that fails validation (422). */

@@ -3,12 +3,10 @@ import type { Generator } from '../schemas/bread.ts';
 import { InvalidInputError } from './errors.ts';
 
 /**
- * Datasets the engine ships for `from_dataset` generators. Files are also accepted by URI
- * (`file://…` or `s3://…`, JSONL or CSV).
+ * Datasets the engine ships for `from_dataset` generators. What else a generator's `dataset` may
+ * name (uploads, operator-allowed URIs) is the caller's, so DatasetService checks it.
  */
 export const SHIPPED_DATASETS = ['squad', 'gsm8k', 'mmlu', 'hellaswag', 'code_contests', 'math_problems'] as const;
-
-const DATASET_URI = /^(file|s3):\/\/.+\.(jsonl|csv)$/;
 
 /** Checks one generator against its type's rules (bread-api.md §5.5) and fills its defaults. */
 export function normaliseGenerator(generator: Generator, index: number): Generator {
@@ -25,11 +23,7 @@ export function normaliseGenerator(generator: Generator, index: number): Generat
       break;
     }
     case 'from_dataset': {
-      const dataset = generator.dataset;
-      if (!dataset) throw fail('dataset is required');
-      if (!(SHIPPED_DATASETS as readonly string[]).includes(dataset) && !DATASET_URI.test(dataset)) {
-        throw fail(`unknown dataset '${dataset}'; use one of ${SHIPPED_DATASETS.join(', ')} or a file:// or s3:// JSONL/CSV URI`);
-      }
+      if (!generator.dataset) throw fail('dataset is required');
       requireNumq(generator, fail);
       break;
     }

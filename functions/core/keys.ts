@@ -19,6 +19,10 @@ export const keys = {
   repo: (userId: string, repo: string): Key => ({ pk: `USER#${userId}`, sk: `REPO#${repo}` }),
   repoPartition: (userId: string) => ({ pk: `USER#${userId}`, skPrefix: 'REPO#' }),
 
+  /** A dataset the user uploaded (its bytes live in Blobs, functions/core/datasets.ts). */
+  dataset: (userId: string, name: string): Key => ({ pk: `USER#${userId}`, sk: `DATASET#${name}` }),
+  datasetPartition: (userId: string) => ({ pk: `USER#${userId}`, skPrefix: 'DATASET#' }),
+
   resource: (userId: string, repo: string, kind: ResourceKind, name: string): Key => ({
     pk: repoPk(userId, repo),
     sk: `${RESOURCE_PREFIX[kind]}${name}`,

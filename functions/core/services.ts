@@ -8,6 +8,7 @@ import { BakeService } from './bakes.ts';
 import { ChatRelay } from './chat/chat-relay.ts';
 import { ChatService, DEFAULT_CHAT_TIMING, type ChatTiming } from './chat/chat-service.ts';
 import { DEFAULT_SAMPLER_SETTINGS, SamplerPool, type SamplerSettings } from './chat/sampler-pool.ts';
+import { DatasetService } from './datasets.ts';
 import { IdempotencyService } from './idempotency.ts';
 import { BakeJobs } from './jobs/bake-jobs.ts';
 import { JobOutputs } from './jobs/job-outputs.ts';
@@ -30,16 +31,19 @@ export interface ServiceDeps {
   catalog: ModelCatalog;
   sampler?: Partial<SamplerSettings>;
   chatTiming?: Partial<ChatTiming>;
+  /** URI prefixes `from_dataset` generators may read besides shipped and uploaded datasets (datasets.ts). */
+  datasetUriPrefixes?: readonly string[];
 }
 
 export type Services = ReturnType<typeof createServices>;
 
 /** Wires the domain services over the ports; the only place they are constructed. */
-export function createServices({ store, blobs, queue, compute, clock, catalog, sampler, chatTiming }: ServiceDeps) {
+export function createServices({ store, blobs, queue, compute, clock, catalog, sampler, chatTiming, datasetUriPrefixes }: ServiceDeps) {
   const models = new ModelResolver(store, catalog);
   const repos = new RepoService(store, models, clock);
   const prompts = new PromptService(store, repos);
-  const targets = new TargetService(store, repos, models);
+  const datasets = new DatasetService(store, blobs, clock, datasetUriPrefixes);
+  const targets = new TargetService(store, repos, models, datasets);
   const bakes = new BakeService(store, repos, models);
   const outputs = new JobOutputs(blobs);
   const records = new JobRecords(store, clock);
@@ -55,10 +59,11 @@ export function createServices({ store, blobs, queue, compute, clock, catalog, s
     repos,
     prompts,
     targets,
+    datasets,
     bakes,
     recipes: new RecipeService(store, repos),
     pipeline,
-    targetJobs: new TargetJobs(targets, prompts, pipeline, outputs, chain),
+    targetJobs: new TargetJobs(targets, prompts, datasets, pipeline, outputs, chain),
     bakeJobs: new BakeJobs(store, repos, bakes, models, pipeline, outputs, chain),
     samplers,
     relay,

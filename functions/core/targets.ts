@@ -8,6 +8,7 @@ import {
 } from '../schemas/bread.ts';
 import type { Actor } from './actor.ts';
 import { batchCreate, type BatchResult } from './batch.ts';
+import type { DatasetService } from './datasets.ts';
 import { ConflictError, InvalidInputError, NotFoundError, ValidationError } from './errors.ts';
 import { normaliseGenerator } from './generators.ts';
 import { createImmutable, deleteUnreferenced } from './immutable.ts';
@@ -42,20 +43,25 @@ export class TargetService {
     private readonly store: Store,
     private readonly repos: RepoService,
     private readonly models: ModelResolver,
+    private readonly datasets: DatasetService,
   ) {}
 
   async create(actor: Actor, repoName: string, name: string, definition: TargetDefinition): Promise<{ created: boolean; target: Target }> {
     assertValidName(name, 'target');
     const repo = await this.repos.get(actor, repoName);
     const config = await this.resolve(actor, repo, definition);
+    const datasets = this.datasets.references(actor, config.generators);
     const result = await createImmutable(this.store, {
       item: { ...keys.resource(actor.userId, repoName, 'target', name), target_name: name, config },
       content: (item) => item.config,
       conflictMessage: `Target '${name}' already exists with different configuration. Targets are immutable and cannot be changed.`,
-      references: [config.teacher_prompt, config.student_prompt].map((prompt) => ({
-        key: keys.resource(actor.userId, repoName, 'prompt', prompt),
-        missing: () => new InvalidInputError(`Prompt '${prompt}' not found`),
-      })),
+      references: [
+        ...[config.teacher_prompt, config.student_prompt].map((prompt) => ({
+          key: keys.resource(actor.userId, repoName, 'prompt', prompt),
+          missing: () => new InvalidInputError(`Prompt '${prompt}' not found`),
+        })),
+        ...datasets,
+      ],
     });
     return { created: result.created, target: toTarget(result.item) };
   }
@@ -98,7 +104,10 @@ export class TargetService {
     const deleted = await deleteUnreferenced(
       this.store,
       keys.resource(actor.userId, repoName, 'target', name),
-      prompts.map((prompt) => keys.resource(actor.userId, repoName, 'prompt', prompt)),
+      [
+        ...prompts.map((prompt) => keys.resource(actor.userId, repoName, 'prompt', prompt)),
+        ...this.datasets.referencedKeys(actor, target.config),
+      ],
       async () => {
         const { items } = await this.store.query(keys.resourcePartition(actor.userId, repoName, 'bake'));
         const users = items

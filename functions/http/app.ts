@@ -10,6 +10,7 @@ import { createRouter, documentBodyErrors } from './openapi.ts';
 import { adminRoutes } from './routes/admin.ts';
 import { blobRoutes, type BlobRouteOptions } from './routes/blobs.ts';
 import { chatRoutes, type ChatRouteOptions } from './routes/chat.ts';
+import { datasetRoutes } from './routes/datasets.ts';
 import { API_VERSION, healthRoutes } from './routes/health.ts';
 import { bakeRoutes, targetRoutes } from './routes/definitions.ts';
 import { jobRoutes } from './routes/jobs.ts';
@@ -63,6 +64,7 @@ export function createApp(services: Services, options: AppOptions = {}) {
   targetRoutes(app, services);
   bakeRoutes(app, services);
   recipeRoutes(app, services);
+  datasetRoutes(app, services);
   jobRoutes(app, services);
   adminRoutes(app, services);
   chatRoutes(app, services, options.chat ?? {});

@@ -30,6 +30,8 @@ export interface LocalServerOptions {
   hubAccess?: boolean;
   /** Seconds a sampler waits for chat requests before it stops; default 600. */
   samplerIdleSeconds?: string;
+  /** Comma-separated URI prefixes `from_dataset` generators may read (`BAKEHOUSE_DATASET_URI_PREFIXES`); default none. */
+  datasetUriPrefixes?: string;
   /** The engine's command line (`run <spec>` is appended); default the project's engine environment. */
   engineCommand?: string[];
   engineConcurrency?: number;
@@ -82,6 +84,7 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Loc
     hubAccess: options.hubAccess,
     samplerIdleSeconds: options.samplerIdleSeconds,
   }).catch(async (error: unknown) => {
+    datasetUriPrefixes: options.datasetUriPrefixes,
     // A runtime that cannot start (a damaged database) must not leave the port answering.
     await stopListening(server);
     throw error;

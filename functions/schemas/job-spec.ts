@@ -54,6 +54,11 @@ export const StimJobSpec = z
       student_prompt: PromptContent,
       /** Where `template_path` names resolve: `<templates_uri>templates/<file>` . */
       templates_uri: PrefixUri.nullable(),
+      datasets: z.record(z.string(), Uri).meta({
+        description:
+          "What each from_dataset generator's `dataset` reads, as the API resolved it (an upload's blob, or a URI under an " +
+          'operator-allowed prefix). Shipped names are not listed; the engine refuses any other dataset.',
+      }),
     }),
   })
   .meta({ id: 'StimJobSpec' });

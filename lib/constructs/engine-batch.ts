@@ -137,6 +137,22 @@ export class EngineBatch extends Construct {
     return grant;
   }
 
+  /** s3:GetObject under each operator-allowed dataset folder (tenant `datasetUriPrefixes`), and no more. */
+  grantDatasetRead(prefixes: readonly string[]): void {
+    if (prefixes.length === 0) return;
+    const resources = prefixes.map((prefix) => `arn:${Stack.of(this).partition}:s3:::${prefix.slice('s3://'.length)}*`);
+    Grant.addToPrincipal({ grantee: this.jobRole, actions: ['s3:GetObject'], resourceArns: resources });
+    for (const prefix of prefixes) {
+      const folder = prefix.slice('s3://'.length).replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+      acknowledgeWildcard(
+        this.jobRole,
+        // The partition reads `aws` or `<AWS::Partition>`, depending on what the stack knows of its region.
+        { regex: `/^Resource::arn:[^:]+:s3:::${folder}\\*$/` },
+        'The operator allowed from_dataset generators to read the files under this folder; the API refuses every other URI.',
+      );
+    }
+  }
+
   /** batch:DescribeJobs, which supports no resource-level permissions. */
   grantDescribeJobs(grantee: IGrantable): Grant {
     const grant = Grant.addToPrincipal({ grantee, actions: ['batch:DescribeJobs'], resourceArns: ['*'] });

@@ -74,6 +74,15 @@ describe('tenant config', () => {
     ]);
   });
 
+  it('takes allowed dataset folders only as S3 folders that no spelling can leave', () => {
+    const [tenant] = loadTenants({ tenants: [{ ...valid, datasetUriPrefixes: ['s3://shared-datasets/questions/', 's3://b2c/'] }] });
+    expect(tenant!.datasetUriPrefixes).toEqual(['s3://shared-datasets/questions/', 's3://b2c/']);
+    const refused = ['file:///srv/data/', 's3://bucket/data', 's3://bucket/a/../b/', 's3://bucket/%2e%2e/', 's3://Bucket/x/'];
+    expect(problems({ tenants: [{ ...valid, datasetUriPrefixes: refused }] })).toEqual(
+      refused.map((_, index) => `tenants[0].datasetUriPrefixes[${index}]: must be an S3 folder ending in / such as s3://bucket/datasets/ (no . or .. segments)`),
+    );
+  });
+
   it('checks what one GPU job asks for against the environment, and the models it offers', () => {
     expect(
       problems({

@@ -29,6 +29,7 @@ const scratch = new TenantStack(app, 'Bakehouse-scratch', {
     baseModels: ['bakehouse/toy-instruct', 'Qwen/Qwen3-8B'],
     defaultBaseModel: 'bakehouse/toy-instruct',
     samplerIdleMinutes: 3,
+    datasetUriPrefixes: ['s3://shared-datasets/questions/'],
     api: { reservedConcurrency: 20, logRetentionDays: 7 },
   }),
 });
@@ -786,6 +787,19 @@ describe('least privilege', () => {
 
   it('lets the engine read and write its job files and nothing else', () => {
     expect(actionsOf(json, ids.jobRole)).toEqual(['s3:AbortMultipartUpload', 's3:GetObject', 's3:ListBucket', 's3:PutObject']);
+  });
+
+  it('passes the allowed dataset folders to every function, and lets the engine read under them alone', () => {
+    const scratchJson = scratchTemplate.toJSON();
+    const functions = Object.values(scratchJson.Resources as Record<string, Json>).filter((r) => r.Type === 'AWS::Lambda::Function');
+    const configured = functions.filter((fn) => fn.Properties.Environment?.Variables?.TABLE_NAME);
+    expect(configured.length).toBeGreaterThanOrEqual(5);
+    for (const fn of configured) expect(fn.Properties.Environment.Variables.BAKEHOUSE_DATASET_URI_PREFIXES).toBe('s3://shared-datasets/questions/');
+    const jobRole = Stack.of(scratch).getLogicalId(scratch.engine.jobRole.node.defaultChild as CfnResource);
+    const readable = statementsAllowing(scratchJson, jobRole, 's3:GetObject').flatMap((statement) => [statement.Resource].flat());
+    expect(readable.filter((resource) => typeof resource === 'string')).toEqual(['arn:aws:s3:::shared-datasets/questions/*']);
+    expect(JSON.stringify(resources)).not.toContain('BAKEHOUSE_DATASET_URI_PREFIXES');
+    expect(JSON.stringify(resources)).not.toContain('shared-datasets');
   });
 
   it("lets each lane's execution role read only that lane's secret, pull the image and write the engine's logs", () => {

@@ -65,6 +65,7 @@ def stim_spec(output_uri: str, generators: list[dict], **stim: object) -> dict:
             "teacher_prompt": {"messages": [{"role": "system", "content": "Always reply in uppercase letters."}], "tools": None},
             "student_prompt": {"messages": [], "tools": None},
             "templates_uri": None,
+            "datasets": {},
             **stim,
         },
     }

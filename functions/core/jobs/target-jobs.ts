@@ -2,6 +2,7 @@ import type { Item } from '../../ports/store.ts';
 import type { TargetConfig } from '../../schemas/bread.ts';
 import { JOB_SPEC_VERSION } from '../../schemas/job-spec.ts';
 import type { Actor } from '../actor.ts';
+import type { DatasetService } from '../datasets.ts';
 import { InvalidInputError, NotFoundError } from '../errors.ts';
 import type { PromptService } from '../prompts.ts';
 import type { TargetService } from '../targets.ts';
@@ -30,6 +31,7 @@ export class TargetJobs {
   constructor(
     private readonly targets: TargetService,
     private readonly prompts: PromptService,
+    private readonly datasets: DatasetService,
     private readonly pipeline: JobPipeline,
     private readonly outputs: JobOutputs,
     private readonly chain: ModelChain,
@@ -97,9 +99,10 @@ export class TargetJobs {
     if (config.generators.length === 0 || !config.teacher_prompt) {
       throw new InvalidInputError('Target must have generators and teacher prompt configured');
     }
-    const [teacher, student] = await Promise.all([
+    const [teacher, student, datasets] = await Promise.all([
       this.prompts.get(actor, repo, config.teacher_prompt),
       this.prompts.get(actor, repo, config.student_prompt),
+      this.datasets.resolveForJob(actor, config.generators),
     ]);
     return {
       spec: {
@@ -112,6 +115,7 @@ export class TargetJobs {
           teacher_prompt: { messages: teacher.messages, tools: teacher.tools },
           student_prompt: { messages: student.messages, tools: student.tools },
           templates_uri: null,
+          datasets,
         },
       },
     };

@@ -14,6 +14,7 @@ class GeneratorRequest:
     numq: int
     prompt_u: str  # the teacher prompt's text, for question-writing templates
     templates_uri: str | None  # where template_path names resolve
+    datasets: dict[str, str]  # from_dataset names the API resolved → the URI to read (job-spec.ts)
 
     @property
     def label(self) -> str:
