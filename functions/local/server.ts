@@ -51,7 +51,8 @@ export interface LocalServer {
 /**
  * The embedded runtime (DESIGN.md §6): SQLite, blobs and engine state in the data dir, the
  * in-process queue feeding the dispatcher, local engine processes, and reconciliation at
- * start-up (jobs interrupted by a restart end complete or failed, never stuck) and periodically.
+ * start-up and periodically: after a stop or a crash, jobs waiting for an engine slot run, engines
+ * that outlived the server are followed to their end, and the rest end failed, never stuck.
  */
 export async function startLocalServer(options: LocalServerOptions): Promise<LocalServer> {
   const dataDir = resolve(options.dataDir);
@@ -96,6 +97,8 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Loc
   // Samplers are local engine processes: they reach this server on the address it listens on.
   fetchApp = createApp(services, { blobs: { blobs, signingKey }, chat: { relayUrl: url }, accessLog: options.accessLog }).fetch;
   queue.consume(({ jobId }) => services.pipeline.dispatch(jobId));
+  // Before reconciling: the jobs left waiting are then pending, not gone, and one submitted again
+  // (its compute id lost in a crash) gets the compute job it already has.
   await compute.resume();
   await services.pipeline.reconcile({ queuedGraceMs: 0, submitGraceMs: 0 });
   const timer = setInterval(() => {

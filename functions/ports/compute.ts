@@ -41,7 +41,11 @@ export interface ComputeStatus {
 }
 
 export interface Compute {
-  /** Starts the job; returns the platform's id for it. */
+  /**
+   * Starts the job, or queues it until the platform has room; returns the platform's id for it. A
+   * queued job still runs when the server or the adapter restarts meanwhile: Batch keeps its own
+   * queue, the local adapter its state dir.
+   */
   submit(job: ComputeJob): Promise<string>;
   describe(externalId: string): Promise<ComputeStatus>;
   terminate(externalId: string, reason: string): Promise<void>;

@@ -23,6 +23,11 @@ export interface ComputeFixture {
   events: ComputeEvent[];
   /** A well-formed id the platform never issued. */
   unknownId: string;
+  /**
+   * Stops this adapter as a server stop would and opens another on the same platform state,
+   * which takes over (its events land in `events` too); the jobs already submitted carry on.
+   */
+  restart(): Promise<Compute>;
   close(): Promise<void>;
 }
 
@@ -112,6 +117,19 @@ export function describeComputeContract(name: string, makeFixture: () => Promise
       await finalEvent(externalId);
       await compute.terminate(externalId, 'too late');
       expect(await compute.describe(externalId)).toEqual({ state: 'succeeded' });
+    });
+
+    it('keeps jobs still waiting for a slot across a restart of the adapter, then runs them', async () => {
+      // More jobs than the local fixture's slots, so that some are still waiting at the restart.
+      const jobs = await Promise.all(Array.from({ length: 6 }, () => fixture.job('stim', { exitCode: 0, runMs: 1_000 })));
+      const ids: string[] = [];
+      for (const job of jobs) ids.push(await compute.submit(job));
+      const states = await Promise.all(ids.map(async (id) => (await compute.describe(id)).state));
+      expect(states).toContain('pending');
+
+      compute = await fixture.restart();
+      for (const id of ids) expect(await finalEvent(id)).toMatchObject({ externalId: id, state: 'succeeded' });
+      for (const id of ids) expect(await compute.describe(id)).toEqual({ state: 'succeeded' });
     });
 
     it('describes an id it never issued as gone, with a reason', async () => {

@@ -99,12 +99,20 @@ const runningOf = (events: ComputeEvent[], externalId: string) =>
 describeComputeContract('LocalProcessCompute (fake engine)', async () => {
   const dir = mkdtempSync(join(tempRoot, 'contract-'));
   const stateDir = join(dir, 'state');
-  const { compute, events } = localCompute(stateDir);
+  const events: ComputeEvent[] = [];
+  const open = () => localCompute(stateDir, { onEvent: async (event) => void events.push(event) }).compute;
+  let compute = open();
   return {
     compute,
     events,
     unknownId: 'bake-999999-0badf00d',
     job: async (kind, { exitCode, runMs, stderr }: JobBehaviour) => writeJob(dir, kind, { exitCode, sleepMs: runMs, stderr }),
+    restart: async () => {
+      await compute.close();
+      compute = open();
+      await compute.resume();
+      return compute;
+    },
     close: async () => {
       await compute.close();
       for (const name of readdirSync(stateDir).filter((file) => file.endsWith('.json'))) record(stateDir, name.slice(0, -5));
@@ -123,8 +131,9 @@ describeComputeContract('BatchCompute (fake Batch service)', async () => {
     const computeEvent = computeEventFromBatch(JSON.parse(JSON.stringify(event)));
     if (computeEvent) events.push(computeEvent);
   });
+  const open = () => new BatchCompute({ client: fake.client(), queues: { gpu: 'gpu-queue', cpu: 'cpu-queue' }, definitions: { gpu: 'gpu-def', cpu: 'cpu-def' } });
   return {
-    compute: new BatchCompute({ client: fake.client(), queues: { gpu: 'gpu-queue', cpu: 'cpu-queue' }, definitions: { gpu: 'gpu-def', cpu: 'cpu-def' } }),
+    compute: open(),
     events,
     unknownId: randomUUID(),
     job: async (kind, { exitCode, runMs = 5 }: JobBehaviour) => {
@@ -133,6 +142,8 @@ describeComputeContract('BatchCompute (fake Batch service)', async () => {
       plans.set(specUri, { exitCode, runMs });
       return { jobId, kind, specUri, spec: { kind, job_id: jobId } as unknown as JobSpec };
     },
+    // Batch keeps its own queue: a new client simply takes over.
+    restart: async () => open(),
     close: () => fake.stop(),
   };
 });
@@ -309,7 +320,7 @@ describe('LocalProcessCompute', () => {
     expect(existsSync(join(queuedJob.outputDir, 'started.json'))).toBe(false);
   });
 
-  it('is known after a restart: running, finished while down, never started; resume reports each once', async () => {
+  it('is known after a restart: running, finished while down, still waiting; resume reports each once and runs the waiting', async () => {
     freshState();
     const before = make({ concurrency: 3 });
     const long = writeJob(dir, 'bake', { sleepMs: 3_000 });
@@ -335,29 +346,84 @@ describe('LocalProcessCompute', () => {
     expect(await after.compute.describe(ids.quick)).toEqual({ state: 'succeeded' });
     expect(await after.compute.describe(ids.failing)).toEqual({ state: 'failed', reason: 'the stim output is empty', failure: { exitCode: 2 } });
     expect(await after.compute.describe(ids.long)).toEqual({ state: 'running' });
-    expect(await after.compute.describe(ids.never)).toEqual({
-      state: 'gone',
-      reason: 'The job was queued when the local server stopped and never started; submit it again',
-      failure: { cause: 'not_started' },
-    });
+    expect(await after.compute.describe(ids.never)).toEqual({ state: 'pending' });
 
     expect(await after.compute.resume()).toEqual([ids.long]);
     await finalOf(after.events, ids.long);
-    await waitFor(() => (after.events.length >= 3 ? true : undefined));
-    expect(after.events.slice().sort((a, b) => a.externalId.localeCompare(b.externalId))).toEqual(
+    expect(await finalOf(after.events, ids.never)).toEqual({ externalId: ids.never, jobId: never.jobId, state: 'succeeded' });
+    await waitFor(() => (after.events.length >= 5 ? true : undefined));
+    expect(after.events.filter((event) => event.externalId === ids.never).map((event) => event.state)).toEqual(['running', 'succeeded']);
+    expect(after.events.filter((event) => event.externalId !== ids.never).sort((a, b) => a.externalId.localeCompare(b.externalId))).toEqual(
       [
         { externalId: ids.quick, jobId: quick.jobId, state: 'succeeded' },
         { externalId: ids.failing, jobId: failing.jobId, state: 'failed', reason: 'the stim output is empty', failure: { exitCode: 2 } },
         { externalId: ids.long, jobId: long.jobId, state: 'succeeded' },
       ].sort((a, b) => a.externalId.localeCompare(b.externalId)),
     );
-    expect(before.events.every((event) => event.state === 'running')).toBe(true);
+    expect(before.events.every((event) => event.state === 'running' && event.externalId !== ids.never)).toBe(true);
     await after.compute.close();
 
     const again = make();
     expect(await again.compute.resume()).toEqual([]);
     await again.compute.close();
     expect(again.events).toEqual([]);
+  });
+
+  it('runs the jobs still waiting at a stop after resume, in the order they were submitted, one slot still one engine', async () => {
+    freshState();
+    const before = make({ concurrency: 1 });
+    const blocker = await before.compute.submit(writeJob(dir, 'bake', { sleepMs: 1_000 }));
+    const waitingJobs = Array.from({ length: 3 }, () => writeJob(dir, 'stim', { sleepMs: 100 }));
+    const waiting: string[] = [];
+    for (const job of waitingJobs) waiting.push(await before.compute.submit(job));
+    await runningOf(before.events, blocker);
+    await before.compute.close();
+    expect(waitingJobs.some((job) => existsSync(join(job.outputDir, 'started.json')))).toBe(false);
+
+    const after = make({ concurrency: 1 });
+    for (const id of waiting) expect(await after.compute.describe(id)).toEqual({ state: 'pending' });
+    expect(await after.compute.resume()).toEqual([blocker]);
+    for (const id of waiting) await finalOf(after.events, id);
+    // Each starts once the one before it has ended, the engine left running by the stop first.
+    expect(after.events.map((event) => `${event.state} ${event.externalId}`)).toEqual([
+      `succeeded ${blocker}`,
+      ...waiting.flatMap((id) => [`running ${id}`, `succeeded ${id}`]),
+    ]);
+  });
+
+  it('answers a job submitted again while it waits or runs with the compute job it already has', async () => {
+    freshState();
+    const before = make({ concurrency: 1 });
+    await runningOf(before.events, await before.compute.submit(writeJob(dir, 'bake', { sleepMs: 500 })));
+    const job = writeJob(dir, 'stim', { sleepMs: 300 });
+    const first = await before.compute.submit(job);
+    // The server stops before the caller records the id; after the restart it submits the job again.
+    await before.compute.close();
+
+    const after = make({ concurrency: 1 });
+    await after.compute.resume();
+    expect(await after.compute.submit(job)).toBe(first);
+    await runningOf(after.events, first);
+    expect(await after.compute.submit(job)).toBe(first);
+    await finalOf(after.events, first);
+    expect(after.events.filter((event) => event.jobId === job.jobId).map((event) => `${event.state} ${event.externalId}`)).toEqual([
+      `running ${first}`,
+      `succeeded ${first}`,
+    ]);
+  });
+
+  it('answers gone for a job whose engine was being started when the server stopped, and does not start it again', async () => {
+    freshState();
+    mkdirSync(stateDir, { recursive: true });
+    const externalId = 'bake-424242-0a0b0c0d';
+    const spawning = { externalId, jobId: 424242, kind: 'bake', specUri: 'file:///nowhere/spec.json', submittedAt: new Date().toISOString() };
+    writeFileSync(join(stateDir, `${externalId}.json`), JSON.stringify(spawning));
+    writeFileSync(join(stateDir, `${externalId}.stderr`), ''); // created just before the spawn
+    const { compute, events } = make();
+    expect(await compute.resume()).toEqual([]);
+    expect(await compute.describe(externalId)).toMatchObject({ state: 'gone', reason: expect.stringContaining('while starting the engine') });
+    await compute.close();
+    expect(events).toEqual([]);
   });
 
   it('reports a job again on resume when its final event could not be delivered', async () => {

@@ -1,7 +1,8 @@
 /**
- * The embedded runtime loses nothing across a crash (DESIGN.md §6): the server is killed while a
- * job runs and started again on the same data dir. An engine that outlived the server finishes
- * and is recorded; one that died with it fails with a reason. Nothing stays `running`.
+ * The embedded runtime loses nothing across a crash (DESIGN.md §6): the server is killed (or
+ * stopped) while a job runs and started again on the same data dir. An engine that outlived the
+ * server finishes and is recorded; one that died with it fails with a reason; jobs that were
+ * waiting for the engine slot run after the restart. Nothing stays `running`.
  * The engine here is a test stand-in (test/fixtures/slow-stim-engine.mjs).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -44,9 +45,10 @@ async function startServer(engineMs: number): Promise<Server> {
   return { process: child, url };
 }
 
-async function kill(server: Server): Promise<void> {
+/** SIGKILL as a crash would; SIGTERM for a clean stop. */
+async function kill(server: Server, signal: 'SIGKILL' | 'SIGTERM' = 'SIGKILL'): Promise<void> {
   const exited = new Promise((resolve) => server.process.once('exit', resolve));
-  server.process.kill('SIGKILL');
+  server.process.kill(signal);
   await exited;
 }
 
@@ -68,7 +70,7 @@ async function until<T>(probe: () => Promise<T>, done: (value: T) => boolean, ti
   }
 }
 
-async function startStim(server: Server, target: string) {
+async function createTarget(server: Server, target: string) {
   await call(server, 'POST', '/v1/repo', { repo_name: 'r', base_model: 'bakehouse/toy-instruct' });
   await call(server, 'POST', '/v1/repo/r/prompts', { prompt_name: 'teacher', messages: [{ role: 'system', content: 'Be loud.' }] });
   await call(server, 'POST', '/v1/repo/r/prompts', { prompt_name: 'student', messages: [] });
@@ -77,6 +79,10 @@ async function startStim(server: Server, target: string) {
     template: 'default',
     overrides: { teacher_prompt: 'teacher', student_prompt: 'student', generators: [{ type: 'hardcoded', questions: ['a?', 'b?', 'c?'] }] },
   });
+}
+
+async function startStim(server: Server, target: string) {
+  await createTarget(server, target);
   await call(server, 'POST', `/v1/repo/r/targets/${target}/stim`);
   // Running means the engine process has started.
   return until(
@@ -85,12 +91,17 @@ async function startStim(server: Server, target: string) {
   );
 }
 
-/** Engine processes the runtime recorded (functions/adapters/embedded/local-process-compute.ts). */
-function enginePids(): number[] {
+/** The jobs the runtime handed to its engines (functions/adapters/embedded/local-process-compute.ts). */
+function engineRecords(): { pid?: number }[] {
   const stateDir = join(dataDir, 'compute');
   return readdirSync(stateDir)
     .filter((file) => file.endsWith('.json'))
-    .map((file) => (JSON.parse(readFileSync(join(stateDir, file), 'utf8')) as { pid: number }).pid);
+    .map((file) => JSON.parse(readFileSync(join(stateDir, file), 'utf8')) as { pid?: number });
+}
+
+/** Engine processes the runtime recorded. */
+function enginePids(): number[] {
+  return engineRecords().flatMap((record) => (record.pid === undefined ? [] : [record.pid]));
 }
 
 beforeAll(() => {
@@ -136,6 +147,25 @@ describe('killing the local server mid-job', () => {
     );
     expect(final.status).toBe('failed');
     expect(final.error).toMatch(/\w+/);
+    await kill(server);
+  });
+});
+
+describe('stopping the local server with jobs waiting for its one engine slot', () => {
+  it.each(['SIGKILL', 'SIGTERM'] as const)('runs every accepted job after a restart (%s)', async (signal) => {
+    let server = await startServer(2_000);
+    const targets = ['one', 'two', 'three', 'four'].map((name) => `${signal.toLowerCase()}-${name}`);
+    for (const target of targets) await createTarget(server, target);
+    for (const target of targets) await call(server, 'POST', `/v1/repo/r/targets/${target}/stim`);
+    const stimOf = (target: string) => call(server, 'GET', `/v1/repo/r/targets/${target}/stim`);
+    expect((await until(() => stimOf(targets[0]!), (status) => status.status === 'running')).status).toBe('running');
+    // The first job holds the slot; the others wait for it (records without an engine pid).
+    expect(engineRecords().filter((record) => record.pid === undefined).length).toBeGreaterThanOrEqual(2);
+    await kill(server, signal);
+
+    server = await startServer(200);
+    const finals = await Promise.all(targets.map((target) => until(() => stimOf(target), (status) => status.status === 'complete' || status.status === 'failed')));
+    expect(finals.map((status) => [status.status, status.error])).toEqual(targets.map(() => ['complete', null]));
     await kill(server);
   });
 });

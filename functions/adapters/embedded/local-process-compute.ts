@@ -13,8 +13,11 @@
  *   <id>.stderr      the engine's stderr (its tail is the operators' failure reason); <id>.stdout likewise
  *   <id>.terminated  the reason given to `terminate`
  *
- * `describe` works from these files alone. `resume()` re-attaches to engines a previous server
- * left running and reports jobs that ended unreported; `close()` stops watching, killing nothing.
+ * A job's record is written before it waits for a slot, so the queue survives a stop or a crash:
+ * a record without a pid is a job still waiting. `describe` works from these files alone.
+ * `resume()` queues the waiting jobs again in the order they were submitted, re-attaches to
+ * engines a previous server left running, and reports jobs that ended unreported; `close()` stops
+ * watching, killing nothing.
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -116,7 +119,7 @@ export class LocalProcessCompute implements Compute {
 
   private readonly queue: Queued[] = [];
   /** Taken from the queue, not yet spawned. */
-  private readonly starting = new Set<string>();
+  private readonly starting = new Map<string, JobRecord>();
   private readonly watched = new Map<string, Watched>();
   /** Events go out one at a time, in the order they happened. */
   private events: Promise<void> = Promise.resolve();
@@ -145,12 +148,22 @@ export class LocalProcessCompute implements Compute {
     if (!Number.isSafeInteger(job.jobId) || job.jobId <= 0) throw new TypeError(`Invalid job id ${job.jobId}`);
     if (!/^[a-z]+$/.test(job.kind)) throw new TypeError(`Invalid job kind ${String(job.kind)}`);
     await this.ready;
+    // A job submitted again because the id of its first submission was lost (a crash before the
+    // caller recorded it; the reconciler then submits it anew) must not run twice.
+    const submitted = this.activeFor(job.jobId);
+    if (submitted) return submitted;
     const externalId = `${job.kind}-${job.jobId}-${randomBytes(4).toString('hex')}`;
     const record: JobRecord = { externalId, jobId: job.jobId, kind: job.kind, specUri: job.specUri, submittedAt: new Date().toISOString() };
     await this.writeRecord(record);
     this.queue.push({ record });
     this.pump();
     return externalId;
+  }
+
+  /** This adapter's compute job for a job id, while it waits, starts or runs. */
+  private activeFor(jobId: number): string | undefined {
+    const records = [...this.queue.map((queued) => queued.record), ...this.starting.values(), ...[...this.watched.values()].map((watched) => watched.record)];
+    return records.find((record) => record.jobId === jobId)?.externalId;
   }
 
   private usedSlots(): number {
@@ -174,10 +187,12 @@ export class LocalProcessCompute implements Compute {
     const terminated = await this.terminatedStatus(externalId);
     if (terminated !== undefined) return terminated;
     if (record.pid === undefined) {
+      // Waiting for a slot, across restarts too (resume), unless the server stopped mid-spawn.
+      if (!(await this.spawnBegun(externalId))) return { state: 'pending' };
       return {
         state: 'gone',
-        reason: 'The job was queued when the local server stopped and never started; submit it again',
-        failure: { cause: 'not_started' },
+        reason: 'The local server stopped while starting the engine, before recording its pid; whether it ran is unknown',
+        failure: { cause: 'vanished' },
       };
     }
     return {
@@ -207,14 +222,15 @@ export class LocalProcessCompute implements Compute {
   }
 
   /**
-   * After a restart: watches engines that a previous server started and that still run, and
-   * reports jobs that ended without their final event being delivered. Returns the ids it
-   * re-attached to. Jobs that never started, or vanished without an exit code, are left to the
-   * reconciler (`describe` says `gone`, with the reason).
+   * After a restart: queues again the jobs a previous server left waiting for a slot, watches
+   * engines it started that still run, and reports jobs that ended without their final event
+   * being delivered. Returns the ids it re-attached to. Engines that vanished without an exit
+   * code are left to the reconciler (`describe` says `gone`, with the reason).
    */
   async resume(): Promise<string[]> {
     await this.ready;
     const attached: string[] = [];
+    const waiting: JobRecord[] = [];
     const names = await readdir(this.stateDir);
     for (const name of names) {
       if (!name.endsWith('.json')) continue;
@@ -222,7 +238,14 @@ export class LocalProcessCompute implements Compute {
       if (!ID_PATTERN.test(externalId) || this.watched.has(externalId) || this.starting.has(externalId)) continue;
       if (this.queue.some((queued) => queued.record.externalId === externalId)) continue;
       const record = await this.readRecord(externalId);
-      if (!record || record.reportedAt || record.pid === undefined) continue;
+      if (!record || record.reportedAt) continue;
+      if (record.pid === undefined) {
+        // Never spawned: still waiting, unless it was terminated or found no engine meanwhile.
+        const ended = (await this.finalStatus(record)) ?? (await this.terminatedStatus(externalId));
+        if (ended) this.report(record, ended);
+        else if (!(await this.spawnBegun(externalId))) waiting.push(record);
+        continue;
+      }
       const alive = await this.isAlive(record);
       const final = await this.finalStatus(record);
       if (final?.state === 'succeeded' || final?.state === 'failed') {
@@ -232,6 +255,10 @@ export class LocalProcessCompute implements Compute {
         attached.push(externalId);
       }
     }
+    // Submitted before anything this server was given, so ahead of it, in their own order.
+    waiting.sort((a, b) => a.submittedAt.localeCompare(b.submittedAt) || a.jobId - b.jobId);
+    this.queue.unshift(...waiting.map((record) => ({ record })));
+    this.pump();
     return attached;
   }
 
@@ -254,7 +281,7 @@ export class LocalProcessCompute implements Compute {
       const index = this.queue.findIndex(({ record }) => slotFree || TAKES_NO_SLOT.has(record.kind));
       if (index < 0) return;
       const [{ record }] = this.queue.splice(index, 1) as [Queued];
-      if (!TAKES_NO_SLOT.has(record.kind)) this.starting.add(record.externalId);
+      if (!TAKES_NO_SLOT.has(record.kind)) this.starting.set(record.externalId, record);
       void this.start(record)
         .catch((error: unknown) => {
           this.log({ level: 'error', msg: 'engine start failed', externalId: record.externalId, error: String(error) });
@@ -278,7 +305,7 @@ export class LocalProcessCompute implements Compute {
       this.report(record, { state: 'failed', reason: sentence, failure: { cause: 'engine_missing', exitCode: 127 } });
       return;
     }
-    if (this.closed) return; // stays recorded without a pid: `gone` after a restart
+    if (this.closed) return; // stays recorded without a pid: the next server's resume() queues it
 
     const stdout = openSync(this.file(externalId, 'stdout'), 'a');
     const stderr = openSync(this.file(externalId, 'stderr'), 'a');
@@ -310,6 +337,17 @@ export class LocalProcessCompute implements Compute {
     // The engine runs whatever happens to this write; without the pid a restart reads it as gone.
     await written.catch((error: unknown) =>
       this.log({ level: 'error', msg: 'could not record the engine pid', externalId, error: errorMessage(error) }),
+    );
+  }
+
+  /**
+   * Whether spawning the engine began: its output files are created just before. A record with
+   * them but no pid was being started when the server stopped, and the engine may be running.
+   */
+  private async spawnBegun(externalId: string): Promise<boolean> {
+    return access(this.file(externalId, 'stderr')).then(
+      () => true,
+      () => false,
     );
   }
 

@@ -131,7 +131,9 @@ export class JobPipeline {
   /**
    * Finds jobs stuck on the way (DESIGN.md §1 step 6): queued ones are sent again, claimed ones
    * whose submit never finished go back to the queue, and submitted or running ones are asked
-   * about; a compute job that is gone fails its job with the reason.
+   * about; a compute job that is gone fails its job with the reason. A claimed job whose submit
+   * reached compute but whose id was lost is submitted again: the local adapter answers with the
+   * compute job it already holds, so the job still runs once.
    */
   async reconcile(options: ReconcileOptions): Promise<void> {
     const now = this.clock.now().getTime();
