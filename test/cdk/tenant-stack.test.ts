@@ -790,12 +790,12 @@ describe('least privilege', () => {
   });
 
   it('passes the allowed dataset folders to every function, and lets the engine read under them alone', () => {
-    const scratchJson = scratchTemplate.toJSON();
+    const scratchJson = scratchTemplate.toJSON() as Parameters<typeof actionsOf>[0];
     const functions = Object.values(scratchJson.Resources as Record<string, Json>).filter((r) => r.Type === 'AWS::Lambda::Function');
     const configured = functions.filter((fn) => fn.Properties.Environment?.Variables?.TABLE_NAME);
     expect(configured.length).toBeGreaterThanOrEqual(5);
     for (const fn of configured) expect(fn.Properties.Environment.Variables.BAKEHOUSE_DATASET_URI_PREFIXES).toBe('s3://shared-datasets/questions/');
-    const jobRole = Stack.of(scratch).getLogicalId(scratch.engine.jobRole.node.defaultChild as CfnResource);
+    const jobRole = idOf(scratch.engine.jobRole);
     const readable = statementsAllowing(scratchJson, jobRole, 's3:GetObject').flatMap((statement) => [statement.Resource].flat());
     expect(readable.filter((resource) => typeof resource === 'string')).toEqual(['arn:aws:s3:::shared-datasets/questions/*']);
     expect(JSON.stringify(resources)).not.toContain('BAKEHOUSE_DATASET_URI_PREFIXES');
