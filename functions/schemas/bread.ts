@@ -74,7 +74,23 @@ export type PromptContent = z.infer<typeof PromptSet>;
 
 /** Entries one batch call may create: a call's work stays bounded, however large the body. */
 export const MAX_BATCH_ENTRIES = 1000;
-const tooManyEntries = `A batch may create at most ${MAX_BATCH_ENTRIES} entries; split it into several calls`;
+
+/**
+ * A batch's entries (a list, or a map by name), refused past MAX_BATCH_ENTRIES before any entry
+ * is checked, so that an oversized batch costs its parse and not its validation.
+ */
+function batchEntries<T extends z.ZodArray | z.ZodRecord>(entries: T) {
+  const limit = entries instanceof z.ZodArray ? { maxItems: MAX_BATCH_ENTRIES } : { maxProperties: MAX_BATCH_ENTRIES };
+  return z
+    .preprocess((value, ctx) => {
+      const count = Array.isArray(value) ? value.length : typeof value === 'object' && value !== null ? Object.keys(value).length : 0;
+      if (count > MAX_BATCH_ENTRIES) {
+        ctx.addIssue({ code: 'custom', message: `A batch may create at most ${MAX_BATCH_ENTRIES} entries; split it into several calls` });
+      }
+      return value;
+    }, entries)
+    .meta(limit);
+}
 
 /**
  * Entries are checked one by one (bad names and bad messages go to `failed`), so the map's keys
@@ -82,10 +98,7 @@ const tooManyEntries = `A batch may create at most ${MAX_BATCH_ENTRIES} entries;
  */
 export const BatchPromptSet = z
   .looseObject({
-    prompts: z
-      .record(z.string(), z.array(z.looseObject({})).meta({ description: 'Message[]' }))
-      .refine((prompts) => Object.keys(prompts).length <= MAX_BATCH_ENTRIES, tooManyEntries)
-      .meta({ maxProperties: MAX_BATCH_ENTRIES }),
+    prompts: batchEntries(z.record(z.string(), z.array(z.looseObject({})).meta({ description: 'Message[]' }))),
   })
   .meta({ id: 'BatchPromptSet' });
 
@@ -170,7 +183,7 @@ export const TargetCreate = TargetConfig.extend({ target_name: nameSchema('targe
 
 /** Batch entries are validated one by one so that a bad entry lands in `failed`, not a 422. */
 export const BatchTargetCreate = z
-  .looseObject({ targets: z.array(z.looseObject({ target_name: z.string() })).max(MAX_BATCH_ENTRIES, tooManyEntries) })
+  .looseObject({ targets: batchEntries(z.array(z.looseObject({ target_name: z.string() }))) })
   .meta({ id: 'BatchTargetCreate' });
 
 export const TargetResponse = z
@@ -299,7 +312,7 @@ export const BakeConfig = z
 export type BakeDefinition = z.infer<typeof BakeConfig>;
 export const BakeCreate = BakeConfig.extend({ bake_name: nameSchema('bake') }).meta({ id: 'BakeCreate' });
 export const BatchBakeCreate = z
-  .looseObject({ bakes: z.array(z.looseObject({ bake_name: z.string() })).max(MAX_BATCH_ENTRIES, tooManyEntries) })
+  .looseObject({ bakes: batchEntries(z.array(z.looseObject({ bake_name: z.string() }))) })
   .meta({ id: 'BatchBakeCreate' });
 export const BakeList = z.object({ bakes: z.array(z.string()) }).meta({ id: 'BakeList' });
 

@@ -161,9 +161,9 @@ describe('batches', () => {
     const prompts = Object.fromEntries(names.map((name) => [name, []]));
     expectError(await api.request('POST', '/v1/repo/r1/prompts/batch', { body: { prompts } }), 422, 'VALIDATION_ERROR', message);
     const targets = names.map((target_name) => ({ target_name, template: 't1' }));
-    expectError(await api.request('POST', '/v1/repo/r1/targets/batch', { body: { targets } }), 422, 'VALIDATION_ERROR', `targets: ${message}`);
+    expectError(await api.request('POST', '/v1/repo/r1/targets/batch', { body: { targets } }), 422, 'VALIDATION_ERROR', message);
     const bakes = names.map((bake_name) => ({ bake_name }));
-    expectError(await api.request('PUT', '/v1/repo/r1/bakes/batch', { body: { bakes } }), 422, 'VALIDATION_ERROR', `bakes: ${message}`);
+    expectError(await api.request('PUT', '/v1/repo/r1/bakes/batch', { body: { bakes } }), 422, 'VALIDATION_ERROR', message);
     expect((await api.request('GET', '/v1/repo/r1/prompts')).body.prompts).toEqual(['student', 'teacher']);
   });
 

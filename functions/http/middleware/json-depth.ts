@@ -23,29 +23,32 @@ const CLOSE_ARRAY = 0x5d;
  * value is level 1), or undefined when none is.
  */
 export function tooDeepAt(text: string, maxDepth: number): JsonPath | undefined {
-  // One entry per open container: the member key or element index being read inside it.
-  const path: JsonPath = [];
+  // One entry per open container, for the member or element being read inside it: an array's
+  // element index, or where an object's current key starts (-1 before the first). Keys are only
+  // decoded for the answer, so a body within the limit costs one pass and no allocations.
+  const inArray: boolean[] = [];
+  const at: number[] = [];
   let expectingKey = false;
   for (let i = 0; i < text.length; i++) {
     const char = text.charCodeAt(i);
     if (char === QUOTE) {
-      const end = closingQuote(text, i);
       if (expectingKey) {
-        path[path.length - 1] = decodeKey(text.slice(i, end + 1));
+        at[at.length - 1] = i;
         expectingKey = false;
       }
-      i = end;
+      i = closingQuote(text, i);
     } else if (char === OPEN_OBJECT || char === OPEN_ARRAY) {
-      if (path.length === maxDepth) return path;
-      path.push(char === OPEN_ARRAY ? 0 : '');
+      if (at.length === maxDepth) return at.map((where, level) => (inArray[level] ? where : keyAt(text, where)));
+      inArray.push(char === OPEN_ARRAY);
+      at.push(char === OPEN_ARRAY ? 0 : -1);
       expectingKey = char === OPEN_OBJECT;
     } else if (char === CLOSE_OBJECT || char === CLOSE_ARRAY) {
-      path.pop();
+      inArray.pop();
+      at.pop();
       expectingKey = false;
-    } else if (char === COMMA) {
-      const last = path[path.length - 1];
-      if (typeof last === 'number') path[path.length - 1] = last + 1;
-      else expectingKey = last !== undefined;
+    } else if (char === COMMA && at.length > 0) {
+      if (inArray[at.length - 1]) at[at.length - 1]! += 1;
+      else expectingKey = true;
     }
   }
   return undefined;
@@ -61,7 +64,10 @@ function closingQuote(text: string, start: number): number {
   return text.length;
 }
 
-function decodeKey(quoted: string): string {
+/** The object key whose quote opens at `start` (empty where none was read). */
+function keyAt(text: string, start: number): string {
+  if (start < 0) return '';
+  const quoted = text.slice(start, closingQuote(text, start) + 1);
   try {
     return JSON.parse(quoted) as string;
   } catch {
