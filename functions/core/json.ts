@@ -6,7 +6,10 @@ export function isPlainObject(value: unknown): value is JsonObject {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-/** Drops null and undefined members of objects, recursively; arrays keep their length. */
+/**
+ * Drops null and undefined members of objects, recursively; arrays keep their length. The
+ * recursion is safe because request bodies nest at most 31 levels (http/middleware/body.ts).
+ */
 export function dropNulls<T>(value: T): T {
   if (Array.isArray(value)) return value.map((entry) => dropNulls(entry)) as T;
   if (!isPlainObject(value)) return value;
