@@ -18,7 +18,7 @@ const UNSAFE = /[\u0000-\u001f\u007f\\?#]/;
 
 /** Whether the value is written as a URI (rather than a dataset name). */
 export function isDatasetUri(value: string): boolean {
-  return DATASET_URI.test(value) || value.includes('://');
+  return value.includes('://');
 }
 
 /** The prefixes as compared: each decoded and ending in `/`. */

@@ -29,9 +29,8 @@ export interface DatasetInfo {
   created_at: string;
 }
 
-/** Where a dataset's bytes live: one folder per user and name, one file per content. */
+/** Where a dataset's bytes live: under the user's own prefix, one file per name and content. */
 export const datasetBlobs = {
-  folder: (userId: string, name: string) => `datasets/${userId}/${name}/`,
   file: (userId: string, name: string, digest: string, format: DatasetFormat) => `datasets/${userId}/${name}/${digest}.${format}`,
 };
 
@@ -98,13 +97,14 @@ export class DatasetService {
 
   /** Refused while a target uses the dataset: a stim job may still be run from it. */
   async delete(actor: Actor, name: string): Promise<void> {
-    const key = this.key(actor, name);
-    const deleted = await deleteUnreferenced(this.store, key, [], async () => {
+    const item = await this.getItem(actor, name);
+    const deleted = await deleteUnreferenced(this.store, this.key(actor, name), [], async () => {
       const users = await this.targetsUsing(actor, name);
       return new ConflictError(`Dataset '${name}' is used by targets: ${users.join(', ')}. Delete those targets first.`);
     });
     if (!deleted) throw notFound(name);
-    await this.blobs.deletePrefix(datasetBlobs.folder(actor.userId, name));
+    // This content's own file only: a new upload under the name meanwhile keeps its bytes.
+    await this.blobs.deletePrefix(item.blob_key as string);
   }
 
   /**

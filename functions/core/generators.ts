@@ -3,8 +3,8 @@ import type { Generator } from '../schemas/bread.ts';
 import { InvalidInputError } from './errors.ts';
 
 /**
- * Datasets the engine ships for `from_dataset` generators. What else a generator's `dataset` may
- * name (uploads, operator-allowed URIs) is the caller's, so DatasetService checks it.
+ * Datasets the engine ships for `from_dataset` generators. What else a `dataset` may name depends
+ * on the caller (their uploads) and the deployment (allowed URI prefixes): DatasetService checks it.
  */
 export const SHIPPED_DATASETS = ['squad', 'gsm8k', 'mmlu', 'hellaswag', 'code_contests', 'math_problems'] as const;
 
