@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { nameSchema } from './names.ts';
 
 export const DatasetPath = z.object({
-  dataset_name: nameSchema('target').meta({ description: 'Letters, digits, `_`, `.` and `-`; not a shipped dataset name' }),
+  dataset_name: nameSchema('target').meta({ description: "Letters, digits, '_', '.' and '-'; not '.', '..', 'batch' or a shipped dataset's name" }),
 });
 
 export const DatasetResponse = z
