@@ -84,8 +84,8 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Loc
     defaultBaseModel: options.defaultBaseModel,
     hubAccess: options.hubAccess,
     samplerIdleSeconds: options.samplerIdleSeconds,
-  }).catch(async (error: unknown) => {
     datasetUriPrefixes: options.datasetUriPrefixes,
+  }).catch(async (error: unknown) => {
     // A runtime that cannot start (a damaged database) must not leave the port answering.
     await stopListening(server);
     throw error;
