@@ -6,7 +6,7 @@ import { accessLog, requestId, type AccessLogSink } from './middleware/access-lo
 import { authenticate } from './middleware/auth.ts';
 import { readBody } from './middleware/body.ts';
 import { idempotency } from './middleware/idempotency.ts';
-import { createRouter, documentBodyErrors } from './openapi.ts';
+import { createRouter, documentSharedErrors } from './openapi.ts';
 import { adminRoutes } from './routes/admin.ts';
 import { blobRoutes, type BlobRouteOptions } from './routes/blobs.ts';
 import { chatRoutes, type ChatRouteOptions } from './routes/chat.ts';
@@ -69,6 +69,6 @@ export function createApp(services: Services, options: AppOptions = {}) {
   adminRoutes(app, services);
   chatRoutes(app, services, options.chat ?? {});
   relayRoutes(app, services);
-  documentBodyErrors(app);
+  documentSharedErrors(app);
   return app;
 }

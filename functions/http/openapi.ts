@@ -38,15 +38,20 @@ export function errors(...statuses: (keyof typeof ERROR_DESCRIPTIONS)[]) {
 }
 
 /**
- * Documents what a route that takes a JSON body may answer: 413 past the body size limit
- * (middleware/body.ts) and 415 when the body is not JSON (the router's validator). Run once every
- * route is registered, so no route can be left out. A route that reads its body itself (chat,
- * dataset uploads) documents its own 413 and is left as it is.
+ * Documents the answers the shared middleware gives rather than the route itself: 401 on every
+ * route that needs an API key (middleware/auth.ts), and on a route that takes a JSON body, 413 past
+ * the body size limit (middleware/body.ts) and 415 when the body is not JSON (the router's
+ * validator). Run once every route is registered, so no route can be left out. A route that reads
+ * its body itself (chat, dataset uploads) documents its own 413 and is left as it is there.
  */
-export function documentBodyErrors(app: App): void {
+export function documentSharedErrors(app: App): void {
   for (const definition of app.openAPIRegistry.definitions) {
-    if (definition.type !== 'route' || !definition.route.request?.body?.content['application/json'] || definition.route.responses[413]) continue;
-    definition.route.responses = { ...definition.route.responses, 413: errorJson(413), 415: errorJson(415) };
+    if (definition.type !== 'route') continue;
+    const { route } = definition;
+    const shared: Record<number, ReturnType<typeof errorJson>> = {};
+    if (route.security?.length && !route.responses[401]) shared[401] = errorJson(401);
+    if (route.request?.body?.content['application/json'] && !route.responses[413]) Object.assign(shared, { 413: errorJson(413), 415: errorJson(415) });
+    route.responses = { ...route.responses, ...shared };
   }
 }
 

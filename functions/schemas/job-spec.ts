@@ -57,8 +57,9 @@ export const StimJobSpec = z
       datasets: z.record(z.string(), Uri).meta({
         description:
           "What each from_dataset generator's `dataset` reads, as the API resolved it (an upload's blob, or a URI under an " +
-          'operator-allowed prefix). Shipped names are not listed; the engine refuses any other dataset.',
-      }),
+          'operator-allowed prefix). Shipped names are not listed; the engine refuses any other dataset. Absent from specs ' +
+          'written before uploads existed, which may still wait in a queue: then only shipped names are read.',
+      }).optional(),
     }),
   })
   .meta({ id: 'StimJobSpec' });

@@ -154,8 +154,8 @@ describe('from_dataset generators: what a target may read', () => {
     expect((await api.request('POST', '/v1/repo/r1/targets/t1/stim', { key: alice })).status).toBe(200);
     await waitForJob(asUser(alice), '/v1/repo/r1/targets/t1/stim');
     const spec = api.jobs.compute.submitted[0]!.spec as Extract<JobSpec, { kind: 'stim' }>;
-    const uri = spec.stim.datasets.questions!;
-    expect(Object.keys(spec.stim.datasets)).toEqual(['questions']);
+    expect(Object.keys(spec.stim.datasets ?? {})).toEqual(['questions']);
+    const uri = spec.stim.datasets!.questions!;
     expect(uri).toMatch(/^file:\/\/\/.*\/datasets\/alice\/questions\/[0-9a-f]{32}\.jsonl$/);
     expect(readFileSync(fileURLToPath(uri), 'utf8')).toBe(JSONL);
   });

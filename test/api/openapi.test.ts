@@ -112,6 +112,12 @@ describe('the rules the server enforces', () => {
     }
   });
 
+  it('documents 401 on every route that needs an API key', () => {
+    const secured = operations().filter(([, , operation]) => operation.security?.length);
+    expect(secured.length).toBeGreaterThan(40);
+    for (const [path, method, operation] of secured) expect(operation.responses, `401 on ${method} ${path}`).toHaveProperty('401');
+  });
+
   it('caps the entries of every batch', () => {
     const { BatchPromptSet, BatchTargetCreate, BatchBakeCreate } = doc.components.schemas;
     expect(BatchPromptSet.properties.prompts.maxProperties).toBe(MAX_BATCH_ENTRIES);

@@ -47,7 +47,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await server?.close();
-  rmSync(dataDir, { recursive: true, force: true });
+  // The samplers the server stopped may still be writing their last log lines as they exit.
+  rmSync(dataDir, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
 });
 
 /** Mean per-token KL(teacher ‖ candidate) on teacher replies, from the engine's evaluator. */

@@ -214,3 +214,19 @@ def test_prompt_text_for_templates() -> None:
         {"role": "user", "content": "Hi"},
         {"role": "assistant", "content": None},
     ]) == "system: Rule.\n\nuser: Hi"
+
+
+def test_a_spec_written_before_uploads_existed_reads_shipped_sets_and_nothing_else(tmp_path: Path) -> None:
+    spec = stim_spec(tmp_path.as_uri() + "/out/", [from_dataset("gsm8k", 2), from_dataset((tmp_path / "q.jsonl").as_uri())])
+    del spec["stim"]["datasets"]
+    (tmp_path / "q.jsonl").write_text(json.dumps({"question": "Private?"}) + "\n")
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    assert main(["run", str(tmp_path / "spec.json")]) != 0
+    result = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert result["status"] == "failed" and str(tmp_path) not in result["error"]
+    assert not (tmp_path / "out" / "output.jsonl").exists() or "Private?" not in (tmp_path / "out" / "output.jsonl").read_text()
+
+    del spec["stim"]["generators"][1]
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    assert main(["run", str(tmp_path / "spec.json")]) == 0
+    assert len((tmp_path / "out" / "output.jsonl").read_text().splitlines()) == 2

@@ -31,7 +31,7 @@ def run(ctx: JobContext) -> dict:
     teacher, student = stim["teacher_prompt"]["messages"], stim["student_prompt"]["messages"]
     prompt_u = prompt_text(teacher)
     requests = [
-        GeneratorRequest(index, config, resolve_numq(config, index), prompt_u, stim["templates_uri"], stim["datasets"])
+        GeneratorRequest(index, config, resolve_numq(config, index), prompt_u, stim["templates_uri"], stim.get("datasets", {}))
         for index, config in enumerate(stim["generators"])
     ]
     total = sum(request.numq for request in requests)
