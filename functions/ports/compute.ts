@@ -20,7 +20,7 @@ export type ComputeState = 'pending' | 'running' | 'succeeded' | 'failed' | 'gon
  */
 export interface ComputeFailure {
   /** What ended it, when the platform knows. */
-  cause?: 'out_of_memory' | 'host_lost' | 'stopped' | 'engine_missing' | 'not_started' | 'vanished';
+  cause?: 'out_of_memory' | 'host_lost' | 'stopped' | 'engine_missing' | 'vanished';
   /** The engine's exit code, when it exited. */
   exitCode?: number;
   /** The signal that killed the engine, e.g. `SIGKILL`. */

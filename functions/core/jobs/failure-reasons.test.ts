@@ -32,7 +32,6 @@ describe('failureSentence', () => {
     expect(failureSentence({ ...sampler, failure: { cause: 'stopped', stoppedBecause: 'The local server stopped.' } })).toBe(
       'The model server was stopped before it finished (the local server stopped); try again.',
     );
-    expect(failureSentence({ ...bake, failure: { cause: 'not_started' } })).toBe('The bake was queued when the server stopped and never started; run it again.');
   });
 
   it('points at the log when nothing says why', () => {

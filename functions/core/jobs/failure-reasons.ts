@@ -46,8 +46,6 @@ export function failureSentence(facts: FailureFacts): string {
       return userFacing(`${The} was stopped${at} before it finished${failure.stoppedBecause ? ` (${sentenceBody(failure.stoppedBecause)})` : ''}; ${again}.`);
     case 'engine_missing':
       return `The engine environment is missing on this server; create it with \`npm run setup\`, then ${again}.`;
-    case 'not_started':
-      return `${The} was queued when the server stopped and never started; ${again}.`;
     case 'vanished':
       return `${The} ended${at} without an exit code (it was killed or the machine restarted); ${again}.`;
   }
