@@ -50,8 +50,19 @@ export const keys = {
   chatRequest: (requestId: string): Key => ({ pk: `CHAT#${requestId}`, sk: 'REQUEST' }),
   /** The numbered pieces of a chat answer, as its sampler posted them. */
   chatChunk: (requestId: string, seq: number): Key => ({ pk: `CHAT#${requestId}`, sk: `CHUNK#${String(seq).padStart(8, '0')}` }),
+  /** An inbound trigger, looked up by id alone when its hook is called; indexed per user for listing. */
+  trigger: (triggerId: string): Key => ({ pk: `TRIGGER#${triggerId}`, sk: 'TRIGGER' }),
+  triggerIndex: (userId: string) => ({ gsi1pk: `USER#${userId}#TRIGGERS` }),
+  /** A delivery id a trigger has accepted (Standard Webhooks `webhook-id` or GitHub's delivery id), kept to refuse replays. */
+  triggerDelivery: (triggerId: string, scheme: string, deliveryId: string): Key => ({ pk: `TRIGGER#${triggerId}`, sk: `DELIVERY#${scheme}#${deliveryId}` }),
   /** Jobs not yet complete or failed, indexed for the reconciler. */
   activeJobsIndex: { gsi1pk: 'JOBS#ACTIVE' },
+  /** Events written with the state change they report, kept until published (events/job-events.ts). */
+  outboxEvent: (eventId: string): Key => ({ pk: 'OUTBOX', sk: `EVENT#${eventId}` }),
+  outboxPartition: { pk: 'OUTBOX', skPrefix: 'EVENT#' },
+  /** The pipeline that builds one bake (core/pipelines); beside its bake, outside the `BAKE#` prefix. */
+  pipeline: (userId: string, repo: string, bake: string): Key => ({ pk: repoPk(userId, repo), sk: `PIPELINE#${bake}` }),
+  pipelinePartition: (userId: string, repo: string) => ({ pk: repoPk(userId, repo), skPrefix: 'PIPELINE#' }),
 };
 
 function repoPk(userId: string, repo: string): string {

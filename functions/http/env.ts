@@ -8,5 +8,7 @@ export interface AppEnv {
     keyHash: string;
     /** The `x-request-id` the response carries and the access log names (middleware/access-log.ts). */
     requestId: string;
+    /** The body's bytes exactly as received (middleware/body.ts), for signatures computed over them; unset without a body. */
+    rawBody?: Buffer;
   };
 }

@@ -40,7 +40,10 @@ export function readBody(maxBytes: number): MiddlewareHandler {
       }
       chunks.push(value);
     }
-    const text = Buffer.concat(chunks).toString('utf8');
+    const raw = Buffer.concat(chunks);
+    // Signed hooks verify these bytes: the text below may differ (invalid UTF-8, `{}` for empty).
+    c.set('rawBody', raw);
+    const text = raw.toString('utf8');
     // Every body is checked, not only JSON-typed ones: some handlers parse theirs whatever the type.
     const tooDeep = tooDeepAt(text, MAX_BODY_DEPTH);
     if (tooDeep) return nestedTooDeep(c, tooDeep);
