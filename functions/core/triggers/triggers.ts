@@ -102,16 +102,17 @@ export class TriggerService {
     const hook = verifyHook(item.secret as string, header, body);
     if (hook.ping) return { kind: 'ping' };
 
+    const { action } = toTrigger(item);
     const settle = await this.seen.claim(triggerId, hook.scheme, hook.deliveryId);
+    let started: HookStarted['started'];
     try {
-      const { action } = toTrigger(item);
-      const started = await this.start({ userId: item.owner as string, isAdmin: false }, action);
-      await settle(true);
-      return { kind: 'started', action, started };
+      started = await this.start({ userId: item.owner as string, isAdmin: false }, action);
     } catch (error) {
       await settle(false);
       throw error;
     }
+    await settle(true);
+    return { kind: 'started', action, started };
   }
 
   private async start(owner: Actor, action: TriggerAction): Promise<HookStarted['started']> {
