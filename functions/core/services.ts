@@ -9,6 +9,8 @@ import { ChatRelay } from './chat/chat-relay.ts';
 import { ChatService, DEFAULT_CHAT_TIMING, type ChatTiming } from './chat/chat-service.ts';
 import { DEFAULT_SAMPLER_SETTINGS, SamplerPool, type SamplerSettings } from './chat/sampler-pool.ts';
 import { DatasetService } from './datasets.ts';
+import type { EventPublisher } from './events/events.ts';
+import { EventOutbox } from './events/job-events.ts';
 import { IdempotencyService } from './idempotency.ts';
 import { BakeJobs } from './jobs/bake-jobs.ts';
 import { JobOutputs } from './jobs/job-outputs.ts';
@@ -17,10 +19,15 @@ import { JobRecords } from './jobs/job-records.ts';
 import { ModelChain } from './jobs/model-chain.ts';
 import { TargetJobs } from './jobs/target-jobs.ts';
 import { ModelResolver, type ModelCatalog } from './models.ts';
+import { PipelineService } from './pipelines/pipelines.ts';
 import { PromptService } from './prompts.ts';
 import { RecipeService } from './recipes.ts';
 import { RepoService } from './repos.ts';
 import { TargetService } from './targets.ts';
+import { SeenDeliveries } from './triggers/seen-deliveries.ts';
+import { TriggerService } from './triggers/triggers.ts';
+import { NO_DELIVERY, type WebhookDeliveryPorts } from './webhooks/ports.ts';
+import { WebhookService } from './webhooks/webhook-service.ts';
 
 export interface ServiceDeps {
   store: Store;
@@ -33,12 +40,16 @@ export interface ServiceDeps {
   chatTiming?: Partial<ChatTiming>;
   /** URI prefixes `from_dataset` generators may read besides shipped and uploaded datasets (datasets.ts). */
   datasetUriPrefixes?: readonly string[];
+  /** Where job and pipeline events go (DESIGN.md §7a); the webhooks service unless a test listens itself. */
+  publisher?: EventPublisher;
+  /** How webhooks reach their endpoints; unset, deliveries are stored and nothing is sent. */
+  webhookDelivery?: WebhookDeliveryPorts;
 }
 
 export type Services = ReturnType<typeof createServices>;
 
 /** Wires the domain services over the ports; the only place they are constructed. */
-export function createServices({ store, blobs, queue, compute, clock, catalog, sampler, chatTiming, datasetUriPrefixes }: ServiceDeps) {
+export function createServices({ store, blobs, queue, compute, clock, catalog, sampler, chatTiming, datasetUriPrefixes, publisher, webhookDelivery = NO_DELIVERY }: ServiceDeps) {
   const models = new ModelResolver(store, catalog);
   const repos = new RepoService(store, models, clock);
   const prompts = new PromptService(store, repos);
@@ -47,11 +58,18 @@ export function createServices({ store, blobs, queue, compute, clock, catalog, s
   const bakes = new BakeService(store, repos, models);
   const outputs = new JobOutputs(blobs);
   const records = new JobRecords(store, clock);
-  const pipeline = new JobPipeline(records, outputs, queue, compute, clock);
+  const webhooks = new WebhookService(store, clock, webhookDelivery);
+  // Pipelines advance on job events, and start jobs through the job flow: a late-bound listener.
+  const outbox = new EventOutbox(store, publisher ?? webhooks, (event): Promise<void> => pipelines.onEvent(event));
+  const pipeline = new JobPipeline(records, outputs, queue, compute, clock, outbox);
   const chain = new ModelChain(store, models, outputs);
   const samplers = new SamplerPool(store, records, pipeline, { ...DEFAULT_SAMPLER_SETTINGS, ...sampler });
   const timing = { ...DEFAULT_CHAT_TIMING, ...chatTiming };
   const relay = new ChatRelay(store, blobs, clock, timing.pollMs);
+  const targetJobs = new TargetJobs(targets, prompts, datasets, pipeline, outputs, chain);
+  const bakeJobs = new BakeJobs(store, repos, bakes, models, pipeline, outputs, chain);
+  const recipes = new RecipeService(store, repos);
+  const pipelines = new PipelineService(store, repos, recipes, targetJobs, bakeJobs, outbox, clock);
   return {
     apiKeys: new ApiKeyService(store, clock),
     idempotency: new IdempotencyService(store, clock),
@@ -61,12 +79,15 @@ export function createServices({ store, blobs, queue, compute, clock, catalog, s
     targets,
     datasets,
     bakes,
-    recipes: new RecipeService(store, repos),
+    recipes,
     pipeline,
-    targetJobs: new TargetJobs(targets, prompts, datasets, pipeline, outputs, chain),
-    bakeJobs: new BakeJobs(store, repos, bakes, models, pipeline, outputs, chain),
+    pipelines,
+    targetJobs,
+    bakeJobs,
     samplers,
     relay,
     chat: new ChatService(store, models, chain, records, samplers, relay, clock, timing),
+    webhooks,
+    triggers: new TriggerService(store, clock, { targets, bakes }, { targetJobs, bakeJobs, pipelines }, new SeenDeliveries(store, clock)),
   };
 }

@@ -2,9 +2,11 @@ import type { Clock } from '../../ports/clock.ts';
 import type { Compute, ComputeEvent } from '../../ports/compute.ts';
 import type { JobQueue } from '../../ports/job-queue.ts';
 import type { Item } from '../../ports/store.ts';
+import { jobEventId, type EventOutbox } from '../events/job-events.ts';
 import type { JobKind, JobSpec } from '../../schemas/job-spec.ts';
 import { failureSentence, userFacing, type FailureFacts } from './failure-reasons.ts';
 import { currentJob, type JobOwner, type JobRecord, type JobRecords } from './job-records.ts';
+import type { JobState } from './state-machine.ts';
 import { jobPaths, type JobOutputs } from './job-outputs.ts';
 
 export interface StartRequest {
@@ -36,6 +38,7 @@ export class JobPipeline {
     private readonly queue: JobQueue,
     private readonly compute: Compute,
     private readonly clock: Clock,
+    private readonly outbox: EventOutbox,
   ) {}
 
   /**
@@ -88,7 +91,7 @@ export class JobPipeline {
     try {
       externalId = await this.compute.submit({ jobId, kind: claimed.kind, specUri: this.outputs.uriFor(jobPaths(jobId).spec), spec });
     } catch (error) {
-      await this.records.transition(jobId, 'failed', { error: userFacing(`The job could not be started: ${errorMessage(error)}`) });
+      await this.transition(jobId, 'failed', { error: userFacing(`The job could not be started: ${errorMessage(error)}`) });
       return;
     }
     if (!(await this.records.recordSubmission(jobId, externalId))) {
@@ -100,11 +103,11 @@ export class JobPipeline {
   /** Applies a compute state change; late and repeated events change nothing (state-machine.ts). */
   async applyEvent(event: ComputeEvent): Promise<JobRecord | undefined> {
     if (event.state === 'pending') return this.records.get(event.jobId);
-    if (event.state === 'running') return this.records.transition(event.jobId, 'running', { external_id: event.externalId });
+    if (event.state === 'running') return this.transition(event.jobId, 'running', { external_id: event.externalId });
     const result = await this.outputs.result(event.jobId);
     if (event.state === 'succeeded' && result?.status === 'complete') {
       const { status: _status, error: _error, ...outcome } = result;
-      return this.records.transition(event.jobId, 'complete', { ...outcome, error: null });
+      return this.transition(event.jobId, 'complete', { ...outcome, error: null });
     }
     const job = await this.records.get(event.jobId);
     if (!job) return undefined;
@@ -113,7 +116,17 @@ export class JobPipeline {
       exitedWithoutResult: event.state === 'succeeded',
       ...(event.failure ? { failure: event.failure } : {}),
     }, event.reason);
-    return this.records.transition(event.jobId, 'failed', { error, ...(result?.lines === undefined ? {} : { lines: result.lines }) });
+    return this.transition(event.jobId, 'failed', { error, ...(result?.lines === undefined ? {} : { lines: result.lines }) });
+  }
+
+  /**
+   * Moves a job forward and publishes the event of the move at once; an event not published now
+   * stays in the outbox (written with the move, job-records.ts) for the reconciler's drain.
+   */
+  private async transition(jobId: number, to: JobState, changes: Partial<JobRecord>): Promise<JobRecord | undefined> {
+    const job = await this.records.transition(jobId, to, changes);
+    if (job?.state === to) await this.outbox.drain([jobEventId(jobId, to)]);
+    return job;
   }
 
   /**
@@ -133,7 +146,7 @@ export class JobPipeline {
    * whose submit never finished go back to the queue, and submitted or running ones are asked
    * about; a compute job that is gone fails its job with the reason. A claimed job whose submit
    * reached compute but whose id was lost is submitted again: the local adapter answers with the
-   * compute job it already holds, so the job still runs once.
+   * compute job it already holds, so the job still runs once. Last, unpublished events are drained.
    */
   async reconcile(options: ReconcileOptions): Promise<void> {
     const now = this.clock.now().getTime();
@@ -143,6 +156,8 @@ export class JobPipeline {
         console.error(JSON.stringify({ level: 'warn', msg: 'job not reconciled; the next sweep retries', jobId: job.job_id, error: String(error) }));
       });
     }
+    // Events left by a crash between a state change and its publishing, or by a publisher error.
+    await this.outbox.drain();
   }
 
   private async reconcileJob(job: JobRecord, age: number, options: ReconcileOptions): Promise<void> {
@@ -158,7 +173,7 @@ export class JobPipeline {
     } else {
       const { state, reason, failure } = await this.compute.describe(job.external_id);
       if (state === 'gone') {
-        await this.records.transition(job.job_id, 'failed', { error: await this.failureOf(job, { failure: failure ?? { cause: 'vanished' } }, reason) });
+        await this.transition(job.job_id, 'failed', { error: await this.failureOf(job, { failure: failure ?? { cause: 'vanished' } }, reason) });
       } else {
         await this.applyEvent({ externalId: job.external_id, jobId: job.job_id, state, ...(reason ? { reason } : {}), ...(failure ? { failure } : {}) });
       }

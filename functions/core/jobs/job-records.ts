@@ -2,6 +2,7 @@ import { TransactionFailedError, type Item, type Key, type Store } from '../../p
 import type { Clock } from '../../ports/clock.ts';
 import type { LossSummary } from '../../schemas/bread.ts';
 import type { JobKind } from '../../schemas/job-spec.ts';
+import { jobEventOf, outboxItem } from '../events/job-events.ts';
 import { keys } from '../keys.ts';
 import { canTransition, isTerminal, type JobState } from './state-machine.ts';
 
@@ -182,6 +183,8 @@ export class JobRecords {
     const ownerSet: Record<string, unknown> = { [jobAttribute]: next };
     // A bake's checkpoints live on the bake item, where model names are resolved.
     if (job.kind === 'bake' && next.state === 'complete') ownerSet.checkpoints = next.checkpoints ?? [];
+    // The event of a state change is written with it (the outbox), so it outlives any crash.
+    const event = next.state === job.state ? undefined : jobEventOf(next);
     try {
       await this.store.transact([
         jobUpdate,
@@ -190,13 +193,15 @@ export class JobRecords {
           key: ownerKey(job.kind, job.owner),
           update: { set: ownerSet, condition: { equals: { [id]: job.job_id } }, upsert: false },
         },
+        ...(event ? [{ kind: 'put' as const, item: outboxItem(event, next.version) }] : []),
       ]);
       return true;
     } catch (error) {
       if (!(error instanceof TransactionFailedError)) throw error;
       if (error.failedOps.includes(0)) return false;
     }
-    // The owner was deleted or moved on to a newer job: the job itself still advances.
+    // The owner was deleted or moved on to a newer job: the job itself still advances, unreported
+    // (its resource is gone or shows a newer job).
     try {
       await this.store.put(jobUpdate.item, jobUpdate.condition);
       return true;
