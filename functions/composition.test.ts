@@ -90,6 +90,7 @@ describe('composition', () => {
       TABLE_NAME: 't',
       ARTIFACT_BUCKET: 'b',
       JOB_QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/123456789012/jobs',
+      WEBHOOK_DELIVERY_QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/123456789012/webhook-deliveries',
       BATCH_GPU_QUEUE: 'g',
       BATCH_CPU_QUEUE: 'c',
       BATCH_GPU_JOB_DEFINITION: 'gd',
@@ -100,7 +101,14 @@ describe('composition', () => {
       defaultBaseModel: 'Qwen/Qwen3-32B',
       samplerIdleSeconds: undefined,
       datasetUriPrefixes: [],
+      webhookAllowPrivate: false,
+      webhookAllowHttp: false,
     });
+    expect(AwsConfig.parse(awsConfigFromEnv({ ...env, BAKEHOUSE_WEBHOOK_ALLOW_PRIVATE: '1', BAKEHOUSE_WEBHOOK_ALLOW_HTTP: '1' }))).toMatchObject({
+      webhookAllowPrivate: true,
+      webhookAllowHttp: true,
+    });
+    expect(() => composeAws(awsConfigFromEnv({ ...env, BAKEHOUSE_WEBHOOK_ALLOW_PRIVATE: 'yes' }))).toThrow(/BAKEHOUSE_WEBHOOK_ALLOW_PRIVATE must be 1 \(on\) or 0 \(off\)/);
     expect(AwsConfig.parse(awsConfigFromEnv({ ...env, BAKEHOUSE_DATASET_URI_PREFIXES: 's3://data/a/,s3://data/b/' })).datasetUriPrefixes).toEqual(['s3://data/a/', 's3://data/b/']);
     expect(AwsConfig.parse(awsConfigFromEnv({ ...env, BAKEHOUSE_DEFAULT_BASE_MODEL: 'Qwen/Qwen3-8B' }))).toMatchObject({ defaultBaseModel: 'Qwen/Qwen3-8B' });
     expect(() => composeAws(awsConfigFromEnv({ ...env, BAKEHOUSE_BASE_MODELS: 'a, b', BAKEHOUSE_DEFAULT_BASE_MODEL: 'c' }))).toThrow(

@@ -7,10 +7,13 @@ import { z } from 'zod';
 import { BatchCompute } from '#adapters/aws/batch-compute.ts';
 import { DynamoDbStore } from '#adapters/aws/dynamodb-store.ts';
 import { S3Blobs } from '#adapters/aws/s3-blobs.ts';
+import { SqsDeliveryQueue } from '#adapters/aws/sqs-delivery-queue.ts';
 import { SqsJobQueue } from '#adapters/aws/sqs-job-queue.ts';
+import type { InProcessDeliveryQueue } from '#adapters/embedded/in-process-delivery-queue.ts';
 import type { InProcessJobQueue } from '#adapters/embedded/in-process-job-queue.ts';
 import type { LocalBlobs } from '#adapters/embedded/local-blobs.ts';
 import type { LocalProcessCompute } from '#adapters/embedded/local-process-compute.ts';
+import { resolveWithDns, sendWebhook } from '#adapters/webhook-transport.ts';
 import { normaliseDatasetUriPrefixes } from '#core/dataset-uris.ts';
 import { DEFAULT_BASE_MODELS, SPEC_DEFAULT_BASE_MODEL, TOY_MODEL } from '#core/models.ts';
 import { createServices, type Services } from '#core/services.ts';
@@ -66,6 +69,18 @@ const datasetUriPrefixes = z
     }
   });
 
+/**
+ * `BAKEHOUSE_WEBHOOK_ALLOW_PRIVATE=1` lets webhooks reach private, link-local and metadata
+ * addresses (functions/core/webhooks/ssrf.ts); `BAKEHOUSE_WEBHOOK_ALLOW_HTTP=1` lets them use plain
+ * http on AWS. Both are off unless the operator turns them on.
+ */
+const flag = (name: string) =>
+  z
+    .string()
+    .optional()
+    .refine((value) => value === undefined || ['', '0', '1'].includes(value), `${name} must be 1 (on) or 0 (off)`)
+    .transform((value) => value === '1');
+
 /** A runtime's configuration was refused; the message names each bad setting. */
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
@@ -81,6 +96,9 @@ export const AwsConfig = z.object({
   tableName: z.string().min(1),
   artifactBucket: z.string().min(1),
   jobQueueUrl: z.string().url(),
+  deliveryQueueUrl: z.string().url(),
+  webhookAllowPrivate: flag('BAKEHOUSE_WEBHOOK_ALLOW_PRIVATE'),
+  webhookAllowHttp: flag('BAKEHOUSE_WEBHOOK_ALLOW_HTTP'),
   batch: z.object({
     gpuQueue: z.string().min(1),
     cpuQueue: z.string().min(1),
@@ -100,6 +118,9 @@ export function awsConfigFromEnv(env: NodeJS.ProcessEnv): AwsConfig {
     tableName: env.TABLE_NAME ?? '',
     artifactBucket: env.ARTIFACT_BUCKET ?? '',
     jobQueueUrl: env.JOB_QUEUE_URL ?? '',
+    deliveryQueueUrl: env.WEBHOOK_DELIVERY_QUEUE_URL ?? '',
+    webhookAllowPrivate: env.BAKEHOUSE_WEBHOOK_ALLOW_PRIVATE,
+    webhookAllowHttp: env.BAKEHOUSE_WEBHOOK_ALLOW_HTTP,
     batch: {
       gpuQueue: env.BATCH_GPU_QUEUE ?? '',
       cpuQueue: env.BATCH_CPU_QUEUE ?? '',
@@ -126,10 +147,11 @@ export interface Runtime {
 export function composeAws(input: AwsConfig): Runtime {
   const config = parseConfig(AwsConfig, input);
   const store = new DynamoDbStore({ tableName: config.tableName, client: new DynamoDBClient({}) });
+  const sqs = new SQSClient({});
   const services = createServices({
     store,
     blobs: new S3Blobs({ client: new S3Client({}), bucket: config.artifactBucket }),
-    queue: new SqsJobQueue({ client: new SQSClient({}), queueUrl: config.jobQueueUrl }),
+    queue: new SqsJobQueue({ client: sqs, queueUrl: config.jobQueueUrl }),
     compute: new BatchCompute({
       client: new BatchClient({}),
       queues: { gpu: config.batch.gpuQueue, cpu: config.batch.cpuQueue },
@@ -139,6 +161,12 @@ export function composeAws(input: AwsConfig): Runtime {
     catalog: { baseModels: config.baseModels, defaultBaseModel: config.defaultBaseModel },
     sampler: samplerSettings(config.samplerIdleSeconds),
     datasetUriPrefixes: config.datasetUriPrefixes,
+    webhookDelivery: {
+      queue: new SqsDeliveryQueue({ client: sqs, queueUrl: config.deliveryQueueUrl }),
+      resolve: resolveWithDns,
+      send: sendWebhook,
+      policy: { allowHttp: config.webhookAllowHttp, allowLoopback: false, allowPrivate: config.webhookAllowPrivate },
+    },
   });
   return { store, services };
 }
@@ -161,6 +189,8 @@ export const EmbeddedConfig = z.object({
   hubAccess: z.boolean().default(false),
   samplerIdleSeconds,
   datasetUriPrefixes,
+  /** Webhooks may reach private addresses; loopback and plain http are always allowed here, for local tools. */
+  webhookAllowPrivate: z.boolean().default(false),
 })
   .transform(({ hubAccess, ...config }) => ({
     ...config,
@@ -172,6 +202,7 @@ export type EmbeddedConfig = z.input<typeof EmbeddedConfig>;
 export interface EmbeddedRuntime extends Runtime {
   blobs: LocalBlobs;
   queue: InProcessJobQueue;
+  deliveryQueue: InProcessDeliveryQueue;
   compute: LocalProcessCompute;
   close(): Promise<void>;
 }
@@ -187,11 +218,12 @@ export function embeddedDatabaseFile(dataDir: string): string {
 /** One machine, no AWS account: SQLite, a blob directory, the in-process queue, local engines. */
 export async function composeEmbedded(input: EmbeddedConfig): Promise<EmbeddedRuntime> {
   const config = parseConfig(EmbeddedConfig, input);
-  const [{ SqliteStore }, { LocalBlobs }, { InProcessJobQueue }, { LocalProcessCompute }] = await Promise.all([
+  const [{ SqliteStore }, { LocalBlobs }, { InProcessJobQueue }, { LocalProcessCompute }, { InProcessDeliveryQueue }] = await Promise.all([
     import('#adapters/embedded/sqlite-store.ts'),
     import('#adapters/embedded/local-blobs.ts'),
     import('#adapters/embedded/in-process-job-queue.ts'),
     import('#adapters/embedded/local-process-compute.ts'),
+    import('#adapters/embedded/in-process-delivery-queue.ts'),
   ]);
   const store = new SqliteStore(embeddedDatabaseFile(config.dataDir));
   // A damaged file stops the start with the file named, rather than failing requests later. A
@@ -205,6 +237,7 @@ export async function composeEmbedded(input: EmbeddedConfig): Promise<EmbeddedRu
   }
   const blobs = new LocalBlobs({ root: join(config.dataDir, 'blobs'), baseUrl: config.baseUrl, signingKey: config.signingKey });
   const queue = new InProcessJobQueue();
+  const deliveryQueue = new InProcessDeliveryQueue();
   // Compute reports to the pipeline, which is built over compute; events only come after both exist.
   const compute = new LocalProcessCompute({
     stateDir: join(config.dataDir, 'compute'),
@@ -221,14 +254,22 @@ export async function composeEmbedded(input: EmbeddedConfig): Promise<EmbeddedRu
     catalog: { baseModels: config.baseModels, defaultBaseModel: config.defaultBaseModel },
     sampler: samplerSettings(config.samplerIdleSeconds),
     datasetUriPrefixes: config.datasetUriPrefixes,
+    webhookDelivery: {
+      queue: deliveryQueue,
+      resolve: resolveWithDns,
+      send: sendWebhook,
+      policy: { allowHttp: true, allowLoopback: true, allowPrivate: config.webhookAllowPrivate },
+    },
   });
   return {
     store,
     services,
     blobs,
     queue,
+    deliveryQueue,
     compute,
     close: async () => {
+      await deliveryQueue.close();
       await queue.close();
       await compute.close();
       await store.close();

@@ -1,6 +1,10 @@
 import { runtime } from './runtime.ts';
 
-/** Scheduled: jobs stuck in queued, submitted or running are re-sent, re-queued or failed. */
+/**
+ * Scheduled: jobs stuck in queued, submitted or running are re-sent, re-queued or failed, and
+ * webhook deliveries that are due but whose queue message was lost are queued again.
+ */
 export const handler = async (): Promise<void> => {
   await runtime.services.pipeline.reconcile({ queuedGraceMs: 5 * 60_000, submitGraceMs: 15 * 60_000 });
+  await runtime.services.webhooks.sweepDeliveries();
 };

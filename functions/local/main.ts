@@ -6,7 +6,8 @@
  * array replacing the engine command line, e.g. to use another Python environment),
  * BAKEHOUSE_SAMPLER_IDLE_SECONDS (how long a chat sampler waits for requests, default 600),
  * BAKEHOUSE_DEFAULT_BASE_MODEL (the base model of repos created without one),
- * BAKEHOUSE_DATASET_URI_PREFIXES (comma-separated URI folders `from_dataset` generators may read).
+ * BAKEHOUSE_DATASET_URI_PREFIXES (comma-separated URI folders `from_dataset` generators may read),
+ * BAKEHOUSE_WEBHOOK_ALLOW_PRIVATE=1 (webhooks may reach private and link-local addresses).
  */
 import { serve } from '@hono/node-server';
 import { ConfigError } from '#functions/composition.ts';
@@ -25,6 +26,7 @@ const running = await startLocalServer({
   hubAccess: process.env.BAKEHOUSE_HUB_ACCESS === '1',
   samplerIdleSeconds: process.env.BAKEHOUSE_SAMPLER_IDLE_SECONDS || undefined,
   datasetUriPrefixes: process.env.BAKEHOUSE_DATASET_URI_PREFIXES,
+  webhookAllowPrivate: process.env.BAKEHOUSE_WEBHOOK_ALLOW_PRIVATE === '1',
   engineConcurrency: Number(process.env.BAKEHOUSE_ENGINE_CONCURRENCY ?? 1),
   engineCommand: process.env.BAKEHOUSE_ENGINE_COMMAND ? (JSON.parse(process.env.BAKEHOUSE_ENGINE_COMMAND) as string[]) : undefined,
   accessLog: (entry) => console.log(formatAccessLine(entry)),

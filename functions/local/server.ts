@@ -32,6 +32,8 @@ export interface LocalServerOptions {
   samplerIdleSeconds?: string;
   /** Comma-separated URI prefixes `from_dataset` generators may read (`BAKEHOUSE_DATASET_URI_PREFIXES`); default none. */
   datasetUriPrefixes?: string;
+  /** Let webhooks reach private, link-local and metadata addresses (`BAKEHOUSE_WEBHOOK_ALLOW_PRIVATE=1`); loopback is always allowed. */
+  webhookAllowPrivate?: boolean;
   /** The engine's command line (`run <spec>` is appended); default the project's engine environment. */
   engineCommand?: string[];
   engineConcurrency?: number;
@@ -85,25 +87,32 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Loc
     hubAccess: options.hubAccess,
     samplerIdleSeconds: options.samplerIdleSeconds,
     datasetUriPrefixes: options.datasetUriPrefixes,
+    webhookAllowPrivate: options.webhookAllowPrivate,
   }).catch(async (error: unknown) => {
     // A runtime that cannot start (a damaged database) must not leave the port answering.
     await stopListening(server);
     throw error;
   });
-  const { services, queue, compute, blobs } = runtime;
+  const { services, queue, deliveryQueue, compute, blobs } = runtime;
   const adminApiKey = options.adminApiKey ?? persistentSecret(dataDir, 'admin-api-key', () => `bh_admin_${randomBytes(24).toString('base64url')}`);
   await services.apiKeys.ensure(adminApiKey, ADMIN_USER, true);
 
   // Samplers are local engine processes: they reach this server on the address it listens on.
   fetchApp = createApp(services, { blobs: { blobs, signingKey }, chat: { relayUrl: url }, accessLog: options.accessLog }).fetch;
   queue.consume(({ jobId }) => services.pipeline.dispatch(jobId));
+  deliveryQueue.consume((message) => services.webhooks.handleDelivery(message));
   // Before reconciling: the jobs left waiting are then pending, not gone, and one submitted again
   // (its compute id lost in a crash) gets the compute job it already has.
   await compute.resume();
   await services.pipeline.reconcile({ queuedGraceMs: 0, submitGraceMs: 0 });
+  // Webhook deliveries whose in-memory queue message a stop lost are due: they go out now.
+  await services.webhooks.sweepDeliveries();
   const timer = setInterval(() => {
     services.pipeline.reconcile({ queuedGraceMs: STUCK_AFTER_MS, submitGraceMs: STUCK_AFTER_MS }).catch((error: unknown) => {
       console.error(JSON.stringify({ level: 'error', msg: 'reconcile failed', error: String(error) }));
+    });
+    services.webhooks.sweepDeliveries().catch((error: unknown) => {
+      console.error(JSON.stringify({ level: 'error', msg: 'webhook delivery sweep failed', error: String(error) }));
     });
   }, RECONCILE_EVERY_MS);
   timer.unref();

@@ -83,3 +83,6 @@ export const DeliveryListQuery = z.object({
 export const DeliveryList = z
   .object({ data: z.array(DeliveryResponse), next_cursor: z.string().nullable() })
   .meta({ id: 'WebhookDeliveryList' });
+
+/** The delivery queue's message body (functions/core/webhooks/ports.ts `DeliveryMessage`). */
+export const DeliveryMessageBody = z.strictObject({ deliveryId: z.string().min(1).max(64), attempt: z.int().min(1) });
