@@ -8,8 +8,9 @@ import type { AddressInfo } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { serve } from '@hono/node-server';
 import { Webhook } from 'standardwebhooks';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { resolveWithDns, sendWebhook } from '#adapters/webhook-transport.ts';
 import { SqliteStore } from '#adapters/embedded/sqlite-store.ts';
 import { ADMIN_USER } from '#core/api-keys.ts';
@@ -18,6 +19,7 @@ import { createServices, type Services } from '#core/services.ts';
 import type { DeliveryMessage, DeliveryQueue, DestinationPolicy, Resolver } from '#core/webhooks/ports.ts';
 import { MAX_ATTEMPTS, RETRY_DELAYS_MS } from '#core/webhooks/retry-schedule.ts';
 import { createApp } from '#http/app.ts';
+import { startLocalServer } from '#local/server.ts';
 import type { Clock } from '#ports/clock.ts';
 import { ADMIN_KEY, BASE_MODELS, createUserKey, DEFAULT_BASE_MODEL, expectError, type ApiResponse, type RequestFn } from '#test/support/app.ts';
 import { createTestJobPorts, type TestJobPorts } from '#test/support/test-engine.ts';
@@ -455,5 +457,27 @@ describe('SSRF guard', () => {
 
   it('resolves real names with the system resolver', async () => {
     expect(await resolveWithDns('localhost')).toEqual(expect.arrayContaining([expect.stringMatching(/^(127\.0\.0\.1|::1)$/)]));
+  });
+});
+
+describe('the embedded server', () => {
+  it('delivers through its in-process queue to a local tool on loopback', async () => {
+    const server = await startLocalServer({ port: 0, dataDir: join(dir, 'server'), adminApiKey: ADMIN_KEY, serve });
+    try {
+      const call = (method: string, path: string, body?: unknown) =>
+        fetch(`${server.url}${path}`, {
+          method,
+          headers: { authorization: `Bearer ${ADMIN_KEY}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+          body: body ? JSON.stringify(body) : undefined,
+        });
+      const created = await call('POST', '/v1/webhooks', { url: `http://localhost:${receiver.port}/local`, events: ['*'] });
+      expect(created.status).toBe(201);
+      const { id, secret } = (await created.json()) as { id: string; secret: string };
+      expect((await call('POST', `/v1/webhooks/${id}/test`)).status).toBe(202);
+      await vi.waitFor(() => expect(receiver.received).toHaveLength(1), { timeout: 5_000 });
+      expect(new Webhook(secret).verify(receiver.received[0]!.body, receiver.received[0]!.headers as Record<string, string>)).toMatchObject({ type: 'webhook.test' });
+    } finally {
+      await server.close();
+    }
   });
 });
