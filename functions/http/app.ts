@@ -13,11 +13,15 @@ import { chatRoutes, type ChatRouteOptions } from './routes/chat.ts';
 import { datasetRoutes } from './routes/datasets.ts';
 import { API_VERSION, healthRoutes } from './routes/health.ts';
 import { bakeRoutes, targetRoutes } from './routes/definitions.ts';
+import { documentEventPayloads } from './routes/event-payloads.ts';
 import { jobRoutes } from './routes/jobs.ts';
+import { pipelineRoutes } from './routes/pipelines.ts';
 import { promptRoutes } from './routes/prompts.ts';
 import { recipeRoutes } from './routes/recipes.ts';
 import { RELAY_PATH_PREFIX, relayRoutes } from './routes/relay.ts';
 import { repoRoutes } from './routes/repos.ts';
+import { HOOK_PATH_PREFIX, triggerRoutes } from './routes/triggers.ts';
+import { webhookRoutes } from './routes/webhooks.ts';
 
 export interface AppOptions {
   /** Largest request body accepted, in bytes. */
@@ -29,8 +33,9 @@ export interface AppOptions {
   accessLog?: AccessLogSink;
 }
 
-/** Routes whose credential is not an API key: health, signed blob URLs, and the samplers' relay. */
-const withoutApiKey = (path: string) => path === '/v1/health' || path.startsWith('/v1/blobs/') || path.startsWith(RELAY_PATH_PREFIX);
+/** Routes whose credential is not an API key: health, signed blob URLs, the samplers' relay, and signed trigger hooks. */
+const withoutApiKey = (path: string) =>
+  path === '/v1/health' || path.startsWith('/v1/blobs/') || path.startsWith(RELAY_PATH_PREFIX) || path.startsWith(HOOK_PATH_PREFIX);
 
 /** 8 MiB: room for batch creates and 1 MB templates, under Lambda's 6 MB payload after encoding. */
 export const DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024;
@@ -66,9 +71,13 @@ export function createApp(services: Services, options: AppOptions = {}) {
   recipeRoutes(app, services);
   datasetRoutes(app, services);
   jobRoutes(app, services);
+  pipelineRoutes(app, services);
   adminRoutes(app, services);
   chatRoutes(app, services, options.chat ?? {});
   relayRoutes(app, services);
+  triggerRoutes(app, services);
+  webhookRoutes(app, services);
+  documentEventPayloads(app);
   documentSharedErrors(app);
   return app;
 }
