@@ -85,7 +85,8 @@ describe.each(STORES)('job events on %s', (_name, makeStore) => {
     ]);
     expect(publisher.events[1]!.timestamp).toBe((await api.store.get(keys.job(jobId)))!.updated_at);
     for (const event of publisher.events) expect(EVENT_PAYLOADS[event.type].safeParse(eventPayload(event)).success).toBe(true);
-    expect(await outbox()).toEqual([]);
+    // Each item is deleted once its event is published.
+    await vi.waitFor(async () => expect(await outbox()).toEqual([]), POLL);
   });
 
   it('publishes a failed job with its error', async () => {
@@ -147,6 +148,23 @@ describe.each(STORES)('job events on %s', (_name, makeStore) => {
     expect(publisher.events.map((event) => event.id)).toEqual([`evt_job_${jobId}_running`, `evt_job_${jobId}_complete`]);
     await api.services.pipeline.reconcile({ queuedGraceMs: 0, submitGraceMs: 0 });
     expect(publisher.events).toHaveLength(2);
+  });
+
+  it('runs a pipeline to its end on the events it drains, publishing pipeline.completed once', async () => {
+    await start();
+    await createBake(api.request, 'r1', 'b1', { datasets: [{ target: 't1' }] });
+    api.jobs.compute.script = (spec) => (spec.kind === 'bake' ? { checkpoints: [5] } : { lines: [{ stimulus_id: 0 }] });
+    expect((await api.request('POST', '/v1/repo/r1/bakes/b1/pipeline')).status).toBe(202);
+    const done = await vi.waitFor(async () => {
+      const response = await api.request('GET', '/v1/repo/r1/bakes/b1/pipeline');
+      expect(response.body.status).toBe('complete');
+      return response.body;
+    }, POLL);
+    await vi.waitFor(() => expect(publisher.events.map((event) => event.type)).toContain('pipeline.completed'), POLL);
+    expect(publisher.events.filter((event) => event.type === 'pipeline.completed')).toEqual([
+      { id: `evt_pipeline_${ADMIN_USER}_r1_b1_1_complete`, userId: ADMIN_USER, type: 'pipeline.completed', timestamp: expect.any(String), data: { repo: 'r1', bake: 'b1', ...done } },
+    ]);
+    await vi.waitFor(async () => expect(await outbox()).toEqual([]), POLL);
   });
 
   it('publishes nothing again for a repeated compute event', async () => {

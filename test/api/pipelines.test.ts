@@ -190,6 +190,21 @@ describe('POST /v1/repo/{repo}/bakes/{bake}/pipeline', () => {
     expect(api.jobs.compute.submitted).toHaveLength(3);
   });
 
+  it('picks up the job it started when the server died before saving the pipeline', async () => {
+    holdKind('stim');
+    vi.spyOn(api.store, 'put').mockRejectedValueOnce(new Error('the server stopped'));
+    expect((await api.request('POST', PIPELINE)).status).toBe(500);
+    await vi.waitFor(() => expect(api.jobs.compute.submitted).toHaveLength(1), POLL);
+
+    const retried = await api.request('POST', PIPELINE);
+    expect(retried.status).toBe(202);
+    expect(retried.body.steps[0]).toMatchObject({ status: 'running', job_id: api.jobs.compute.submitted[0]!.jobId });
+    api.jobs.compute.script = (spec) => (spec.kind === 'bake' ? { checkpoints: [20] } : engineDefault(spec));
+    await api.jobs.compute.finish(api.jobs.compute.submitted[0]!.jobId);
+    expect((await waitForPipeline()).body.status).toBe('complete');
+    expect(api.jobs.compute.submitted).toHaveLength(3);
+  });
+
   it('finishes after a restart that lost the job event which was to advance it', async () => {
     holdKind('stim');
     const started = await api.request('POST', PIPELINE);

@@ -63,17 +63,14 @@ export class PipelineService {
         status: 'running',
         steps: stepsOf(plan),
         error: null,
-        version: (existing?.version ?? 0) + 1,
+        version: existing?.version ?? 0,
         updated_at: this.clock.now().toISOString(),
       };
-      try {
-        await this.store.put(this.item(fresh), existing ? { equals: { version: existing.version } } : { exists: false });
-      } catch (error) {
-        // A concurrent POST started it first: answer with that run.
-        if (error instanceof ConditionFailedError) continue;
-        throw error;
-      }
-      return this.advance(actor, fresh);
+      // The first step starts before the pipeline is saved: a crash in between leaves a job that
+      // the repeated POST finds, never a saved pipeline with nothing running to advance it.
+      const started = await this.nextState(actor, fresh);
+      // A concurrent POST saved its run first: answer with that one.
+      if (await this.save(existing ? fresh : undefined, started)) return view(started);
     }
   }
 
@@ -153,12 +150,12 @@ export class PipelineService {
   }
 
   /**
-   * Compare-and-swap on the pipeline's version; a pipeline that ends writes its event with it
-   * (the outbox), then publishes it.
+   * Compare-and-swap on the pipeline's version (or creation, with no previous); a pipeline that
+   * ends writes its event with it (the outbox), then publishes it.
    */
-  private async save(previous: StoredPipeline, next: StoredPipeline): Promise<boolean> {
-    const item = this.item({ ...next, version: previous.version + 1 });
-    const condition = { equals: { version: previous.version } };
+  private async save(previous: StoredPipeline | undefined, next: StoredPipeline): Promise<boolean> {
+    const item = this.item({ ...next, version: (previous?.version ?? 0) + 1 });
+    const condition = previous ? { equals: { version: previous.version } } : { exists: false };
     const event = next.status === 'running' ? undefined : pipelineEvent(next);
     try {
       if (event) await this.store.transact([{ kind: 'put', item, condition }, { kind: 'put', item: outboxItem(event, item.version as number) }]);
