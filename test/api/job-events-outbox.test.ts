@@ -89,6 +89,18 @@ describe.each(STORES)('job events on %s', (_name, makeStore) => {
     await vi.waitFor(async () => expect(await outbox()).toEqual([]), POLL);
   });
 
+  it('reports the start of a job whose running event never came, before its completion', async () => {
+    await start();
+    const forward = api.jobs.compute.onEvent;
+    api.jobs.compute.onEvent = async (event) => (event.state === 'running' ? undefined : forward(event));
+    const jobId = await runStim();
+    await vi.waitFor(() => expect(publisher.events).toHaveLength(2), POLL);
+    expect(publisher.events.map(({ id, type, data }) => ({ id, type, status: data.status }))).toEqual([
+      { id: `evt_job_${jobId}_running`, type: 'stim.started', status: 'running' },
+      { id: `evt_job_${jobId}_complete`, type: 'stim.completed', status: 'complete' },
+    ]);
+  });
+
   it('publishes a failed job with its error', async () => {
     await start();
     api.jobs.compute.script = () => ({ fail: 'CUDA out of memory' });

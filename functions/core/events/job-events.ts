@@ -21,6 +21,26 @@ export function jobEventId(jobId: number, state: string): string {
 }
 
 /**
+ * The ids of the events a move into `state` may produce: a job that completes without having
+ * been seen running (its platform's `running` event came late or never) also reports its start.
+ */
+export function jobEventIds(jobId: number, state: string): string[] {
+  return state === 'complete' ? [jobEventId(jobId, 'running'), jobEventId(jobId, state)] : [jobEventId(jobId, state)];
+}
+
+/**
+ * The outbox items of a job's move from `previous` to `next`, in the order they happened, so a
+ * subscriber always hears `started` before `completed`.
+ */
+export function jobOutboxItems(previous: JobRecord, next: JobRecord): Item[] {
+  if (next.state === previous.state) return [];
+  const events: [DomainEvent | undefined, number][] = [];
+  if (next.state === 'complete' && previous.state !== 'running') events.push([jobEventOf({ ...next, state: 'running', error: null }), next.version - 0.5]);
+  events.push([jobEventOf(next), next.version]);
+  return events.flatMap(([event, sequence]) => (event ? [outboxItem(event, sequence)] : []));
+}
+
+/**
  * The event a job produces on reaching its current state, or undefined when there is none to
  * report: samplers serve every user and are nobody's resource, and queued/submitted are internal.
  */

@@ -2,7 +2,7 @@ import type { Clock } from '../../ports/clock.ts';
 import type { Compute, ComputeEvent } from '../../ports/compute.ts';
 import type { JobQueue } from '../../ports/job-queue.ts';
 import type { Item } from '../../ports/store.ts';
-import { jobEventId, type EventOutbox } from '../events/job-events.ts';
+import { jobEventIds, type EventOutbox } from '../events/job-events.ts';
 import type { JobKind, JobSpec } from '../../schemas/job-spec.ts';
 import { failureSentence, userFacing, type FailureFacts } from './failure-reasons.ts';
 import { currentJob, type JobOwner, type JobRecord, type JobRecords } from './job-records.ts';
@@ -125,7 +125,7 @@ export class JobPipeline {
    */
   private async transition(jobId: number, to: JobState, changes: Partial<JobRecord>): Promise<JobRecord | undefined> {
     const job = await this.records.transition(jobId, to, changes);
-    if (job?.state === to) await this.outbox.drain([jobEventId(jobId, to)]);
+    if (job?.state === to) await this.outbox.drain(jobEventIds(jobId, to));
     return job;
   }
 

@@ -2,7 +2,7 @@ import { TransactionFailedError, type Item, type Key, type Store } from '../../p
 import type { Clock } from '../../ports/clock.ts';
 import type { LossSummary } from '../../schemas/bread.ts';
 import type { JobKind } from '../../schemas/job-spec.ts';
-import { jobEventOf, outboxItem } from '../events/job-events.ts';
+import { jobOutboxItems } from '../events/job-events.ts';
 import { keys } from '../keys.ts';
 import { canTransition, isTerminal, type JobState } from './state-machine.ts';
 
@@ -184,7 +184,7 @@ export class JobRecords {
     // A bake's checkpoints live on the bake item, where model names are resolved.
     if (job.kind === 'bake' && next.state === 'complete') ownerSet.checkpoints = next.checkpoints ?? [];
     // The event of a state change is written with it (the outbox), so it outlives any crash.
-    const event = next.state === job.state ? undefined : jobEventOf(next);
+    const events = jobOutboxItems(job, next).map((item) => ({ kind: 'put' as const, item }));
     try {
       await this.store.transact([
         jobUpdate,
@@ -193,7 +193,7 @@ export class JobRecords {
           key: ownerKey(job.kind, job.owner),
           update: { set: ownerSet, condition: { equals: { [id]: job.job_id } }, upsert: false },
         },
-        ...(event ? [{ kind: 'put' as const, item: outboxItem(event, next.version) }] : []),
+        ...events,
       ]);
       return true;
     } catch (error) {
