@@ -1,7 +1,8 @@
 import { runtime } from './runtime.ts';
 
 /**
- * Scheduled: jobs stuck in queued, submitted or running are re-sent, re-queued or failed, and
+ * Scheduled: jobs stuck in queued, submitted or running are re-sent, re-queued or failed, job
+ * and pipeline events a crash left in the outbox are published (and advance their pipelines), and
  * webhook deliveries that are due but whose queue message was lost are queued again.
  */
 export const handler = async (): Promise<void> => {
