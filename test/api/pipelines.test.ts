@@ -205,6 +205,23 @@ describe('POST /v1/repo/{repo}/bakes/{bake}/pipeline', () => {
     expect(api.jobs.compute.submitted).toHaveLength(3);
   });
 
+  it('starts the next step once when two drains take the same job event at once', async () => {
+    holdKind('stim');
+    const started = await api.request('POST', PIPELINE);
+    await vi.waitFor(() => expect(api.jobs.compute.submitted).toHaveLength(1), POLL);
+    const drain = vi.spyOn(EventOutbox.prototype, 'drain').mockResolvedValue();
+    holdKind('rollout');
+    await api.jobs.compute.finish(started.body.steps[0].job_id);
+    expect((await waitForJob(api.request, '/v1/repo/r1/targets/t1/stim')).body.status).toBe('complete');
+    drain.mockRestore();
+
+    const sweep = () => api.services.pipeline.reconcile({ queuedGraceMs: 60_000, submitGraceMs: 60_000 });
+    await Promise.all([sweep(), sweep(), sweep()]);
+    await vi.waitFor(() => expect(submittedSteps().map(({ kind }) => kind)).toEqual(['stim', 'rollout']), POLL);
+    const running = await api.request('GET', PIPELINE);
+    expect(running.body.steps[1]).toMatchObject({ status: 'running', job_id: api.jobs.compute.submitted[1]!.jobId });
+  });
+
   it('finishes after a restart that lost the job event which was to advance it', async () => {
     holdKind('stim');
     const started = await api.request('POST', PIPELINE);
