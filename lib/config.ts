@@ -90,6 +90,14 @@ export const TenantConfig = z.strictObject({
         .regex(/^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate\/[A-Za-z0-9-]+$/, 'must be an ACM certificate ARN'),
     })
     .optional(),
+  /**
+   * Outbound webhooks (functions/core/webhooks). By default they must use https and reach public
+   * addresses only; `allowPrivateAddresses` lets them reach private, link-local and metadata
+   * addresses (`BAKEHOUSE_WEBHOOK_ALLOW_PRIVATE`), `allowHttp` plain http (`BAKEHOUSE_WEBHOOK_ALLOW_HTTP`).
+   */
+  webhooks: z
+    .strictObject({ allowPrivateAddresses: z.boolean().default(false), allowHttp: z.boolean().default(false) })
+    .default({ allowPrivateAddresses: false, allowHttp: false }),
   /** Subscribed by email to the alarm topic (lib/constructs/alarms.ts); AWS asks it to confirm. */
   alarmEmail: z.email('must be an email address').optional(),
   /**

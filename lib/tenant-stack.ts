@@ -13,6 +13,7 @@ import { EngineSecrets } from './constructs/engine-secrets.ts';
 import { ItemTable } from './constructs/item-table.ts';
 import { JobLambdas } from './constructs/job-lambdas.ts';
 import { JobQueue } from './constructs/job-queue.ts';
+import { WebhookDelivery } from './constructs/webhook-delivery.ts';
 
 export interface TenantStackProps extends StackProps {
   readonly tenant: TenantConfig;
@@ -41,6 +42,7 @@ export class TenantStack extends Stack {
   readonly chat: Api;
   readonly apiDomain?: ApiDomain;
   readonly jobLambdas: JobLambdas;
+  readonly webhookDelivery: WebhookDelivery;
   readonly alarms: Alarms;
 
   constructor(scope: Construct, id: string, props: TenantStackProps) {
@@ -89,7 +91,12 @@ export class TenantStack extends Stack {
       ...(tenant.defaultBaseModel ? { BAKEHOUSE_DEFAULT_BASE_MODEL: tenant.defaultBaseModel } : {}),
       ...(tenant.samplerIdleMinutes ? { BAKEHOUSE_SAMPLER_IDLE_SECONDS: String(tenant.samplerIdleMinutes * 60) } : {}),
       ...(tenant.datasetUriPrefixes?.length ? { BAKEHOUSE_DATASET_URI_PREFIXES: tenant.datasetUriPrefixes.join(',') } : {}),
+      ...(tenant.webhooks.allowPrivateAddresses ? { BAKEHOUSE_WEBHOOK_ALLOW_PRIVATE: '1' } : {}),
+      ...(tenant.webhooks.allowHttp ? { BAKEHOUSE_WEBHOOK_ALLOW_HTTP: '1' } : {}),
     };
+    // Every function may publish events, which queues their webhook deliveries.
+    this.webhookDelivery = new WebhookDelivery(this, 'WebhookDelivery', { environment, logRetention, removalPolicy });
+    environment.WEBHOOK_DELIVERY_QUEUE_URL = this.webhookDelivery.queueUrl;
     this.api = new Api(this, 'Api', {
       environment,
       adminKeySecretArn: this.secrets.adminKey.secretArn,
@@ -119,6 +126,7 @@ export class TenantStack extends Stack {
     this.alarms = new Alarms(this, 'Alarms', { email: tenant.alarmEmail });
     this.alarms.alarmOnDeadLetters('JobMessagesDeadLettered', this.jobQueue.deadLetterQueue, 'A job message that the dispatcher kept failing on');
     this.alarms.alarmOnDeadLetters('EventsDeadLettered', this.jobLambdas.eventDeadLetters, 'A Batch state change or reconciler run');
+    this.alarms.alarmOnDeadLetters('WebhookDeliveriesDeadLettered', this.webhookDelivery.deadLetterQueue, 'A webhook delivery message that could not be recorded');
     this.alarms.alarmOnApi5xx('Api5xx', this.api.function);
     this.alarms.alarmOnApi5xx('Chat5xx', this.chat.function, 'chat API');
     this.alarms.alarmOnFunctionErrors('ApiErrors', this.api.function, 'API');
@@ -126,6 +134,7 @@ export class TenantStack extends Stack {
     this.alarms.alarmOnFunctionErrors('DispatcherErrors', this.jobLambdas.dispatcher.function, 'dispatcher');
     this.alarms.alarmOnFunctionErrors('JobEventsErrors', this.jobLambdas.jobEvents.function, 'job-events');
     this.alarms.alarmOnFunctionErrors('ReconcilerErrors', this.jobLambdas.reconciler.function, 'reconciler');
+    this.alarms.alarmOnFunctionErrors('WebhookDelivererErrors', this.webhookDelivery.deliverer.function, 'webhook deliverer');
     this.alarms.alarmOnFailedBatchJobs('FailedBatchJobs', this.engine.jobQueueArns);
     if (this.apiDomain) {
       this.alarms.alarmOn('ApiDomain5xx', this.apiDomain.metricServerErrors(), 5, 'The API keeps answering with 5xx errors on its custom domain.');
@@ -172,8 +181,15 @@ export class TenantStack extends Stack {
 
   /** Each function gets the calls its code makes (functions/core/jobs/job-pipeline.ts), no more. */
   private grantLeastPrivilege(): void {
-    const { api, chat, jobLambdas, table, artifacts, jobQueue, engine } = this;
+    const { api, chat, jobLambdas, table, artifacts, jobQueue, engine, webhookDelivery } = this;
     const { dispatcher, jobEvents, reconciler } = jobLambdas;
+
+    // Webhooks: every function that moves a job or serves the API publishes events, which queues
+    // their deliveries; the deliverer reads and records deliveries and queues retries itself.
+    for (const fn of [api.function, chat.function, dispatcher.function, jobEvents.function, reconciler.function]) {
+      webhookDelivery.grantSendDeliveryMessages(fn);
+    }
+    table.grantStoreAccess(webhookDelivery.deliverer.function);
 
     // API: every route; starting a job writes its spec and sends its message; deleting an owner
     // terminates its running job and deletes its files; downloads are presigned GETs.

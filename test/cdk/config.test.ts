@@ -33,6 +33,7 @@ describe('tenant config', () => {
         cpu: { maxVcpus: 16 },
         deletionProtection: true,
         api: { logRetentionDays: 30 },
+        webhooks: { allowPrivateAddresses: false, allowHttp: false },
       },
     ]);
   });

@@ -35,17 +35,17 @@ const NAG_RULE = /^(AwsSolutions|Serverless)-|^CdkNagValidationFailure/;
 
 /** What every stack acknowledges: `<resource type> <rule> [<finding>]`, one per suppression. */
 const COMMON = [
-  // Lambda runtime pinned to the bundle's target, on each of the five functions.
-  ...['api', 'chat', 'dispatch', 'job-events', 'reconcile'].flatMap(() => [
+  // Lambda runtime pinned to the bundle's target, on each of the six functions.
+  ...['api', 'chat', 'dispatch', 'job-events', 'reconcile', 'webhooks'].flatMap(() => [
     'AWS::Lambda::Function AwsSolutions-L1',
     'AWS::Lambda::Function Serverless-LambdaLatestVersion',
   ]),
   // X-Ray takes no resource, on each function's policy; DescribeJobs takes none either.
-  ...['api', 'chat', 'dispatch', 'job-events', 'reconcile'].map(() => 'AWS::IAM::Policy AwsSolutions-IAM5 Resource::*'),
+  ...['api', 'chat', 'dispatch', 'job-events', 'reconcile', 'webhooks'].map(() => 'AWS::IAM::Policy AwsSolutions-IAM5 Resource::*'),
   'AWS::IAM::Policy AwsSolutions-IAM5 Resource::*',
-  // Synchronous APIs (buffered and chat), SQS-fed dispatcher: no asynchronous events to dead-letter.
-  ...['api', 'chat', 'dispatch'].map(() => 'AWS::Lambda::Function Serverless-LambdaDLQ'),
-  'AWS::Lambda::EventSourceMapping Serverless-LambdaEventSourceMappingDestination',
+  // Synchronous APIs (buffered and chat), SQS-fed dispatcher and webhook deliverer: no asynchronous events to dead-letter.
+  ...['api', 'chat', 'dispatch', 'webhooks'].map(() => 'AWS::Lambda::Function Serverless-LambdaDLQ'),
+  ...['dispatch', 'webhooks'].map(() => 'AWS::Lambda::EventSourceMapping Serverless-LambdaEventSourceMappingDestination'),
   // Job files by job id, under jobs/: API, chat, dispatcher, job-events, reconciler, engine.
   ...['api', 'chat', 'dispatch', 'job-events', 'reconcile', 'engine'].map(() => 'AWS::IAM::Policy AwsSolutions-IAM5 Resource::<ArtifactsBucket>/jobs/*'),
   // Chat request bodies by request id, under tmp/chat/: both APIs.
@@ -61,8 +61,7 @@ const COMMON = [
   'AWS::SecretsManager::Secret AwsSolutions-SMG4',
   'AWS::SecretsManager::Secret AwsSolutions-SMG4',
   // Dead-letter queues need no dead-letter queue; the access-log bucket does not log itself.
-  'AWS::SQS::Queue Serverless-SQSRedrivePolicy',
-  'AWS::SQS::Queue Serverless-SQSRedrivePolicy',
+  ...['jobs', 'events', 'webhooks'].map(() => 'AWS::SQS::Queue Serverless-SQSRedrivePolicy'),
   'AWS::S3::Bucket AwsSolutions-S1',
   // The alarm topic, and the targetless rule that counts failed jobs.
   'AWS::SNS::Topic AwsSolutions-SNS2',

@@ -70,6 +70,10 @@ const ids = {
   jobEventsRole: idOf(acme.jobLambdas.jobEvents.role),
   reconciler: idOf(acme.jobLambdas.reconciler.function),
   reconcilerRole: idOf(acme.jobLambdas.reconciler.role),
+  webhookQueue: idOf(acme.webhookDelivery.queue),
+  webhookDeadLetters: idOf(acme.webhookDelivery.deadLetterQueue),
+  deliverer: idOf(acme.webhookDelivery.deliverer.function),
+  delivererRole: idOf(acme.webhookDelivery.deliverer.role),
   gpuQueue: idOf(acme.engine.gpu.jobQueue),
   cpuQueue: idOf(acme.engine.cpu.jobQueue),
   gpuJobs: idOf(acme.engine.gpu.jobDefinition),
@@ -274,9 +278,9 @@ describe('JobQueue', () => {
         (reference) => json.includes(reference),
       ),
     );
-    expect(deadLetterQueues.sort()).toEqual([ids.eventDeadLetters, ids.jobDeadLetters].sort());
+    expect(deadLetterQueues.sort()).toEqual([ids.eventDeadLetters, ids.jobDeadLetters, ids.webhookDeadLetters].sort());
     const others = queues.filter((id) => !deadLetterQueues.includes(id));
-    expect(others).toEqual([ids.jobQueue]);
+    expect(others.sort()).toEqual([ids.jobQueue, ids.webhookQueue].sort());
     for (const id of others) expect(resources[id]!.Properties.RedrivePolicy, id).toBeDefined();
     for (const id of queues) expect(resources[id]!.Properties.SqsManagedSseEnabled, id).toBe(true);
   });
@@ -288,6 +292,7 @@ describe('functions', () => {
       TABLE_NAME: { Ref: ids.table },
       ARTIFACT_BUCKET: { Ref: ids.bucket },
       JOB_QUEUE_URL: { Ref: ids.jobQueue },
+      WEBHOOK_DELIVERY_QUEUE_URL: { Ref: ids.webhookQueue },
       BATCH_GPU_QUEUE: queueArns[0],
       BATCH_CPU_QUEUE: queueArns[1],
       BATCH_GPU_JOB_DEFINITION: { Ref: ids.gpuJobs },
@@ -301,6 +306,7 @@ describe('functions', () => {
       [ids.dispatcher, JobLambdas.DISPATCHER_TIMEOUT.toSeconds(), {}],
       [ids.jobEvents, 30, {}],
       [ids.reconciler, 300, {}],
+      [ids.deliverer, 60, {}],
     ] as const) {
       expect(resources[id]!.Properties, id).toEqual(
         expect.objectContaining({
@@ -363,7 +369,8 @@ describe('functions', () => {
   });
 
   it('dispatches from the job queue, ten records at a time, five batches at once, reporting failed records alone', () => {
-    template.resourceCountIs('AWS::Lambda::EventSourceMapping', 1);
+    // The other one feeds the webhook deliverer (test/cdk/webhooks.test.ts).
+    template.resourceCountIs('AWS::Lambda::EventSourceMapping', 2);
     template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
       EventSourceArn: arn(ids.jobQueue),
       FunctionName: { Ref: ids.dispatcher },
@@ -602,10 +609,11 @@ describe('Alarms', () => {
     }
   });
 
-  it('watches both dead-letter queues for their first message', () => {
+  it('watches every dead-letter queue for its first message', () => {
     expect(byMetric('ApproximateNumberOfMessagesVisible').map((alarm) => [alarm.Dimensions, alarm.Threshold])).toEqual([
       [[{ Name: 'QueueName', Value: { 'Fn::GetAtt': [ids.jobDeadLetters, 'QueueName'] } }], 1],
       [[{ Name: 'QueueName', Value: { 'Fn::GetAtt': [ids.eventDeadLetters, 'QueueName'] } }], 1],
+      [[{ Name: 'QueueName', Value: { 'Fn::GetAtt': [ids.webhookDeadLetters, 'QueueName'] } }], 1],
     ]);
   });
 
@@ -619,7 +627,7 @@ describe('Alarms', () => {
     ]);
     expect(byMetric('5xx')).toHaveLength(1);
     expect(byMetric('Errors').map((alarm) => alarm.Dimensions)).toEqual(
-      [ids.api, ids.chat, ids.dispatcher, ids.jobEvents, ids.reconciler].map((id) => [{ Name: 'FunctionName', Value: { Ref: id } }]),
+      [ids.api, ids.chat, ids.dispatcher, ids.jobEvents, ids.reconciler, ids.deliverer].map((id) => [{ Name: 'FunctionName', Value: { Ref: id } }]),
     );
   });
 
@@ -676,6 +684,8 @@ describe('least privilege', () => {
         'batch:SubmitJob',
         'batch:TagResource',
         'batch:TerminateJob',
+        // Webhook deliveries of the events a failed submission publishes.
+        'sqs:SendMessage',
         // The SQS event source's own grant.
         'sqs:ChangeMessageVisibility',
         'sqs:DeleteMessage',
@@ -743,13 +753,13 @@ describe('least privilege', () => {
 
   it("sends only to this tenant's queues", () => {
     for (const role of [ids.apiRole, ids.chatRole]) {
-      expect(statementsAllowing(json, role, 'sqs:SendMessage').map((statement) => statement.Resource), role).toEqual([arn(ids.jobQueue)]);
+      expect(statementsAllowing(json, role, 'sqs:SendMessage').map((statement) => statement.Resource), role).toEqual([[arn(ids.jobQueue), arn(ids.webhookQueue)]]);
     }
     expect(statementsAllowing(json, ids.reconcilerRole, 'sqs:SendMessage').map((statement) => statement.Resource)).toEqual([
-      [arn(ids.jobQueue), arn(ids.eventDeadLetters)],
+      [arn(ids.jobQueue), arn(ids.eventDeadLetters), arn(ids.webhookQueue)],
     ]);
     expect(statementsAllowing(json, ids.jobEventsRole, 'sqs:SendMessage').map((statement) => statement.Resource)).toEqual([
-      arn(ids.eventDeadLetters),
+      [arn(ids.eventDeadLetters), arn(ids.webhookQueue)],
     ]);
   });
 
