@@ -200,7 +200,7 @@ describe('POST /v1/repo/{repo}/bakes/{bake}/pipeline', () => {
     expect(retried.status).toBe(202);
     expect(retried.body.steps[0]).toMatchObject({ status: 'running', job_id: api.jobs.compute.submitted[0]!.jobId });
     api.jobs.compute.script = (spec) => (spec.kind === 'bake' ? { checkpoints: [20] } : engineDefault(spec));
-    await api.jobs.compute.finish(api.jobs.compute.submitted[0]!.jobId);
+    await vi.waitFor(() => api.jobs.compute.finish(api.jobs.compute.submitted[0]!.jobId), POLL);
     expect((await waitForPipeline()).body.status).toBe('complete');
     expect(api.jobs.compute.submitted).toHaveLength(3);
   });
@@ -211,7 +211,7 @@ describe('POST /v1/repo/{repo}/bakes/{bake}/pipeline', () => {
     await vi.waitFor(() => expect(api.jobs.compute.submitted).toHaveLength(1), POLL);
     const drain = vi.spyOn(EventOutbox.prototype, 'drain').mockResolvedValue();
     holdKind('rollout');
-    await api.jobs.compute.finish(started.body.steps[0].job_id);
+    await vi.waitFor(() => api.jobs.compute.finish(started.body.steps[0].job_id), POLL);
     expect((await waitForJob(api.request, '/v1/repo/r1/targets/t1/stim')).body.status).toBe('complete');
     drain.mockRestore();
 
