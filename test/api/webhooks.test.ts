@@ -189,6 +189,8 @@ describe('webhook subscriptions', () => {
     expect(patched.status, patched.text).toBe(200);
     expect(patched.body).toMatchObject({ events: ['*'], url: `${receiver.url}/other`, disabled: true });
     expect((await harness.request('PATCH', `/v1/webhooks/${id}`, { body: { disabled: false } })).body.disabled).toBe(false);
+    expect((await harness.request('PATCH', `/v1/webhooks/${id}`, { body: {} })).body).toMatchObject({ events: ['*'], disabled: false });
+    expectError(await harness.request('PATCH', `/v1/webhooks/${id}`, { body: { url: 'http://192.168.0.2/' } }), 422, 'VALIDATION_ERROR', /192\.168\.0\.2 is a private-network address/);
 
     expect((await harness.request('DELETE', `/v1/webhooks/${id}`)).status).toBe(204);
     expectError(await harness.request('GET', `/v1/webhooks/${id}`), 404, 'RESOURCE_NOT_FOUND', `Webhook '${id}' not found.`);
@@ -341,6 +343,19 @@ describe('webhook delivery', () => {
     expect(receiver.received).toHaveLength(1);
     expect((await deliveries(id))[0]).toMatchObject({ state: 'delivered' });
     // Delivered deliveries are off the sweep's list.
+    expect(await harness.services.webhooks.sweepDeliveries()).toBe(0);
+  });
+
+  it('gives up the pending deliveries of a deleted webhook', async () => {
+    receiver.status = 503;
+    const { id } = await subscribe();
+    await harness.services.webhooks.publish(stimCompleted());
+    await harness.queue.runDue(harness.services);
+    expect((await harness.request('DELETE', `/v1/webhooks/${id}`)).status).toBe(204);
+    harness.clock.advance(RETRY_DELAYS_MS[0]);
+    await harness.queue.runDue(harness.services);
+    expect(receiver.received).toHaveLength(1);
+    harness.clock.advance(RETRY_DELAYS_MS[1]);
     expect(await harness.services.webhooks.sweepDeliveries()).toBe(0);
   });
 

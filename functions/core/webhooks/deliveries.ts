@@ -113,9 +113,9 @@ export class WebhookDeliveries {
       if (!(error instanceof TransactionFailedError)) throw error;
       // Published before: the stored delivery stands; queue it again in case the first call
       // stopped before queueing (a message for an attempt already made is dropped).
-      const stored = (await this.store.get(webhookKeys.delivery(id))) as DeliveryItem;
-      if (stored.state === 'pending') await this.enqueue(stored, 0);
-      return stored;
+      const stored = (await this.store.get(webhookKeys.delivery(id))) as DeliveryItem | undefined;
+      if (stored?.state === 'pending') await this.enqueue(stored, 0);
+      return stored ?? delivery;
     }
     await this.enqueue(delivery, 0);
     return delivery;

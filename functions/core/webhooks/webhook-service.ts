@@ -94,7 +94,8 @@ export class WebhookService implements EventPublisher {
   }
 
   async update(actor: Actor, id: string, patch: WebhookPatch): Promise<WebhookView> {
-    await this.find(actor, id);
+    const current = await this.find(actor, id);
+    if (Object.values(patch).every((value) => value === undefined)) return webhookView(current);
     if (patch.url !== undefined) await checkDestination(patch.url, this.ports.policy, this.ports.resolve);
     const set: Record<string, unknown> = {};
     if (patch.url !== undefined) set.url = patch.url;
