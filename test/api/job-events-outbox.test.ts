@@ -137,6 +137,7 @@ describe.each(STORES)('job events on %s', (_name, makeStore) => {
     // The process dies right after each transition's transaction: nothing is drained.
     vi.spyOn(EventOutbox.prototype, 'drain').mockResolvedValue();
     const jobId = await runStim();
+    await api.jobs.compute.idle();
     expect(publisher.events).toEqual([]);
     expect((await outbox()).map((item) => (item.event as DomainEvent).id).sort()).toEqual([`evt_job_${jobId}_complete`, `evt_job_${jobId}_running`]);
     vi.restoreAllMocks();
@@ -153,6 +154,8 @@ describe.each(STORES)('job events on %s', (_name, makeStore) => {
     await start();
     publisher.failing = true;
     const jobId = await runStim();
+    // The job flow's own publishing attempts are over once the engine's run has returned.
+    await api.jobs.compute.idle();
     expect(await outbox()).toHaveLength(2);
 
     publisher.failing = false;
