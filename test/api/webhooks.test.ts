@@ -21,7 +21,7 @@ import { MAX_ATTEMPTS, RETRY_DELAYS_MS } from '#core/webhooks/retry-schedule.ts'
 import { createApp } from '#http/app.ts';
 import { startLocalServer } from '#local/server.ts';
 import type { Clock } from '#ports/clock.ts';
-import { ADMIN_KEY, BASE_MODELS, createUserKey, DEFAULT_BASE_MODEL, expectError, type ApiResponse, type RequestFn } from '#test/support/app.ts';
+import { ADMIN_KEY, BASE_MODELS, createUserKey, DEFAULT_BASE_MODEL, expectError, seedTarget, waitForJob, type ApiResponse, type RequestFn } from '#test/support/app.ts';
 import { createTestJobPorts, type TestJobPorts } from '#test/support/test-engine.ts';
 
 /** Starts at the real time (receivers check signature timestamps, the Store checks item expiry). */
@@ -124,6 +124,8 @@ async function start(options: { policy?: DestinationPolicy; clock?: FakeClock; r
     catalog: { baseModels: BASE_MODELS, defaultBaseModel: DEFAULT_BASE_MODEL },
     webhookDelivery: { queue, resolve, send: sendWebhook, policy: options.policy ?? LOCAL_POLICY },
   });
+  jobs.compute.onEvent = (event) => services.pipeline.applyEvent(event);
+  jobs.queue.consume(({ jobId }) => services.pipeline.dispatch(jobId));
   await services.apiKeys.ensure(ADMIN_KEY, ADMIN_USER, true);
   const app = createApp(services);
   const request: RequestFn = async (method, path, { body, key = ADMIN_KEY } = {}) => {
@@ -243,6 +245,21 @@ describe('webhook delivery', () => {
     const [delivery] = await deliveries(id);
     expect(delivery).toMatchObject({ event_id: 'evt_job_7_complete', event_type: 'stim.completed', state: 'delivered', attempt: 1, status_code: 200, error: null, next_attempt_at: null });
     expect(delivery!.latency_ms).toEqual(expect.any(Number));
+  });
+
+  it("delivers the job flow's own events: a stim job's start and completion", async () => {
+    const { secret } = await subscribe({ events: ['stim.started', 'stim.completed'] });
+    await seedTarget(harness.request, 'r1');
+    const started = await harness.request('POST', '/v1/repo/r1/targets/t1/stim');
+    expect(started.status, started.text).toBeLessThan(300);
+    expect((await waitForJob(harness.request, '/v1/repo/r1/targets/t1/stim')).body.status).toBe('complete');
+    await vi.waitFor(async () => {
+      await harness.queue.runDue(harness.services);
+      expect(receiver.received).toHaveLength(2);
+    });
+    const payloads = receiver.received.map(({ body, headers }) => new Webhook(secret).verify(body, headers as Record<string, string>) as { type: string; data: unknown });
+    expect(payloads.map(({ type }) => type).sort()).toEqual(['stim.completed', 'stim.started']);
+    expect(payloads[0]!.data).toMatchObject({ repo: 'r1', target: 't1', job_id: started.body.job_id });
   });
 
   it('sends a webhook.test event from the test route', async () => {
