@@ -397,6 +397,7 @@ describe('webhook delivery', () => {
     const second = await harness.request('GET', `/v1/webhooks/${id}/deliveries?limit=2&cursor=${encodeURIComponent(first.body.next_cursor)}`);
     expect(second.body.data.map((d: { event_id: string }) => d.event_id)).toEqual(['evt_1']);
     expectError(await harness.request('GET', `/v1/webhooks/${id}/deliveries?limit=0`), 422, 'VALIDATION_ERROR');
+    expectError(await harness.request('GET', `/v1/webhooks/${id}/deliveries?cursor=garbage`), 422, 'VALIDATION_ERROR', /is not one this delivery list gave; list again from the first page/);
   });
 });
 

@@ -9,7 +9,7 @@ import { performance } from 'node:perf_hooks';
 import { Webhook } from 'standardwebhooks';
 import type { Clock } from '../../ports/clock.ts';
 import { ConditionFailedError, TransactionFailedError, type Item, type Store } from '../../ports/store.ts';
-import { ConflictError, NotFoundError } from '../errors.ts';
+import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
 import type { DomainEvent } from '../events/events.ts';
 import { eventPayload } from '../../schemas/events.ts';
 import type { DeliveryMessage, WebhookDeliveryPorts } from './ports.ts';
@@ -201,7 +201,14 @@ export class WebhookDeliveries {
 
   /** A page of the webhook's deliveries, newest first. */
   async list(webhookId: string, limit: number, cursor?: string): Promise<DeliveryPage> {
-    const page = await this.store.query({ pk: webhookKeys.deliveryIndex(webhookId).gsi1pk, index: 'gsi1', limit, cursor, descending: true });
+    const page = await this.store.query({ pk: webhookKeys.deliveryIndex(webhookId).gsi1pk, index: 'gsi1', limit, cursor, descending: true }).catch((error: unknown) => {
+      // Both Store adapters refuse a cursor they did not write; DynamoDB also one from another list.
+      const refused = error instanceof Error && (error.message === 'Invalid query cursor' || error.name === 'ValidationException');
+      if (cursor !== undefined && refused) {
+        throw new ValidationError(`The cursor '${cursor.slice(0, 40)}' is not one this delivery list gave; list again from the first page, without a cursor.`);
+      }
+      throw error;
+    });
     return { data: page.items.map((item) => deliveryView(item as DeliveryItem)), next_cursor: page.cursor ?? null };
   }
 
