@@ -149,10 +149,8 @@ export class WebhookDeliveries {
     let queued = 0;
     for (const marker of markers) {
       const delivery = (await this.store.get(webhookKeys.delivery(marker.sk))) as DeliveryItem | undefined;
-      if (!delivery || delivery.state !== 'pending') {
-        await this.store.delete(webhookKeys.pendingDelivery(marker.sk));
-        continue;
-      }
+      // A delivery leaves the pending state and its marker in one transaction (`finish`).
+      if (delivery?.state !== 'pending') continue;
       const due = Date.parse(delivery.nextAttemptAt ?? delivery.createdAt) <= now;
       const held = delivery.claimedUntil !== undefined && Date.parse(delivery.claimedUntil) > now;
       if (!due || held) continue;
