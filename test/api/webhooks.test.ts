@@ -21,7 +21,9 @@ import { MAX_ATTEMPTS, RETRY_DELAYS_MS } from '#core/webhooks/retry-schedule.ts'
 import { createApp } from '#http/app.ts';
 import { startLocalServer } from '#local/server.ts';
 import type { Clock } from '#ports/clock.ts';
+import type { Store } from '#ports/store.ts';
 import { ADMIN_KEY, BASE_MODELS, createUserKey, DEFAULT_BASE_MODEL, expectError, seedTarget, waitForJob, type ApiResponse, type RequestFn } from '#test/support/app.ts';
+import { createDynamoTestStore } from '#test/support/dynamo.ts';
 import { createTestJobPorts, type TestJobPorts } from '#test/support/test-engine.ts';
 
 /** Starts at the real time (receivers check signature timestamps, the Store checks item expiry). */
@@ -103,8 +105,8 @@ let receiver: Receiver;
 let harness: Harness;
 let jobPorts: TestJobPorts[];
 
-async function start(options: { policy?: DestinationPolicy; clock?: FakeClock; resolve?: Resolver } = {}): Promise<Harness> {
-  const store = new SqliteStore(join(dir, 'bakehouse.db'));
+async function start(options: { policy?: DestinationPolicy; clock?: FakeClock; resolve?: Resolver; store?: Store } = {}): Promise<Harness> {
+  const store = options.store ?? new SqliteStore(join(dir, 'bakehouse.db'));
   const jobs = createTestJobPorts();
   jobPorts.push(jobs);
   const clock = options.clock ?? new FakeClock();
@@ -512,5 +514,39 @@ describe('the embedded server', () => {
     } finally {
       await server.close();
     }
+  });
+});
+
+describe('on DynamoDB', () => {
+  it('retries, delivers, redelivers and pages deliveries as on SQLite', async () => {
+    await harness.close();
+    harness = await start({ store: await createDynamoTestStore() });
+    receiver.status = 500;
+    const { id } = await subscribe();
+    await harness.services.webhooks.publish(stimCompleted('evt_a'));
+    await harness.queue.runDue(harness.services);
+    expect((await deliveries(id))[0]).toMatchObject({ state: 'pending', attempt: 1, status_code: 500 });
+
+    receiver.status = 200;
+    harness.clock.advance(RETRY_DELAYS_MS[0]);
+    await harness.queue.runDue(harness.services);
+    const [delivered] = await deliveries(id);
+    expect(delivered).toMatchObject({ state: 'delivered', attempt: 2, status_code: 200, error: null });
+
+    expect((await harness.request('POST', `/v1/webhooks/${id}/deliveries/${delivered!.id}/redeliver`)).status).toBe(202);
+    await harness.queue.runDue(harness.services);
+    expect(receiver.received.map(({ headers }) => headers['webhook-id'])).toEqual(['evt_a', 'evt_a', 'evt_a']);
+
+    for (const event of ['evt_b', 'evt_c']) {
+      harness.clock.advance(1000);
+      await harness.services.webhooks.publish(stimCompleted(event));
+    }
+    await harness.queue.runDue(harness.services);
+    const first = await harness.request('GET', `/v1/webhooks/${id}/deliveries?limit=2`);
+    expect(first.body.data.map((d: { event_id: string }) => d.event_id)).toEqual(['evt_c', 'evt_b']);
+    const second = await harness.request('GET', `/v1/webhooks/${id}/deliveries?limit=2&cursor=${encodeURIComponent(first.body.next_cursor)}`);
+    expect(second.body.data.map((d: { event_id: string }) => d.event_id)).toEqual(['evt_a']);
+    expectError(await harness.request('GET', `/v1/webhooks/${id}/deliveries?cursor=garbage`), 422, 'VALIDATION_ERROR');
+    expect(await harness.services.webhooks.sweepDeliveries()).toBe(0);
   });
 });
