@@ -21,13 +21,18 @@ export const sendWebhook: Sender = ({ url, address, headers, body, timeoutMs }: 
       else callback(null, address, family);
     };
     const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
-    const request = send(url, { method: 'POST', headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) }, lookup: pinned, timeout: timeoutMs }, (response) => {
-      // Only the status matters; the body is read and dropped so the socket is released.
-      response.resume();
-      response.on('end', () => resolve({ status: response.statusCode ?? 0 }));
-      response.on('error', reject);
+    const request = send(url, { method: 'POST', headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) }, lookup: pinned }, (response) => {
+      // Only the status matters: the body is never read, so an endpoint cannot hold the attempt
+      // open by streaming one.
+      clearTimeout(deadline);
+      resolve({ status: response.statusCode ?? 0 });
+      response.destroy();
     });
-    request.on('timeout', () => request.destroy(new Error(`The endpoint did not answer within ${timeoutMs / 1000} s.`)));
-    request.on('error', (error) => reject(new Error(`The endpoint could not be reached: ${error.message}`)));
+    // A deadline for the whole exchange, not an idle timeout that a slow endpoint could keep resetting.
+    const deadline = setTimeout(() => request.destroy(new Error(`The endpoint did not answer within ${timeoutMs / 1000} s.`)), timeoutMs);
+    request.on('error', (error) => {
+      clearTimeout(deadline);
+      reject(error.message.startsWith('The endpoint') ? error : new Error(`The endpoint could not be reached: ${error.message}`));
+    });
     request.end(body);
   });

@@ -517,6 +517,45 @@ describe('the embedded server', () => {
   });
 });
 
+describe('the Node transport', () => {
+  async function withServer(onRequest: Parameters<typeof createServer>[1], run: (url: URL) => Promise<void>) {
+    const server = createServer(onRequest);
+    await new Promise<void>((ready) => server.listen(0, '127.0.0.1', ready));
+    try {
+      await run(new URL(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`));
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((done) => server.close(() => done()));
+    }
+  }
+  const post = (url: URL, timeoutMs: number) => sendWebhook({ url, address: '127.0.0.1', headers: {}, body: '{}', timeoutMs });
+
+  it('gives up on an endpoint that does not answer in time', async () => {
+    await withServer(
+      () => {},
+      async (url) => {
+        await expect(post(url, 300)).rejects.toThrow('The endpoint did not answer within 0.3 s.');
+      },
+    );
+  });
+
+  it('takes the status without waiting for a body that never ends', async () => {
+    await withServer(
+      (_request, response) => {
+        response.writeHead(202);
+        response.write('still going');
+      },
+      async (url) => {
+        expect(await post(url, 2_000)).toEqual({ status: 202 });
+      },
+    );
+  });
+
+  it('says why an endpoint could not be reached', async () => {
+    await expect(post(new URL('http://127.0.0.1:1/'), 2_000)).rejects.toThrow(/^The endpoint could not be reached: connect ECONNREFUSED 127\.0\.0\.1:1$/);
+  });
+});
+
 describe('on DynamoDB', () => {
   it('retries, delivers, redelivers and pages deliveries as on SQLite', async () => {
     await harness.close();
