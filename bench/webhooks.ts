@@ -323,6 +323,7 @@ export async function benchWebhooks(): Promise<Record<string, unknown>> {
         deliveries_expected: expected,
         deliveries_verified: delivered,
         deliveries_by_state: await deliveryStates(slow),
+        loaded_blocks_s: round(loadedMs / 1000, 1),
         deliveries_per_s_while_jobs_ran: round(deliveredWhileLoaded / (loadedMs / 1000), 1),
         receiver_max_concurrent: receiver.stats().maxInFlight,
         receiver_rejected_signatures: receiver.stats().rejected,
