@@ -55,6 +55,16 @@ export const keys = {
   triggerIndex: (userId: string) => ({ gsi1pk: `USER#${userId}#TRIGGERS` }),
   /** A delivery id a trigger has accepted (Standard Webhooks `webhook-id` or GitHub's delivery id), kept to refuse replays. */
   triggerDelivery: (triggerId: string, scheme: string, deliveryId: string): Key => ({ pk: `TRIGGER#${triggerId}`, sk: `DELIVERY#${scheme}#${deliveryId}` }),
+  /** A webhook lives in its user's partition. */
+  webhook: (userId: string, webhookId: string): Key => ({ pk: `USER#${userId}`, sk: `WEBHOOK#${webhookId}` }),
+  webhookPartition: (userId: string) => ({ pk: `USER#${userId}`, skPrefix: 'WEBHOOK#' }),
+  /** A webhook delivery, found by the id its queue message carries. */
+  webhookDelivery: (deliveryId: string): Key => ({ pk: `DELIVERY#${deliveryId}`, sk: 'DELIVERY' }),
+  /** A webhook's deliveries, newest first by creation time: `gsi1sk` is `<created_at>#<delivery id>`. */
+  webhookDeliveryIndex: (webhookId: string) => ({ gsi1pk: `WEBHOOK#${webhookId}#DELIVERIES` }),
+  /** One marker per delivery not yet delivered or given up, so the sweep reads only those. */
+  pendingWebhookDelivery: (deliveryId: string): Key => ({ pk: 'DELIVERIES#PENDING', sk: deliveryId }),
+  pendingWebhookDeliveries: { pk: 'DELIVERIES#PENDING' },
   /** Jobs not yet complete or failed, indexed for the reconciler. */
   activeJobsIndex: { gsi1pk: 'JOBS#ACTIVE' },
   /** Events written with the state change they report, kept until published (events/job-events.ts). */

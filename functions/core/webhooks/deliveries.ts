@@ -15,7 +15,7 @@ import { eventPayload } from '../../schemas/events.ts';
 import type { DeliveryMessage, WebhookDeliveryPorts } from './ports.ts';
 import { MAX_ATTEMPTS, retryDelayMs } from './retry-schedule.ts';
 import { checkDestination } from './ssrf.ts';
-import { webhookKeys } from './webhook-keys.ts';
+import { keys } from '../keys.ts';
 import type { WebhookItem } from './webhook-service.ts';
 
 /** How long an endpoint has to answer. */
@@ -89,8 +89,8 @@ export class WebhookDeliveries {
     const id = deliveryId(webhook.id, event.id);
     const createdAt = this.now();
     const delivery: DeliveryItem = {
-      ...webhookKeys.delivery(id),
-      ...webhookKeys.deliveryIndex(webhook.id),
+      ...keys.webhookDelivery(id),
+      ...keys.webhookDeliveryIndex(webhook.id),
       gsi1sk: `${createdAt}#${id}`,
       id,
       webhookId: webhook.id,
@@ -107,13 +107,13 @@ export class WebhookDeliveries {
     try {
       await this.store.transact([
         { kind: 'put', item: delivery, condition: { exists: false } },
-        { kind: 'put', item: { ...webhookKeys.pendingDelivery(id) } },
+        { kind: 'put', item: { ...keys.pendingWebhookDelivery(id) } },
       ]);
     } catch (error) {
       if (!(error instanceof TransactionFailedError)) throw error;
       // Published before: the stored delivery stands; queue it again in case the first call
       // stopped before queueing (a message for an attempt already made is dropped).
-      const stored = (await this.store.get(webhookKeys.delivery(id))) as DeliveryItem | undefined;
+      const stored = (await this.store.get(keys.webhookDelivery(id))) as DeliveryItem | undefined;
       if (stored?.state === 'pending') await this.enqueue(stored, 0);
       return stored ?? delivery;
     }
@@ -123,7 +123,7 @@ export class WebhookDeliveries {
 
   /** Handles one queue message: makes the attempt it names if that attempt is still due. */
   async handle({ deliveryId, attempt }: DeliveryMessage): Promise<void> {
-    const delivery = (await this.store.get(webhookKeys.delivery(deliveryId))) as DeliveryItem | undefined;
+    const delivery = (await this.store.get(keys.webhookDelivery(deliveryId))) as DeliveryItem | undefined;
     if (!delivery || delivery.state !== 'pending' || attempt !== delivery.attempts + 1) return;
     const now = this.clock.now().getTime();
     const dueIn = Date.parse(delivery.nextAttemptAt ?? delivery.createdAt) - now;
@@ -131,7 +131,7 @@ export class WebhookDeliveries {
     if (delivery.claimedUntil && Date.parse(delivery.claimedUntil) > now) return;
     const claimed = await this.claim(delivery, now);
     if (!claimed) return;
-    const webhook = (await this.store.get(webhookKeys.webhook(claimed.userId, claimed.webhookId))) as WebhookItem | undefined;
+    const webhook = (await this.store.get(keys.webhook(claimed.userId, claimed.webhookId))) as WebhookItem | undefined;
     if (!webhook) return this.giveUp(claimed, 'The webhook was deleted before this delivery was sent.');
     if (webhook.disabled) return this.giveUp(claimed, 'The webhook is disabled; re-enable it and redeliver to send this event.');
     const result = await this.attempt(webhook, claimed);
@@ -145,10 +145,10 @@ export class WebhookDeliveries {
    */
   async sweep(): Promise<number> {
     const now = this.clock.now().getTime();
-    const { items: markers } = await this.store.query(webhookKeys.pendingPartition);
+    const { items: markers } = await this.store.query(keys.pendingWebhookDeliveries);
     let queued = 0;
     for (const marker of markers) {
-      const delivery = (await this.store.get(webhookKeys.delivery(marker.sk))) as DeliveryItem | undefined;
+      const delivery = (await this.store.get(keys.webhookDelivery(marker.sk))) as DeliveryItem | undefined;
       // A delivery leaves the pending state and its marker in one transaction (`finish`).
       if (delivery?.state !== 'pending') continue;
       const due = Date.parse(delivery.nextAttemptAt ?? delivery.createdAt) <= now;
@@ -167,7 +167,7 @@ export class WebhookDeliveries {
       throw new ConflictError(`Delivery '${id}' is being attempted right now; wait for the attempt to finish, then redeliver.`);
     }
     const now = this.now();
-    const key = webhookKeys.delivery(id);
+    const key = keys.webhookDelivery(id);
     try {
       await this.store.transact([
         {
@@ -180,7 +180,7 @@ export class WebhookDeliveries {
             condition: { equals: { version: delivery.version } },
           },
         },
-        { kind: 'put', item: { ...webhookKeys.pendingDelivery(id) } },
+        { kind: 'put', item: { ...keys.pendingWebhookDelivery(id) } },
       ]);
     } catch (error) {
       if (error instanceof TransactionFailedError) throw new ConflictError(`Delivery '${id}' changed while it was being redelivered; try again.`);
@@ -192,14 +192,14 @@ export class WebhookDeliveries {
   }
 
   async get(webhookId: string, id: string): Promise<DeliveryItem> {
-    const delivery = (await this.store.get(webhookKeys.delivery(id))) as DeliveryItem | undefined;
+    const delivery = (await this.store.get(keys.webhookDelivery(id))) as DeliveryItem | undefined;
     if (!delivery || delivery.webhookId !== webhookId) throw new NotFoundError(`Delivery '${id}' not found for webhook '${webhookId}'.`);
     return delivery;
   }
 
   /** A page of the webhook's deliveries, newest first. */
   async list(webhookId: string, limit: number, cursor?: string): Promise<DeliveryPage> {
-    const page = await this.store.query({ pk: webhookKeys.deliveryIndex(webhookId).gsi1pk, index: 'gsi1', limit, cursor, descending: true }).catch((error: unknown) => {
+    const page = await this.store.query({ pk: keys.webhookDeliveryIndex(webhookId).gsi1pk, index: 'gsi1', limit, cursor, descending: true }).catch((error: unknown) => {
       // Both Store adapters refuse a cursor they did not write; DynamoDB also one from another list.
       const refused = error instanceof Error && (error.message === 'Invalid query cursor' || error.name === 'ValidationException');
       if (cursor !== undefined && refused) {
@@ -212,7 +212,7 @@ export class WebhookDeliveries {
 
   private async claim(delivery: DeliveryItem, now: number): Promise<DeliveryItem | undefined> {
     try {
-      return (await this.store.update(webhookKeys.delivery(delivery.id), {
+      return (await this.store.update(keys.webhookDelivery(delivery.id), {
         set: { claimedUntil: new Date(now + CLAIM_MS).toISOString() },
         add: { version: 1 },
         condition: { equals: { version: delivery.version, state: 'pending' } },
@@ -274,7 +274,7 @@ export class WebhookDeliveries {
       return;
     }
     const nextAttemptAt = new Date(Date.parse(now) + delayMs).toISOString();
-    const updated = (await this.store.update(webhookKeys.delivery(delivery.id), {
+    const updated = (await this.store.update(keys.webhookDelivery(delivery.id), {
       set: { ...outcome, error: result.error, nextAttemptAt },
       remove: ['claimedUntil', ...clearStatus],
       add: { version: 1 },
@@ -293,7 +293,7 @@ export class WebhookDeliveries {
     await this.store.transact([
       {
         kind: 'update',
-        key: webhookKeys.delivery(delivery.id),
+        key: keys.webhookDelivery(delivery.id),
         update: {
           set: { ...set, state, ttl: Math.floor(this.clock.now().getTime() / 1000) + FINISHED_RETENTION_S },
           remove: ['claimedUntil', 'nextAttemptAt', ...remove],
@@ -302,13 +302,13 @@ export class WebhookDeliveries {
           upsert: false,
         },
       },
-      { kind: 'delete', key: webhookKeys.pendingDelivery(delivery.id) },
+      { kind: 'delete', key: keys.pendingWebhookDelivery(delivery.id) },
     ]);
   }
 
   private async noteSuccess(webhook: WebhookItem, at: string): Promise<void> {
     try {
-      await this.store.update(webhookKeys.webhook(webhook.userId, webhook.id), { set: { lastSuccessAt: at }, condition: { exists: true }, upsert: false });
+      await this.store.update(keys.webhook(webhook.userId, webhook.id), { set: { lastSuccessAt: at }, condition: { exists: true }, upsert: false });
     } catch (error) {
       if (!(error instanceof ConditionFailedError)) throw error; // deleted meanwhile
     }
@@ -320,7 +320,7 @@ export class WebhookDeliveries {
    * throughout, not just for one event.
    */
   private async disableIfFailingThroughout(webhook: WebhookItem, delivery: DeliveryItem, lastError: string | undefined): Promise<void> {
-    const current = (await this.store.get(webhookKeys.webhook(webhook.userId, webhook.id))) as WebhookItem | undefined;
+    const current = (await this.store.get(keys.webhook(webhook.userId, webhook.id))) as WebhookItem | undefined;
     if (!current || current.disabled) return;
     if (current.lastSuccessAt && current.lastSuccessAt >= delivery.createdAt) return;
     const reason =
@@ -328,7 +328,7 @@ export class WebhookDeliveries {
       `(${MAX_ATTEMPTS} attempts of event ${delivery.eventId}; last: ${lastError ?? 'unknown error'}). ` +
       'Fix the endpoint, re-enable the webhook with PATCH {"disabled": false}, then redeliver what it missed.';
     try {
-      await this.store.update(webhookKeys.webhook(webhook.userId, webhook.id), {
+      await this.store.update(keys.webhook(webhook.userId, webhook.id), {
         set: { disabled: true, disabledReason: reason },
         condition: current.lastSuccessAt ? { equals: { lastSuccessAt: current.lastSuccessAt } } : { absent: ['lastSuccessAt'] },
         upsert: false,

@@ -12,7 +12,7 @@ import type { DomainEvent, EventPublisher, EventType } from '../events/events.ts
 import { deliveryView, WebhookDeliveries, type DeliveryPage, type DeliveryView } from './deliveries.ts';
 import type { DeliveryMessage, WebhookDeliveryPorts } from './ports.ts';
 import { checkDestination } from './ssrf.ts';
-import { webhookKeys } from './webhook-keys.ts';
+import { keys } from '../keys.ts';
 
 /** Subscribes to every event type. */
 export const ALL_EVENTS = '*';
@@ -70,7 +70,7 @@ export class WebhookService implements EventPublisher {
     await checkDestination(input.url, this.ports.policy, this.ports.resolve);
     const id = `wh_${randomBytes(12).toString('hex')}`;
     const item: WebhookItem = {
-      ...webhookKeys.webhook(actor.userId, id),
+      ...keys.webhook(actor.userId, id),
       id,
       userId: actor.userId,
       url: input.url,
@@ -85,7 +85,7 @@ export class WebhookService implements EventPublisher {
   }
 
   async list(actor: Actor): Promise<WebhookView[]> {
-    const { items } = await this.store.query(webhookKeys.webhookPartition(actor.userId));
+    const { items } = await this.store.query(keys.webhookPartition(actor.userId));
     return (items as WebhookItem[]).map(webhookView);
   }
 
@@ -105,7 +105,7 @@ export class WebhookService implements EventPublisher {
     // Whether re-enabled or disabled by its owner, an automatic reason no longer applies.
     const remove = patch.disabled !== undefined ? ['disabledReason'] : [];
     try {
-      const updated = await this.store.update(webhookKeys.webhook(actor.userId, id), { set, remove, condition: { exists: true }, upsert: false });
+      const updated = await this.store.update(keys.webhook(actor.userId, id), { set, remove, condition: { exists: true }, upsert: false });
       return webhookView(updated as WebhookItem);
     } catch (error) {
       if (error instanceof ConditionFailedError) throw notFound(id);
@@ -114,7 +114,7 @@ export class WebhookService implements EventPublisher {
   }
 
   async delete(actor: Actor, id: string): Promise<void> {
-    const deleted = await this.store.delete(webhookKeys.webhook(actor.userId, id));
+    const deleted = await this.store.delete(keys.webhook(actor.userId, id));
     if (!deleted) throw notFound(id);
   }
 
@@ -145,7 +145,7 @@ export class WebhookService implements EventPublisher {
 
   /** Stores and queues one delivery per enabled subscription of the event's user to its type. */
   async publish(event: DomainEvent): Promise<void> {
-    const { items } = await this.store.query(webhookKeys.webhookPartition(event.userId));
+    const { items } = await this.store.query(keys.webhookPartition(event.userId));
     for (const webhook of items as WebhookItem[]) {
       if (!webhook.disabled && subscribes(webhook, event.type)) await this.deliveries.create(webhook, event);
     }
@@ -162,7 +162,7 @@ export class WebhookService implements EventPublisher {
   }
 
   private async find(actor: Actor, id: string): Promise<WebhookItem> {
-    const item = (await this.store.get(webhookKeys.webhook(actor.userId, id))) as WebhookItem | undefined;
+    const item = (await this.store.get(keys.webhook(actor.userId, id))) as WebhookItem | undefined;
     if (!item) throw notFound(id);
     return item;
   }
