@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { ConditionFailedError, type Condition, type Item, type Key, type Store } from '../ports/store.ts';
+import { ConditionFailedError, ignoreConditionFailed, putIf, type Condition, type Item, type Key, type Store } from '../ports/store.ts';
 import type { Clock } from '../ports/clock.ts';
 import { BusyError, ValidationError } from './errors.ts';
 import { keys } from './keys.ts';
@@ -61,13 +61,13 @@ export class IdempotencyService {
     const claimId = randomUUID();
     const claimed = () => ({ ...key, state: 'in_progress', fingerprint, ttl: this.expiry(), claimId, leaseUntil: this.leaseEnd() });
     for (;;) {
-      if (await this.write(claimed(), { exists: false })) return this.hold(key, fingerprint, claimId);
+      if (await putIf(this.store, claimed(), { exists: false })) return this.hold(key, fingerprint, claimId);
       const existing = await this.store.get(key);
       if (!existing) continue;
       if (existing.fingerprint !== fingerprint) throw new ValidationError('Idempotency-Key reused with a different request');
       if (existing.state === 'complete') return { kind: 'replay', response: existing.response as StoredResponse };
       if (isLive(existing, this.clock.now().getTime())) throw new BusyError('A request with this Idempotency-Key is still in progress');
-      if (await this.write(claimed(), heldBy(existing))) return this.hold(key, fingerprint, claimId);
+      if (await putIf(this.store, claimed(), heldBy(existing))) return this.hold(key, fingerprint, claimId);
       // Another retry took the lapsed claim first: look again.
     }
   }
@@ -89,22 +89,12 @@ export class IdempotencyService {
         clearInterval(renewal);
         // Conditioned on our claim: a retry that took the key over after this process stalled
         // past the lease owns it now, and its answer is the one kept.
-        if (response) await this.write({ ...key, state: 'complete', fingerprint, ttl: this.expiry(), response }, ours);
+        if (response) await putIf(this.store, { ...key, state: 'complete', fingerprint, ttl: this.expiry(), response }, ours);
         else await this.store.delete(key, ours).catch(ignoreConditionFailed);
       },
     };
   }
 
-  /** A conditional put; false when the condition does not hold. */
-  private async write(item: Item, condition: Condition): Promise<boolean> {
-    try {
-      await this.store.put(item, condition);
-      return true;
-    } catch (error) {
-      ignoreConditionFailed(error);
-      return false;
-    }
-  }
 
   private expiry(): number {
     return Math.floor(this.clock.now().getTime() / 1000) + IDEMPOTENCY_TTL_SECONDS;
@@ -127,9 +117,6 @@ function heldBy(claim: Item): Condition {
     : { equals: { state: 'in_progress' }, absent: ['claimId'] };
 }
 
-function ignoreConditionFailed(error: unknown): void {
-  if (!(error instanceof ConditionFailedError)) throw error;
-}
 
 function digest(parts: string[]): string {
   const hash = createHash('sha256');

@@ -100,6 +100,22 @@ export class ConditionFailedError extends Error {
   }
 }
 
+/** Lets a write that lost to another writer (its condition failed) pass; anything else is thrown. */
+export function ignoreConditionFailed(error: unknown): void {
+  if (!(error instanceof ConditionFailedError)) throw error;
+}
+
+/** A conditional put that answers whether its condition held, for claims raced by several writers. */
+export async function putIf(store: Store, item: Item, condition: Condition): Promise<boolean> {
+  try {
+    await store.put(item, condition);
+    return true;
+  } catch (error) {
+    ignoreConditionFailed(error);
+    return false;
+  }
+}
+
 export class TransactionFailedError extends Error {
   /** Indexes of the ops whose conditions did not hold. */
   constructor(readonly failedOps: number[]) {

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { ConditionFailedError, type Condition, type Item, type Store } from '../../ports/store.ts';
+import { ignoreConditionFailed, putIf, type Condition, type Item, type Store } from '../../ports/store.ts';
 import type { Clock } from '../../ports/clock.ts';
 import { BusyError, ConflictError } from '../errors.ts';
 import { keys } from '../keys.ts';
@@ -38,11 +38,11 @@ export class SeenDeliveries {
     const now = this.clock.now().getTime();
     const item: Item = { ...key, state: 'starting', claimId, leaseUntil: now + CLAIM_LEASE_MS, ttl: Math.floor(now / 1000) + REMEMBER_SECONDS[scheme] };
     for (;;) {
-      if (await this.write(item, { exists: false })) break;
+      if (await putIf(this.store, item, { exists: false })) break;
       const existing = await this.store.get(key);
       if (!existing) continue; // its record expired in between
       if (!(existing.state === 'starting' && (existing.leaseUntil as number) <= now)) throw refusal(existing, deliveryId);
-      if (await this.write(item, { equals: { state: 'starting', claimId: existing.claimId as string } })) break;
+      if (await putIf(this.store, item, { equals: { state: 'starting', claimId: existing.claimId as string } })) break;
       // Another redelivery took the lapsed claim first: look again.
     }
     const ours: Condition = { equals: { state: 'starting', claimId } };
@@ -52,15 +52,6 @@ export class SeenDeliveries {
     };
   }
 
-  private async write(item: Item, condition: Condition): Promise<boolean> {
-    try {
-      await this.store.put(item, condition);
-      return true;
-    } catch (error) {
-      ignoreConditionFailed(error);
-      return false;
-    }
-  }
 }
 
 function refusal(existing: Item, deliveryId: string): ConflictError {
@@ -69,7 +60,3 @@ function refusal(existing: Item, deliveryId: string): ConflictError {
     : new ConflictError(`Delivery '${deliveryId}' was already received by this trigger, so it starts nothing again; send a new delivery id to start the action again.`);
 }
 
-/** A settle that lost its claim to a takeover leaves the record to the request that took it. */
-function ignoreConditionFailed(error: unknown): void {
-  if (!(error instanceof ConditionFailedError)) throw error;
-}
