@@ -85,6 +85,13 @@ describe('composition', () => {
     }
   });
 
+  it('runs the configured number of webhook deliveries at once, 8 by default, and refuses a count that is not a positive whole number', async () => {
+    expect((await embedded(undefined, { webhookConcurrency: '3' })).deliveryQueue.concurrency).toBe(3);
+    expect((await embedded()).deliveryQueue.concurrency).toBe(8);
+    await expect(embedded(undefined, { webhookConcurrency: '0' })).rejects.toThrow(/webhookConcurrency/);
+    await expect(embedded(undefined, { webhookConcurrency: 'many' })).rejects.toThrow(/webhookConcurrency/);
+  });
+
   it('reads the AWS runtime settings from the environment the stack sets', () => {
     const env = {
       TABLE_NAME: 't',

@@ -191,6 +191,8 @@ export const EmbeddedConfig = z.object({
   datasetUriPrefixes,
   /** Webhooks may reach private addresses; loopback and plain http are always allowed here, for local tools. */
   webhookAllowPrivate: z.boolean().default(false),
+  /** Webhook deliveries running at once (`BAKEHOUSE_WEBHOOK_CONCURRENCY`); the rest wait, so delivery never crowds out the job flow. */
+  webhookConcurrency: z.coerce.number().int().min(1).optional(),
 })
   .transform(({ hubAccess, ...config }) => ({
     ...config,
@@ -237,7 +239,7 @@ export async function composeEmbedded(input: EmbeddedConfig): Promise<EmbeddedRu
   }
   const blobs = new LocalBlobs({ root: join(config.dataDir, 'blobs'), baseUrl: config.baseUrl, signingKey: config.signingKey });
   const queue = new InProcessJobQueue();
-  const deliveryQueue = new InProcessDeliveryQueue();
+  const deliveryQueue = new InProcessDeliveryQueue({ concurrency: config.webhookConcurrency });
   // Compute reports to the pipeline, which is built over compute; events only come after both exist.
   const compute = new LocalProcessCompute({
     stateDir: join(config.dataDir, 'compute'),

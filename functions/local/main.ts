@@ -7,7 +7,8 @@
  * BAKEHOUSE_SAMPLER_IDLE_SECONDS (how long a chat sampler waits for requests, default 600),
  * BAKEHOUSE_DEFAULT_BASE_MODEL (the base model of repos created without one),
  * BAKEHOUSE_DATASET_URI_PREFIXES (comma-separated URI folders `from_dataset` generators may read),
- * BAKEHOUSE_WEBHOOK_ALLOW_PRIVATE=1 (webhooks may reach private and link-local addresses).
+ * BAKEHOUSE_WEBHOOK_ALLOW_PRIVATE=1 (webhooks may reach private and link-local addresses),
+ * BAKEHOUSE_WEBHOOK_CONCURRENCY (webhook deliveries at once, default 8).
  */
 import { serve } from '@hono/node-server';
 import { ConfigError } from '#functions/composition.ts';
@@ -27,6 +28,7 @@ const running = await startLocalServer({
   samplerIdleSeconds: process.env.BAKEHOUSE_SAMPLER_IDLE_SECONDS || undefined,
   datasetUriPrefixes: process.env.BAKEHOUSE_DATASET_URI_PREFIXES,
   webhookAllowPrivate: process.env.BAKEHOUSE_WEBHOOK_ALLOW_PRIVATE === '1',
+  webhookConcurrency: process.env.BAKEHOUSE_WEBHOOK_CONCURRENCY || undefined,
   engineConcurrency: Number(process.env.BAKEHOUSE_ENGINE_CONCURRENCY ?? 1),
   engineCommand: process.env.BAKEHOUSE_ENGINE_COMMAND ? (JSON.parse(process.env.BAKEHOUSE_ENGINE_COMMAND) as string[]) : undefined,
   accessLog: (entry) => console.log(formatAccessLine(entry)),

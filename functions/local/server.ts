@@ -34,6 +34,8 @@ export interface LocalServerOptions {
   datasetUriPrefixes?: string;
   /** Let webhooks reach private, link-local and metadata addresses (`BAKEHOUSE_WEBHOOK_ALLOW_PRIVATE=1`); loopback is always allowed. */
   webhookAllowPrivate?: boolean;
+  /** Webhook deliveries running at once (`BAKEHOUSE_WEBHOOK_CONCURRENCY`); default 8. */
+  webhookConcurrency?: string;
   /** The engine's command line (`run <spec>` is appended); default the project's engine environment. */
   engineCommand?: string[];
   engineConcurrency?: number;
@@ -88,6 +90,7 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Loc
     samplerIdleSeconds: options.samplerIdleSeconds,
     datasetUriPrefixes: options.datasetUriPrefixes,
     webhookAllowPrivate: options.webhookAllowPrivate,
+    webhookConcurrency: options.webhookConcurrency,
   }).catch(async (error: unknown) => {
     // A runtime that cannot start (a damaged database) must not leave the port answering.
     await stopListening(server);
