@@ -10,12 +10,13 @@ import { join, resolve } from 'node:path';
 import Bread from '@aibread/sdk';
 import { serve } from '@hono/node-server';
 import OpenAI from 'openai';
+import style from 'picocolors';
 import { jobPaths } from '#core/jobs/job-outputs.ts';
 import { allOutput, runBake, runRollout, runStim, sampleReplies } from './bake-flow.ts';
 import { DEMO_BAKE, HELD_OUT_QUESTIONS, TEACHER_PROMPT, TOY_MODEL, isUppercase } from './demo-recipe.ts';
-import { lossCurvePng } from './loss-chart.ts';
+import { type LossPoint, lossCurve } from './loss-chart.ts';
 import { startLocalServer } from './server.ts';
-import { ProgressBar, style, table } from './terminal.ts';
+import { ProgressBar, table } from './terminal.ts';
 
 const REPO = 'demo';
 const dataDir = resolve(process.env.BAKEHOUSE_DATA_DIR ?? join('.data', 'demo'));
@@ -85,11 +86,13 @@ try {
   for await (const chunk of stream) process.stdout.write(chunk.choices[0]?.delta.content ?? '');
   process.stdout.write('\n');
 
-  const metrics = (await client.bakes.getMetrics('uppercase_bake', { repo_name: REPO })) as { iter: number; loss: number }[];
+  const metrics = (await client.bakes.getMetrics('uppercase_bake', { repo_name: REPO })) as LossPoint[];
   const chart = join(dataDir, 'loss-curve.png');
-  writeFileSync(chart, lossCurvePng(metrics));
+  const { svg, png } = await lossCurve(metrics, { bake: 'uppercase_bake' });
+  writeFileSync(chart, png);
+  writeFileSync(join(dataDir, 'loss-curve.svg'), svg);
   const download = await client.bakes.download('uppercase_bake', { repo_name: REPO });
-  console.log(`\nLoss curve (${metrics.length} iterations): ${chart}`);
+  console.log(`\nLoss curve (${metrics.length} iterations, loss and learning rate): ${chart} (and .svg)`);
   console.log(`Checkpoint: ${style.bold(checkpoint)}`);
   const step = Number(checkpoint.split('/').at(-1));
   const archive = join(dataDir, 'blobs', jobPaths(bake.job_id!).archive(step));

@@ -1,49 +1,59 @@
-/** Small terminal helpers for the demo: progress bars and tables, plain ANSI, no dependencies. */
+/** The demo's terminal output: progress bars (cli-progress) and tables (cli-table3). */
+import { SingleBar } from 'cli-progress';
+import Table from 'cli-table3';
 
-const interactive = process.stdout.isTTY === true;
-const BAR_WIDTH = 30;
+/** Not a terminal (a log, a test, CI): a line every this often while a job runs, and its last line. */
+const LOG_EVERY_MS = 10_000;
 
-export const style = {
-  bold: (text: string) => (interactive ? `\x1b[1m${text}\x1b[0m` : text),
-  dim: (text: string) => (interactive ? `\x1b[2m${text}\x1b[0m` : text),
-  green: (text: string) => (interactive ? `\x1b[32m${text}\x1b[0m` : text),
-  red: (text: string) => (interactive ? `\x1b[31m${text}\x1b[0m` : text),
-};
-
-/** A one-line progress bar redrawn in place (or printed at each 10% when not a terminal). */
+/** A labelled 0–100% bar redrawn in place on a terminal, or printed as plain lines to a log. */
 export class ProgressBar {
-  private lastPrinted = -1;
+  private readonly bar: SingleBar;
+  private started = false;
 
-  constructor(private readonly label: string) {}
+  constructor(label: string, stream: NodeJS.WritableStream & { isTTY?: boolean } = process.stdout) {
+    const terminal = stream.isTTY === true;
+    this.bar = new SingleBar({
+      format: `${label.padEnd(10)} [{bar}] {percentage}% {detail}`,
+      barsize: 30,
+      barCompleteChar: '█',
+      barIncompleteChar: '░',
+      hideCursor: terminal,
+      stream,
+      noTTYOutput: true,
+      notTTYSchedule: LOG_EVERY_MS,
+      // Off a terminal each drawn line already ends in a newline; the one cli-progress adds on stop would be blank.
+      clearOnComplete: !terminal,
+      gracefulExit: true,
+    });
+  }
 
   update(percent: number, detail = ''): void {
-    const clamped = Math.max(0, Math.min(100, percent));
-    const filled = Math.round((clamped / 100) * BAR_WIDTH);
-    const line = `${this.label.padEnd(10)} [${'█'.repeat(filled)}${'░'.repeat(BAR_WIDTH - filled)}] ${clamped.toFixed(0).padStart(3)}% ${detail}`;
-    if (interactive) {
-      process.stdout.write(`\r\x1b[2K${line}`);
-    } else if (Math.floor(clamped / 10) !== this.lastPrinted) {
-      this.lastPrinted = Math.floor(clamped / 10);
-      console.log(line);
+    const value = Math.max(0, Math.min(100, percent));
+    if (this.started) {
+      this.bar.update(value, { detail });
+    } else {
+      this.started = true;
+      this.bar.start(100, value, { detail });
     }
   }
 
   done(detail: string): void {
     this.update(100, detail);
-    if (interactive) process.stdout.write('\n');
+    this.bar.stop();
   }
 }
 
-/** Renders rows as a boxed table, truncating cells to `maxWidth`. */
+/** Rows as a boxed table; a column whose cells run past `maxWidth` characters wraps at that width. */
 export function table(header: string[], rows: string[][], maxWidth = 48): string {
-  const cells = [header, ...rows].map((row) => row.map((cell) => truncate(cell.replace(/\s+/g, ' '), maxWidth)));
+  const cells = [header, ...rows].map((row) => row.map((cell) => cell.replace(/\s+/g, ' ')));
   const widths = header.map((_, column) => Math.max(...cells.map((row) => [...(row[column] ?? '')].length)));
-  const line = (row: string[]) => `│ ${row.map((cell, column) => cell + ' '.repeat(widths[column]! - [...cell].length)).join(' │ ')} │`;
-  const rule = (left: string, middle: string, right: string) => `${left}${widths.map((width) => '─'.repeat(width + 2)).join(middle)}${right}`;
-  return [rule('┌', '┬', '┐'), line(cells[0]!), rule('├', '┼', '┤'), ...cells.slice(1).map(line), rule('└', '┴', '┘')].join('\n');
-}
-
-function truncate(text: string, width: number): string {
-  const chars = [...text];
-  return chars.length <= width ? text : `${chars.slice(0, width - 1).join('')}…`;
+  const output = new Table({
+    head: cells[0],
+    // A width only where the column is too wide; cli-table3 sizes the others to their content (+2 for padding).
+    colWidths: widths.map((width) => (width > maxWidth ? maxWidth + 2 : null)),
+    wordWrap: true,
+    style: { head: [], border: [] },
+  });
+  output.push(...cells.slice(1));
+  return output.toString();
 }
