@@ -15,6 +15,7 @@ import { API_VERSION, healthRoutes } from './routes/health.ts';
 import { bakeRoutes, targetRoutes } from './routes/definitions.ts';
 import { documentEventPayloads } from './routes/event-payloads.ts';
 import { jobRoutes } from './routes/jobs.ts';
+import { MCP_PATH, mcpRoutes } from './routes/mcp.ts';
 import { pipelineRoutes } from './routes/pipelines.ts';
 import { promptRoutes } from './routes/prompts.ts';
 import { recipeRoutes } from './routes/recipes.ts';
@@ -59,6 +60,7 @@ export function createApp(services: Services, options: AppOptions = {}) {
 
   const auth = authenticate(services.apiKeys);
   app.use('/v1/*', async (c, next) => (withoutApiKey(c.req.path) ? next() : auth(c, next)));
+  app.use(MCP_PATH, auth);
   const replay = idempotency(services.idempotency);
   app.use('/v1/*', async (c, next) => (withoutApiKey(c.req.path) ? next() : replay(c, next)));
 
@@ -77,6 +79,7 @@ export function createApp(services: Services, options: AppOptions = {}) {
   relayRoutes(app, services);
   triggerRoutes(app, services);
   webhookRoutes(app, services);
+  mcpRoutes(app, services, options.chat ?? {});
   documentEventPayloads(app);
   documentSharedErrors(app);
   return app;

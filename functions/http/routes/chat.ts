@@ -74,7 +74,8 @@ function documentRoutes(app: App): void {
   });
 }
 
-async function wholeReply(services: Services, ticket: ChatTicket): Promise<ChatCompletion> {
+/** A non-streamed reply, whole: also what the MCP `chat` tool answers (routes/mcp.ts). */
+export async function wholeReply(services: Services, ticket: ChatTicket): Promise<ChatCompletion> {
   const texts: string[] = [];
   for await (const chunk of services.chat.replies(ticket)) {
     if (chunk.error !== null) throw new InvalidInputError(chunk.error);
