@@ -3,6 +3,7 @@
  * labelled axes with tick values, the learning rate on its own right-hand axis) rendered to SVG
  * by Vega on the server and rasterised to PNG by resvg.
  */
+import { createRequire } from 'node:module';
 import { Resvg } from '@resvg/resvg-js';
 import { parse, View } from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
@@ -22,8 +23,11 @@ export interface LossChartOptions {
 
 const LOSS_COLOR = '#2563eb';
 const LR_COLOR = '#ea580c';
-// The fonts resvg looks for, in order; Vega measures text with its own estimate, so any sans serif fits.
-const FONT = 'DejaVu Sans, Helvetica, Arial, sans-serif';
+// The chart's text is set in Inter, shipped as TTF in an npm package, so the PNG reads the same on a
+// machine with no fonts installed (resvg draws no text without one) as on a desktop.
+const FONT = 'Inter';
+const resolvePackageFile = createRequire(import.meta.url).resolve;
+const FONT_FILES = [resolvePackageFile('@expo-google-fonts/inter/400Regular/Inter_400Regular.ttf'), resolvePackageFile('@expo-google-fonts/inter/700Bold/Inter_700Bold.ttf')];
 
 /** The Vega-Lite spec of the chart: loss per iteration, and the learning rate when the rows carry it. */
 export function lossCurveSpec(points: LossPoint[], options: LossChartOptions): TopLevelSpec {
@@ -91,12 +95,12 @@ export async function lossCurveSvg(points: LossPoint[], options: LossChartOption
   }
 }
 
-/** The chart as SVG and as PNG; the PNG needs a sans-serif font installed for its text. */
+/** The chart as SVG and as PNG. */
 export async function lossCurve(points: LossPoint[], options: LossChartOptions): Promise<{ svg: string; png: Buffer }> {
   const svg = await lossCurveSvg(points, options);
   const png = new Resvg(svg, {
     fitTo: { mode: 'zoom', value: options.scale ?? 2 },
-    font: { loadSystemFonts: true },
+    font: { fontFiles: FONT_FILES, loadSystemFonts: false, defaultFontFamily: FONT },
   })
     .render()
     .asPng();
