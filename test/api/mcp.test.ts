@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Runtime } from '#functions/composition.ts';
 import { ADMIN_KEY, createTestApp, type TestApp } from '../support/app.ts';
+import { FakeSampler } from '../support/fake-sampler.ts';
 import { lambdaContext, useTestApp } from '../support/lambda.ts';
 
 const runtime = vi.hoisted(() => ({}) as Runtime);
@@ -24,7 +25,7 @@ let api: TestApp;
 let handler: (event: unknown, context: unknown) => Promise<LambdaResult>;
 
 beforeAll(async () => {
-  api = await createTestApp();
+  api = await createTestApp({ services: { chatTiming: { pollMs: 2, livenessMs: 20 } } });
   useTestApp(runtime, api);
   ({ handler } = (await import('#functions/handlers/api.ts')) as unknown as { handler: typeof handler });
 });
@@ -75,6 +76,17 @@ describe('MCP through the API Lambda', () => {
     const created = await invoke(mcpEvent({ jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'create_repo', arguments: { repo_name: 'lambda_repo' } } }));
     expect(JSON.parse(created.body)).toMatchObject({ id: 3, result: { structuredContent: { repo_name: 'lambda_repo' } } });
     expect((await api.request('GET', '/v1/repo/lambda_repo')).status).toBe(200);
+  });
+
+  it('chats through the chat tool: the whole reply in one result, the sampler relayed through the URL it was reached on', async () => {
+    const messages = [{ role: 'user', content: 'hello over mcp' }];
+    const reply = invoke(mcpEvent({ jsonrpc: '2.0', id: 6, method: 'tools/call', params: { name: 'chat', arguments: { model: 'bakehouse/toy-instruct', messages } } }));
+    const sampler = await FakeSampler.started(api);
+    expect(sampler.spec.sampler.relay_url).toBe(`https://${HOST}`);
+    await sampler.answer(await sampler.take());
+    const { result } = JSON.parse((await reply).body) as { result: { structuredContent: { object: string; choices: { message: { content: string } }[] } } };
+    expect(result.structuredContent.object).toBe('chat.completion');
+    expect(result.structuredContent.choices[0]?.message.content).toBe('hello over mcp');
   });
 
   it("answers a missing bake as a tool error with the API's sentence", async () => {
