@@ -5,7 +5,10 @@ import Table from 'cli-table3';
 /** Not a terminal (a log, a test, CI): a line every this often while a job runs, and its last line. */
 const LOG_EVERY_MS = 10_000;
 
-/** A labelled 0–100% bar redrawn in place on a terminal, or printed as plain lines to a log. */
+/**
+ * A labelled 0–100% bar redrawn in place on a terminal, or printed as plain lines to a log. The
+ * cursor stays visible and no signal handler is installed, so Ctrl-C stops the demo at once.
+ */
 export class ProgressBar {
   private readonly bar: SingleBar;
   private started = false;
@@ -17,13 +20,11 @@ export class ProgressBar {
       barsize: 30,
       barCompleteChar: '█',
       barIncompleteChar: '░',
-      hideCursor: terminal,
       stream,
       noTTYOutput: true,
       notTTYSchedule: LOG_EVERY_MS,
       // Off a terminal each drawn line already ends in a newline; the one cli-progress adds on stop would be blank.
       clearOnComplete: !terminal,
-      gracefulExit: true,
     });
   }
 
