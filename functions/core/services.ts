@@ -67,7 +67,7 @@ export function createServices({ store, blobs, queue, compute, clock, catalog, s
   const timing = { ...DEFAULT_CHAT_TIMING, ...chatTiming };
   const relay = new ChatRelay(store, blobs, clock, timing.pollMs);
   const targetJobs = new TargetJobs(targets, prompts, datasets, pipeline, outputs, chain);
-  const bakeJobs = new BakeJobs(store, repos, bakes, models, pipeline, outputs, chain);
+  const bakeJobs = new BakeJobs(store, repos, bakes, models, pipeline, outputs, chain, prompts);
   const recipes = new RecipeService(store, repos);
   const pipelines = new PipelineService(store, repos, recipes, targetJobs, bakeJobs, outbox, clock);
   return {

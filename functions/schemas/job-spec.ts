@@ -89,7 +89,18 @@ export const BakeJobSpec = z
     bake: z.object({
       config: BakeConfigBase.meta({ description: 'The resolved bake config (bread-api.md §6)' }),
       datasets: z
-        .array(z.object({ target: z.string(), weight: z.number().min(0), rollout_output_uri: Uri }))
+        .array(
+          z.object({
+            target: z.string(),
+            weight: z.number().min(0),
+            rollout_output_uri: Uri,
+            student_tools: z.array(z.looseObject({})).nullable().optional().meta({
+              description:
+                "The target's student prompt's tools, rendered into the student context (stim lines carry only messages). " +
+                'Absent from specs written before it existed, which may still wait in a queue: then the student context has no tools.',
+            }),
+          }),
+        )
         .min(1),
       total_trajectories: z.number().int().min(1),
       model: ModelSpec.meta({ description: 'The starting model: the base with any parent adapters' }),

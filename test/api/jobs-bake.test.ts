@@ -158,6 +158,21 @@ describe('POST R/bakes/{b}: run to completion', () => {
     expect(spec!.bake.config.total_trajectories).toBeUndefined();
   });
 
+  it("carries each target's student prompt tools, which stim lines do not, for the student context", async () => {
+    const tools = [{ type: 'function', function: { name: 'chart_course', parameters: { type: 'object' } } }];
+    await api.request('POST', `${R}/prompts`, { body: { prompt_name: 'tooled', messages: [], tools } });
+    await createTarget(api.request, 'r1', 't3', { student_prompt: 'tooled' });
+    await completeRollout('t3');
+    await createBake(api.request, 'r1', 'b3', { datasets: [{ target: 't1' }, { target: 't3' }] });
+    await api.request('POST', `${R}/bakes/b3`);
+    await waitForJob(api.request, `${R}/bakes/b3`);
+    const [spec] = bakeSpecs();
+    expect(spec!.bake.datasets.map(({ target, student_tools }) => ({ target, student_tools }))).toEqual([
+      { target: 't1', student_tools: null },
+      { target: 't3', student_tools: tools },
+    ]);
+  });
+
   it('keeps a total_trajectories the bake sets', async () => {
     await createBake(api.request, 'r1', 'b2', { datasets: [{ target: 't1' }], total_trajectories: 50 });
     const started = await api.request('POST', `${R}/bakes/b2`);

@@ -8,6 +8,7 @@ from bakehouse_engine import rollout
 from bakehouse_engine.decoding import parse_tool_calls
 from bakehouse_engine.rollout import GenerationSettings, teacher_stimulus
 from job_harness import close, job_context, read_jsonl, rollout_spec, stim_line, tiny_model, tiny_model_cache  # noqa: F401
+from tiny_llm import build_tokenizer
 
 QUESTIONS = ["Tell me about the sea.", "How do I bake bread?", "What is the capital of France?"]
 
@@ -115,6 +116,11 @@ def test_stop_strings_end_the_response_before_them(tiny_model, tmp_path):
     cut_line = next(line for line in cut if line["stimulus_id"] == free[0]["stimulus_id"])
     assert cut_line["response"] == text[: text.index(stop)]
     assert cut_line["finish_reason"] == "stop"
+    # The recorded tokens are those that spell the cut response; a stop string that starts inside a
+    # token leaves none that do, and the line then carries no ids (the bake tokenises the text).
+    tokenizer, free_ids = build_tokenizer(), free[0]["response_token_ids"]
+    spellings = [free_ids[:k] for k in range(len(free_ids) + 1) if tokenizer.decode(free_ids[:k]) == cut_line["response"]]
+    assert cut_line.get("response_token_ids") == (spellings[0] if spellings else None)
 
 
 def test_hermes_tool_calls_become_a_response_message():

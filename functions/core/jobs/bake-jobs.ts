@@ -1,11 +1,12 @@
 import type { Item, Store } from '../../ports/store.ts';
-import type { BakeResponse, LossSummary } from '../../schemas/bread.ts';
+import type { BakeResponse, LossSummary, TargetConfig } from '../../schemas/bread.ts';
 import { JOB_SPEC_VERSION } from '../../schemas/job-spec.ts';
 import type { Actor } from '../actor.ts';
 import { bakeModelNames, type BakeConfig, type BakeService } from '../bakes.ts';
 import { InvalidInputError, NotFoundError } from '../errors.ts';
 import { keys } from '../keys.ts';
 import { checkpointsOf, type ModelResolver } from '../models.ts';
+import type { PromptService } from '../prompts.ts';
 import type { RepoService } from '../repos.ts';
 import { currentJob, type JobRecord } from './job-records.ts';
 import { jobPaths, type JobOutputs } from './job-outputs.ts';
@@ -30,6 +31,7 @@ export class BakeJobs {
     private readonly pipeline: JobPipeline,
     private readonly outputs: JobOutputs,
     private readonly chain: ModelChain,
+    private readonly prompts: PromptService,
   ) {}
 
   async start(actor: Actor, repo: string, bake: string): Promise<BakeResponse> {
@@ -121,8 +123,11 @@ export class BakeJobs {
       datasets.map(async (dataset) => {
         const target = await this.store.get(keys.resource(actor.userId, repo, 'target', dataset.target));
         const rollout = target && currentJob(target, 'rollout');
-        if (rollout?.state !== 'complete') throw new InvalidInputError('Target rollouts must complete before starting bake');
-        return { dataset, rollout };
+        if (!target || rollout?.state !== 'complete') {
+          throw new InvalidInputError('Target rollouts must complete before starting bake');
+        }
+        const student = await this.prompts.get(actor, repo, (target.config as TargetConfig).student_prompt);
+        return { dataset, rollout, studentTools: student.tools };
       }),
     );
     const parent = config.model?.parent_model_name ?? (await this.repos.get(actor, repo)).base_model;
@@ -138,10 +143,11 @@ export class BakeJobs {
         output_uri: outputUri,
         bake: {
           config,
-          datasets: rollouts.map(({ dataset, rollout }) => ({
+          datasets: rollouts.map(({ dataset, rollout, studentTools }) => ({
             target: dataset.target,
             weight: dataset.weight ?? 1,
             rollout_output_uri: this.outputs.uriFor(jobPaths(rollout.job_id).output),
+            student_tools: studentTools,
           })),
           total_trajectories: totalTrajectories,
           model,

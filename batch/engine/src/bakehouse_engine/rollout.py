@@ -2,6 +2,12 @@
 
 The teacher context is the stim line's `trajectory_override_stimulus`, else its
 `unconditioned_stimulus`, plus the teacher prompt's tools, rendered with the model's chat template.
+
+Each line records the token ids the bake trains on: `teacher_prompt_token_ids` (the unconditioned
+stimulus as rendered here, which is the generation context unless an override stimulus was used) and
+`response_token_ids` (the generated tokens). Decoding and re-tokenising the response, or re-rendering
+the context without the tools, need not give back these ids.
+
 Generation is batched (`max_concurrency` sequences at once, left-padded, with the KV cache), and
 lines are appended as each batch completes, so their order is not (stimulus, trajectory) order.
 
@@ -124,6 +130,7 @@ class WorkItem:
     trajectory_id: int
     stim_line: dict
     prompt_ids: list[int]
+    teacher_ids: list[int]  # the bake's teacher context: the unconditioned stimulus, rendered as prompt_ids was
 
 
 def read_jsonl(uri: str) -> list[dict]:
@@ -193,14 +200,43 @@ class Generator:
             results.append((row if stop_at is None else row[:stop_at], stop_at is not None))
         return results
 
-    def finish(self, ids: list[int], stopped: bool) -> tuple[str, str, int]:
-        """(response text, finish_reason, completion tokens), cutting at the first stop string."""
+    def finish(self, ids: list[int], stopped: bool) -> tuple[str, str, int, list[int] | None]:
+        """(response text, finish_reason, completion tokens, response token ids), cutting at the first stop string.
+
+        The ids are None when a stop string ends inside a token, so no run of tokens spells the cut text.
+        """
         text = self.tokenizer.decode(ids, skip_special_tokens=True)
         tokens = len(ids) + (1 if stopped else 0)
         cuts = [text.index(stop) for stop in self.settings.stop if stop in text]
         if cuts:
-            return text[: min(cuts)], "stop", tokens
-        return text, ("stop" if stopped else "length"), tokens
+            cut = text[: min(cuts)]
+            return cut, "stop", tokens, self.prefix_spelling(ids, cut)
+        return text, ("stop" if stopped else "length"), tokens, ids
+
+    def prefix_spelling(self, ids: list[int], text: str) -> list[int] | None:
+        """The shortest prefix of ids that decodes to text, else None.
+
+        Bisecting on the decoded length finds where to start looking; a token holding part of a
+        multi-byte character decodes to U+FFFD, so the prefixes from there on are checked one by one.
+        """
+
+        def decode(end: int) -> str:
+            return self.tokenizer.decode(ids[:end], skip_special_tokens=True)
+
+        low, high = 0, len(ids)
+        while low < high:
+            middle = (low + high) // 2
+            if len(decode(middle)) >= len(text):
+                high = middle
+            else:
+                low = middle + 1
+        for end in range(low, len(ids) + 1):
+            decoded = decode(end)
+            if decoded == text:
+                return ids[:end]
+            if len(decoded.rstrip("\ufffd")) > len(text):
+                break
+        return None
 
 
 def build_work(
@@ -210,22 +246,38 @@ def build_work(
     items = []
     for index, stim_line in enumerate(stim_lines):
         stimulus_id = stim_line.get("stimulus_id", index)
-        tools = rollout.get("tools") or teacher_stimulus(stim_line).get("tools")
-        text = render_chat(tokenizer, teacher_stimulus(stim_line)["messages"], tools, True, **settings.template_kwargs)
-        prompt_ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        prompt_ids = context_ids(tokenizer, teacher_stimulus(stim_line), rollout, settings)
+        teacher_ids = prompt_ids
+        if stim_line.get("trajectory_override_stimulus"):
+            teacher_ids = context_ids(tokenizer, stim_line["unconditioned_stimulus"], rollout, settings)
         if len(prompt_ids) >= context:
             raise JobFailure(
                 f"Stimulus {stimulus_id}'s teacher context is {len(prompt_ids)} tokens, which does not fit the "
                 f"model's {context}-token context; shorten the teacher prompt or the question."
             )
         for trajectory_id in range(rollout["num_traj_per_stimulus"]):
-            items.append(WorkItem(stimulus_id, trajectory_id, stim_line, prompt_ids))
+            items.append(WorkItem(stimulus_id, trajectory_id, stim_line, prompt_ids, teacher_ids))
     # Similar lengths in a batch waste less padding; the stable sort keeps a stimulus's trajectories together.
     items.sort(key=lambda item: len(item.prompt_ids))
     return items
 
 
-def rollout_line(item: WorkItem, response: str, finish_reason: str, tokens: int, model_name: str, settings: GenerationSettings) -> dict:
+def context_ids(tokenizer: Any, stimulus: dict, rollout: dict, settings: GenerationSettings) -> list[int]:
+    """A stimulus rendered with the teacher prompt's tools and the rollout's template switches, as token ids."""
+    tools = rollout.get("tools") or stimulus.get("tools")
+    text = render_chat(tokenizer, stimulus["messages"], tools, True, **settings.template_kwargs)
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def rollout_line(
+    item: WorkItem,
+    response: str,
+    response_ids: list[int] | None,
+    finish_reason: str,
+    tokens: int,
+    model_name: str,
+    settings: GenerationSettings,
+) -> dict:
     stim_line = item.stim_line
     line = {
         "stimulus_id": item.stimulus_id,
@@ -244,6 +296,9 @@ def rollout_line(item: WorkItem, response: str, finish_reason: str, tokens: int,
     if settings.template_kwargs:
         # The bake must render both contexts with the same template switches (e.g. enable_thinking).
         line["chat_template_kwargs"] = settings.template_kwargs
+    line["teacher_prompt_token_ids"] = item.teacher_ids
+    if response_ids is not None:
+        line["response_token_ids"] = response_ids
     return line
 
 
@@ -266,7 +321,7 @@ def run(ctx: JobContext) -> dict:
     for start in range(0, len(work), batch_size):
         batch = work[start : start + batch_size]
         for item, (ids, stopped) in zip(batch, generator.generate(batch)):
-            response, finish_reason, tokens = generator.finish(ids, stopped)
-            ctx.output.append(rollout_line(item, response, finish_reason, tokens, model_name, settings))
+            response, finish_reason, tokens, response_ids = generator.finish(ids, stopped)
+            ctx.output.append(rollout_line(item, response, response_ids, finish_reason, tokens, model_name, settings))
         ctx.progress.update(100.0 * ctx.output.count / len(work), ctx.output.count)
     return {"lines": ctx.output.count, "unhonoured_config": settings.unhonoured}

@@ -43,6 +43,13 @@ def loss_summary(losses: list[float]) -> dict | None:
     return {"latest_loss": losses[-1], "final_loss": losses[-1], "min_loss": min(losses), "max_loss": max(losses)}
 
 
+def with_student_tools(lines: list[dict], tools: list | None) -> list[dict]:
+    """The lines with the student prompt's tools on their conditioned stimulus, which stim lines carry without tools."""
+    if not tools:
+        return lines
+    return [{**line, "conditioned_stimulus": {**line["conditioned_stimulus"], "tools": tools}} for line in lines]
+
+
 def run(ctx: JobContext) -> dict:
     bake = ctx.spec["bake"]
     config = bake["config"]
@@ -50,7 +57,10 @@ def run(ctx: JobContext) -> dict:
     settings = resolve_settings(config, device)
     torch.manual_seed(settings.seed)
 
-    datasets = [TargetData(d["target"], d["weight"], read_jsonl(d["rollout_output_uri"])) for d in bake["datasets"]]
+    datasets = [
+        TargetData(d["target"], d["weight"], with_student_tools(read_jsonl(d["rollout_output_uri"]), d.get("student_tools")))
+        for d in bake["datasets"]
+    ]
     lines = collate(datasets, bake["total_trajectories"], settings.seed)
 
     parents_dir = ctx.workdir / "parents"

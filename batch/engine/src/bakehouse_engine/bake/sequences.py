@@ -3,10 +3,15 @@
 student = chat(conditioned_stimulus) with the generation prompt, then the response;
 teacher = chat(unconditioned_stimulus) with the generation prompt, then the same response.
 
-The response is tokenised on its own and appended to the rendered prompt, i.e. exactly the token
-stream the rollout generated from. Rendering the response as an assistant turn instead can retokenise
-it across the boundary or rewrite it (Qwen3's template moves `<think>` blocks), and then the
-teacher's and student's response tokens would no longer be the trajectory. The chat template is
+The teacher context and the response are the token ids the rollout recorded
+(`teacher_prompt_token_ids`, `response_token_ids`): rendering the unconditioned stimulus again would
+lose the teacher prompt's tools, which stim lines do not carry, and decoding then re-tokenising the
+response need not give back the tokens the teacher sampled. Rollout lines written before those fields
+existed fall back to rendering the teacher context and tokenising the response text on its own. The
+student context is rendered from the conditioned stimulus with its tools (the bake fills them in from
+the student prompt). The response is appended to each prompt rather than rendered as an assistant turn,
+which can retokenise it across the boundary or rewrite it (Qwen3's template moves `<think>` blocks), and
+then the teacher's and student's response tokens would no longer be the trajectory. The chat template is
 still used for the assistant turn to find its closing token (e.g. `<|im_end|>`): when the rollout
 stopped on its own, predicting that token is part of the behaviour (where to stop).
 
@@ -56,10 +61,13 @@ def build_example(tokenizer: Any, line: dict, max_length: int) -> TrainingExampl
     template_kwargs = line.get("chat_template_kwargs") or {}
     student_side, teacher_side = line["conditioned_stimulus"], line["unconditioned_stimulus"]
     student_text = render_chat(tokenizer, student_side["messages"], student_side.get("tools"), True, **template_kwargs)
-    teacher_text = render_chat(tokenizer, teacher_side["messages"], teacher_side.get("tools"), True, **template_kwargs)
-    student_prompt, teacher_prompt = encode(tokenizer, student_text), encode(tokenizer, teacher_text)
+    student_prompt = encode(tokenizer, student_text)
+    teacher_prompt = line.get("teacher_prompt_token_ids")
+    if teacher_prompt is None:
+        teacher_text = render_chat(tokenizer, teacher_side["messages"], teacher_side.get("tools"), True, **template_kwargs)
+        teacher_prompt = encode(tokenizer, teacher_text)
     response = line["response"]
-    target = encode(tokenizer, response)
+    target = list(line["response_token_ids"]) if line.get("response_token_ids") is not None else encode(tokenizer, response)
     if line.get("finish_reason") != "length":
         target += closing_token(
             tokenizer, student_side["messages"], student_side.get("tools"), student_text, response, template_kwargs
