@@ -6,15 +6,10 @@
  * own time.
  * Prints JSON; medians of the runs.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { ADMIN_USER } from '#core/api-keys.ts';
-import { composeEmbedded } from '#functions/composition.ts';
-import { createApp } from '#http/app.ts';
+import { loadavg } from 'node:os';
+import { BENCH_KEY, embeddedBenchApp } from './embedded-app.ts';
 import { round } from './stats.ts';
 
-const KEY = 'bench-admin-key';
 const SIZES = [1_000, 60_000];
 
 const cpuMs = () => {
@@ -47,18 +42,8 @@ async function blocking<T>(work: () => Promise<T>) {
   return { result, maxBlockMs, maxBlockCpuMs, totalMs };
 }
 
-const dir = mkdtempSync(join(tmpdir(), 'bakehouse-bench-'));
-const runtime = await composeEmbedded({
-  dataDir: dir,
-  baseUrl: 'http://127.0.0.1:9',
-  engineCommand: ['python3', '-m', 'bakehouse_engine'],
-  engineConcurrency: 1,
-  signingKey: 'bench-signing-key-0123456789',
-  baseModels: 'bakehouse/toy-instruct',
-});
-await runtime.services.apiKeys.ensure(KEY, ADMIN_USER, true);
-const app = createApp(runtime.services);
-const headers = { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' };
+const { app, close } = await embeddedBenchApp();
+const headers = { authorization: `Bearer ${BENCH_KEY}`, 'content-type': 'application/json' };
 await app.request('/v1/repo', { method: 'POST', headers, body: JSON.stringify({ repo_name: 'bench' }) });
 
 const RUNS = 3;
@@ -81,6 +66,5 @@ for (const size of SIZES) {
     batchMs: round(median(runs.map((run) => run.totalMs)), 1),
   };
 }
-await runtime.close();
-rmSync(dir, { recursive: true, force: true });
+await close();
 console.log(JSON.stringify({ recorded_at: new Date().toISOString(), node: process.version, loadAverage: loadavg()[0], results }, null, 2));

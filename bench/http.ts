@@ -3,32 +3,15 @@
  * GET bake, POST prompt (new), list prompts. The baseline is GET /v1/health in the same run:
  * the same middleware chain with no authentication and no store access.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { ADMIN_USER } from '#core/api-keys.ts';
-import { composeEmbedded } from '#functions/composition.ts';
-import { createApp } from '#http/app.ts';
+import { BENCH_KEY, embeddedBenchApp } from './embedded-app.ts';
 import { jsonCaller, measure, round, type Summary } from './stats.ts';
 
-const KEY = 'bench-admin-key';
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 2000);
 const LISTED_PROMPTS = 100;
 
 export async function benchHttp(): Promise<Record<string, unknown>> {
-  const dir = mkdtempSync(join(tmpdir(), 'bakehouse-bench-'));
-  const runtime = await composeEmbedded({
-    dataDir: dir,
-    baseUrl: 'http://127.0.0.1:9',
-    engineCommand: ['python3', '-m', 'bakehouse_engine'],
-    engineConcurrency: 1,
-    signingKey: 'bench-signing-key-0123456789',
-    baseModels: 'bakehouse/toy-instruct',
-  });
-  const { services } = runtime;
-  await services.apiKeys.ensure(KEY, ADMIN_USER, true);
-  const app = createApp(services);
-  const call = jsonCaller((path, init) => app.request(path, init), KEY);
+  const { app, close } = await embeddedBenchApp();
+  const call = jsonCaller((path, init) => app.request(path, init), BENCH_KEY);
 
   await call('POST', '/v1/repo', { repo_name: 'bench', base_model: 'bakehouse/toy-instruct' });
   for (let i = 0; i < LISTED_PROMPTS; i++) {
@@ -50,8 +33,7 @@ export async function benchHttp(): Promise<Record<string, unknown>> {
       call('POST', '/v1/repo/bench/prompts', { prompt_name: `new_${i < 0 ? `w${-i}` : i}`, messages: [{ role: 'user', content: 'hi' }] }),
     ),
   };
-  await runtime.close();
-  rmSync(dir, { recursive: true, force: true });
+  await close();
 
   const baseline = scenarios['GET /v1/health (baseline)']!;
   return Object.fromEntries(
