@@ -124,7 +124,25 @@ export const SamplerJobSpec = z
   })
   .meta({ id: 'SamplerJobSpec' });
 
-export const JobSpec = z.discriminatedUnion('kind', [StimJobSpec, RolloutJobSpec, BakeJobSpec, SamplerJobSpec]).meta({
+export const TrainerJobSpec = z
+  .object({
+    ...JobCommon,
+    kind: z.literal('trainer'),
+    trainer: z.object({
+      run_id: z.string().min(1),
+      model: ModelSpec.meta({ description: 'The base the LoRA adapter trains on: a base model, or a baked checkpoint (its adapter chain merged in)' }),
+      lora_rank: z.number().int().min(1).max(512),
+      seed: z.number().int().nullable().meta({ description: 'Seeds adapter initialisation; unset: random' }),
+      max_seq_len: z.number().int().min(1).nullable().meta({ description: 'Longest model_input accepted; unset: the model context' }),
+      relay_url: z.url({ protocol: /^https?$/ }).meta({ description: "The API's origin: operations are fetched from and results posted to its relay routes" }),
+      relay_token: z.string().min(32).meta({ description: "Bearer credential for this trainer's relay routes" }),
+      idle_timeout_s: z.number().int().min(1).meta({ description: "Autosave to state_uri and exit (complete) after this long without an operation: the run's scale_down_delay_seconds" }),
+      state_uri: PrefixUri.meta({ description: "The run's autosave: restored before `ready` when present, written before an idle exit" }),
+    }),
+  })
+  .meta({ id: 'TrainerJobSpec', description: 'A long-running trainer serving one training run (functions/schemas/trainer.ts)' });
+
+export const JobSpec = z.discriminatedUnion('kind', [StimJobSpec, RolloutJobSpec, BakeJobSpec, SamplerJobSpec, TrainerJobSpec]).meta({
   id: 'JobSpec',
   title: 'Bakehouse engine job spec',
 });

@@ -24,29 +24,14 @@
  * and the policy version (the step at the last `save` with `publish`). When it stops after
  * `idle_timeout_s` without an operation it first writes all of that under `state_uri`, and a
  * trainer started with that `state_uri` restores it before `ready`: scaling to zero is invisible.
+ * The job's settings are TrainerJobSpec in job-spec.ts.
  */
 import { z } from 'zod';
-import { ModelSpec } from './job-spec.ts';
 
 const PrefixUri = z
   .string()
   .regex(/^(file|s3):\/\/.+\/$/, 'must be a file:// or s3:// prefix ending in /')
   .meta({ description: 'A file:// or s3:// prefix ending in /' });
-
-export const TrainerSettings = z
-  .object({
-    run_id: z.string().min(1),
-    model: ModelSpec.meta({ description: 'The base the LoRA adapter trains on: a base model, or a baked checkpoint (its adapter chain merged in)' }),
-    lora_rank: z.number().int().min(1).max(512),
-    seed: z.number().int().nullable().meta({ description: 'Seeds adapter initialisation; unset: random' }),
-    max_seq_len: z.number().int().min(1).nullable().meta({ description: 'Longest model_input accepted; unset: the model context' }),
-    relay_url: z.url({ protocol: /^https?$/ }).meta({ description: "The API's origin: operations are fetched from and results posted to its relay routes" }),
-    relay_token: z.string().min(32).meta({ description: "Bearer credential for this trainer's relay routes" }),
-    idle_timeout_s: z.number().int().min(1).meta({ description: "Autosave to state_uri and exit (complete) after this long without an operation: the run's scale_down_delay_seconds" }),
-    state_uri: PrefixUri.meta({ description: "The run's autosave: restored before `ready` when present, written before an idle exit" }),
-  })
-  .meta({ id: 'TrainerSettings' });
-export type TrainerSettings = z.infer<typeof TrainerSettings>;
 
 export const TrainerDtype = z.enum(['float32', 'float16', 'bfloat16', 'float64', 'int32', 'int64', 'int8', 'bool']);
 

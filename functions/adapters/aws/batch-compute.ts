@@ -23,7 +23,7 @@ export interface BatchComputeOptions {
   definitions: { gpu: string; cpu: string };
 }
 
-const HARDWARE: Record<JobKind, 'gpu' | 'cpu'> = { stim: 'cpu', rollout: 'gpu', bake: 'gpu', sampler: 'gpu' };
+const HARDWARE: Record<JobKind, 'gpu' | 'cpu'> = { stim: 'cpu', rollout: 'gpu', bake: 'gpu', sampler: 'gpu', trainer: 'gpu' };
 
 export class BatchCompute implements Compute {
   private readonly client: BatchClient;

@@ -20,7 +20,7 @@ export interface FailureFacts {
   percent?: number;
 }
 
-const NOUN: Record<JobKind, string> = { stim: 'stim job', rollout: 'rollout', bake: 'bake', sampler: 'model server' };
+const NOUN: Record<JobKind, string> = { stim: 'stim job', rollout: 'rollout', bake: 'bake', sampler: 'model server', trainer: 'trainer' };
 
 /** Signal numbers the engine may die of (Linux numbering, as exit codes 128 + n report them). */
 const SIGNALS: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGABRT: 6, SIGKILL: 9, SIGSEGV: 11, SIGTERM: 15 };
