@@ -93,8 +93,12 @@ export type SubmittedOperation =
   | { kind: 'save'; what: 'state' | 'sampler'; publish: boolean; name: string; ttlSeconds: number | null }
   | { kind: 'load'; path: string; withOptimizer: boolean };
 
-/** What a poll sees. A `save` result also names the checkpoint it wrote (`path`). */
+/**
+ * What a poll sees. A `save` result also names the checkpoint it wrote (`path`). A trainer
+ * operation's `done` view carries the operation it answers: the fronts shape a result by its kind
+ * (and a forward's normalization), which the engine's result alone does not say.
+ */
 export type OperationView =
   | { status: 'pending' }
-  | { status: 'done'; result: Record<string, unknown> }
+  | { status: 'done'; result: Record<string, unknown>; operation?: SubmittedOperation }
   | { status: 'error'; error: string; errorClass: string };
