@@ -10,9 +10,10 @@
  * - `POST /v1/relay/trainers/{job_id}/ready` — TrainerReady → 200 `{}`. The base model is loaded
  *   and any autosaved state restored; the run answers `/health` with 200 from now on.
  * - `POST /v1/relay/trainers/{job_id}/next` — TrainerNextRequest → TrainerNextResponse (200; no
- *   operation when none arrived within `wait_s`). Operations come in acceptance order, one at a
- *   time: the trainer asks again only when it has posted the result of the one it holds. The one
- *   it holds is handed out again (same id) if it asks without having answered it.
+ *   operation when none arrived within `wait_s`; `idle_s` says how long clients have left the run
+ *   alone). Operations come in acceptance order, one at a time: the trainer asks again only when
+ *   it has posted the result of the one it holds. The one it holds is handed out again (same id)
+ *   if it asks without having answered it.
  * - `POST /v1/relay/trainers/{job_id}/operations/{operation_id}/result` — TrainerOperationResult →
  *   200 `{}`. Posting the same result twice (a retry) stores it once.
  *
@@ -22,8 +23,9 @@
  * State the engine keeps between operations: the LoRA adapter, the optimizer, the accumulated
  * gradient with its normalisation mode and active-token count, the step (optimizer steps taken),
  * and the policy version (the step at the last `save` with `publish`). When it stops after
- * `idle_timeout_s` without an operation it first writes all of that under `state_uri`, and a
- * trainer started with that `state_uri` restores it before `ready`: scaling to zero is invisible.
+ * `idle_timeout_s` without an operation or client activity (`idle_s`) it first writes all of that
+ * under `state_uri`, and a trainer started with that `state_uri` restores it before `ready`:
+ * scaling to zero is invisible.
  * The job's settings are TrainerJobSpec in job-spec.ts.
  */
 import { z } from 'zod';
@@ -169,7 +171,16 @@ export const HeldOperation = z
   .meta({ id: 'HeldOperation' });
 export type HeldOperation = z.infer<typeof HeldOperation>;
 
-export const TrainerNextResponse = z.object({ operation: HeldOperation.nullable() }).meta({ id: 'TrainerNextResponse' });
+export const TrainerNextResponse = z
+  .object({
+    operation: HeldOperation.nullable(),
+    idle_s: z.number().min(0).meta({
+      description:
+        'Seconds since a client last used the run (an operation submitted, a health check). The trainer counts its idle time ' +
+        'from the later of that and its own last operation, so a client that keeps checking health keeps it up',
+    }),
+  })
+  .meta({ id: 'TrainerNextResponse' });
 
 /**
  * What a trainer posts for the operation it held. `error_class` is a Python-style class name:
