@@ -2,8 +2,9 @@
 // Installs what the project needs on a fresh machine, before `npm start` and `npm test`:
 // the npm packages, when node_modules is missing or older than package-lock.json; then the
 // engine's Python environment and the toy model (batch/engine/setup_env.sh, itself idempotent),
-// and for the tests the client SDKs' environment (test/clients/setup_env.sh). Plain Node with no
-// dependencies, since it runs before any are installed.
+// and for the tests the client SDKs' environments (test/clients/setup_env.sh and
+// test/clients/loops/setup_env.sh). Plain Node with no dependencies, since it runs before any
+// are installed.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -31,8 +32,10 @@ if (installed !== lockHash) {
 // the install while its stamp matches pyproject.toml and requirements.lock.
 execFileSync('bash', [join(root, 'batch', 'engine', 'setup_env.sh')], { cwd: root, stdio: 'inherit' });
 
-// The official client SDKs the tests drive (test/clients/.venv), likewise stamped; serving the
-// API or the demo needs none of them.
+// The official client SDKs the tests drive (test/clients/.venv), likewise stamped, and the Loops
+// SDK's own (test/clients/loops/.venv: it needs Python 3.12+, which the script finds); serving
+// the API or the demo needs none of them.
 if (!['prestart', 'predemo'].includes(process.env.npm_lifecycle_event ?? '')) {
   execFileSync('bash', [join(root, 'test', 'clients', 'setup_env.sh')], { cwd: root, stdio: 'inherit' });
+  execFileSync('bash', [join(root, 'test', 'clients', 'loops', 'setup_env.sh')], { cwd: root, stdio: 'inherit' });
 }
