@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { JobProgress, JobResult, JobSpec, MetricsRow } from './job-spec.ts';
 import { RelayChunk, RelayChunkAck, RelayNextRequest, RelayNextResponse } from './relay.ts';
+import { TrainerNextResponse } from './trainer.ts';
 
 export const CONTRACT_DIR = join(import.meta.dirname, '..', '..', 'batch', 'contract');
 
@@ -18,6 +19,7 @@ export function engineContractSchemas(): Record<string, Record<string, unknown>>
     'relay-next-response.schema.json': RelayNextResponse,
     'relay-chunk.schema.json': RelayChunk,
     'relay-chunk-ack.schema.json': RelayChunkAck,
+    'trainer-next-response.schema.json': TrainerNextResponse,
   };
   return Object.fromEntries(
     Object.entries(files).map(([file, schema]) => [file, z.toJSONSchema(schema, { target: 'draft-2020-12', io: 'input' })]),

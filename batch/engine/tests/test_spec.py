@@ -39,7 +39,7 @@ def test_missing_required_fields_are_reported() -> None:
 
 
 def test_an_unknown_kind_is_refused() -> None:
-    with pytest.raises(SpecError, match="kind must be one of stim, rollout, bake, sampler, not 'train'"):
+    with pytest.raises(SpecError, match="kind must be one of stim, rollout, bake, sampler, trainer, not 'train'"):
         validate_spec({"kind": "train", "output_uri": OUT})
 
 

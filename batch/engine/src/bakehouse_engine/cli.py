@@ -3,7 +3,8 @@
 `run` owns the job's envelope (DESIGN.md §5): it validates the spec, gives the job module its
 outputs, and writes result.json last. The exit code is 0 exactly when the job completed; 1 when it
 failed; 2 when the spec itself was unusable. Job kinds: `stim`, `rollout` and `bake` run to an end;
-`sampler` serves chat requests by relay until it is idle or replaced, and writes no output lines.
+`sampler` serves chat requests and `trainer` a training run's operations by relay until idle or
+replaced, and neither writes output lines.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ JOB_MODULES = {
     "rollout": "bakehouse_engine.rollout",
     "bake": "bakehouse_engine.bake",
     "sampler": "bakehouse_engine.sampler",
+    "trainer": "bakehouse_engine.trainer",
 }
 KINDS_WITH_LINES = ("stim", "rollout")
 # What the `ml` extra installs; the CPU image (stim only) goes without.

@@ -11,11 +11,12 @@ import errno
 from collections.abc import Iterator
 
 # What each job kind is called in a sentence.
-NOUNS = {"stim": "stim job", "rollout": "rollout", "bake": "bake", "sampler": "model server"}
+NOUNS = {"stim": "stim job", "rollout": "rollout", "bake": "bake", "sampler": "model server", "trainer": "trainer"}
 MEMORY_ADVICE = {
     "bake": "lower micro_batch_size or data.max_length, or run it on a machine with more memory",
     "rollout": "lower max_concurrency or max_tokens, or run it on a machine with more memory",
     "sampler": "try again with a shorter conversation or fewer requests at once",
+    "trainer": "send fewer or shorter sequences per call, or train on a machine with more memory",
 }
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
@@ -35,7 +36,7 @@ def failure_sentence(error: BaseException, kind: str) -> str:
         return str(error)
     if isinstance(error, OSError) and error.errno in DISK_FULL:
         return disk_full_sentence(error.errno, f"writing the {noun}'s files", kind)
-    if _out_of_memory(error):
+    if out_of_memory(error):
         return f"The {noun} ran out of memory; {MEMORY_ADVICE.get(kind, 'run it on a machine with more memory')}, then run it again."
     if isinstance(error, KeyboardInterrupt):
         return f"The {noun} was interrupted (SIGINT) before it finished; run it again."
@@ -63,7 +64,7 @@ def disk_full_is_a_failure(doing: str, kind: str) -> Iterator[None]:
         raise
 
 
-def _out_of_memory(error: BaseException) -> bool:
+def out_of_memory(error: BaseException) -> bool:
     # torch.cuda.OutOfMemoryError (a RuntimeError), or the plain RuntimeError of older torch and
     # other devices; matched by name so that jobs without torch never import it.
     if isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError":

@@ -20,7 +20,13 @@ from jsonschema.exceptions import best_match
 from bakehouse_engine import storage
 from bakehouse_engine.errors import JobFailure
 
-JOB_KINDS = {"stim": "StimJobSpec", "rollout": "RolloutJobSpec", "bake": "BakeJobSpec", "sampler": "SamplerJobSpec"}
+JOB_KINDS = {
+    "stim": "StimJobSpec",
+    "rollout": "RolloutJobSpec",
+    "bake": "BakeJobSpec",
+    "sampler": "SamplerJobSpec",
+    "trainer": "TrainerJobSpec",
+}
 _PREFIX_URI = re.compile(r"^(file|s3)://.+/$")
 
 
