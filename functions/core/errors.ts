@@ -8,6 +8,8 @@ export type ErrorCode =
   | 'FORBIDDEN'
   | 'RESOURCE_NOT_FOUND'
   | 'RESOURCE_CONFLICT'
+  | 'IDEMPOTENCY_CONFLICT'
+  | 'RUN_INACTIVE'
   | 'VALIDATION_ERROR'
   | 'PAYLOAD_TOO_LARGE'
   | 'UNSUPPORTED_MEDIA_TYPE'
@@ -53,6 +55,16 @@ export class ConflictError extends DomainError {
 /** A concurrent request holds the resource; the same request may succeed shortly (409, retryable). */
 export class BusyError extends ConflictError {
   override readonly retryable = true;
+}
+
+/** An idempotency key already names a different request (409). */
+export class IdempotencyConflictError extends DomainError {
+  readonly code = 'IDEMPOTENCY_CONFLICT';
+}
+
+/** A training run that is deactivated or failed takes no more requests (410); the message says which and why. */
+export class RunInactiveError extends DomainError {
+  readonly code = 'RUN_INACTIVE';
 }
 
 /** A body over a route's own size limit (413). */

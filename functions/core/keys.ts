@@ -73,6 +73,33 @@ export const keys = {
   /** The pipeline that builds one bake (core/pipelines); beside its bake, outside the `BAKE#` prefix. */
   pipeline: (userId: string, repo: string, bake: string): Key => ({ pk: repoPk(userId, repo), sk: `PIPELINE#${bake}` }),
   pipelinePartition: (userId: string, repo: string) => ({ pk: repoPk(userId, repo), skPrefix: 'PIPELINE#' }),
+
+  /** Training (core/training): sessions, runs, samplers and checkpoints by id; the ids are base62, free of '#'. */
+  trainingSession: (sessionId: string): Key => ({ pk: `TSESSION#${sessionId}`, sk: 'SESSION' }),
+  /** A run: its record, and the owner item of its trainer job (the current one and its summary). */
+  trainingRun: (runId: string): Key => ({ pk: `TRUN#${runId}`, sk: 'RUN' }),
+  trainingRunIndex: (userId: string) => ({ gsi1pk: `USER#${userId}#TRUNS` }),
+  /** An operation of a run, by its id (the submit's idempotency key, so it may hold any character). */
+  trainingOperation: (runId: string, operationId: string): Key => ({ pk: `TRUN#${runId}`, sk: `OP#${operationId}` }),
+  /** The run's operations not yet handed to its trainer, in acceptance order (`seq`). */
+  trainingQueueEntry: (runId: string, seq: number): Key => ({ pk: `TRUN#${runId}`, sk: `QUEUE#${String(seq).padStart(12, '0')}` }),
+  trainingQueue: (runId: string) => ({ pk: `TRUN#${runId}`, skPrefix: 'QUEUE#' }),
+  /** A checkpoint lives in its run's partition under its target and name; indexed per user for listing. */
+  trainingCheckpoint: (runId: string, target: string, name: string): Key => ({ pk: `TRUN#${runId}`, sk: `CKPT#${target}#${name}` }),
+  trainingCheckpoints: (runId: string) => ({ pk: `TRUN#${runId}`, skPrefix: 'CKPT#' }),
+  trainingCheckpointIndex: (userId: string) => ({ gsi1pk: `USER#${userId}#TCKPTS` }),
+  /** Finds a checkpoint by its database id (the files and source routes take it). */
+  trainingCheckpointId: (checkpointId: string): Key => ({ pk: `TCKPT#${checkpointId}`, sk: 'CHECKPOINT' }),
+  /** The paired sampler of a run: one per run, whoever asks first. */
+  trainingRunSampler: (runId: string): Key => ({ pk: `TRUN#${runId}`, sk: 'SAMPLER' }),
+  trainingSampler: (samplerId: string): Key => ({ pk: `TSAMPLER#${samplerId}`, sk: 'SAMPLER' }),
+  trainingSamplerIndex: (userId: string) => ({ gsi1pk: `USER#${userId}#TSAMPLERS` }),
+  /** Runs whose trainer may need looking after by the sweep (active ones), one marker each. */
+  activeTrainingRun: (runId: string): Key => ({ pk: 'TRUNS#ACTIVE', sk: runId }),
+  activeTrainingRuns: { pk: 'TRUNS#ACTIVE' },
+  /** Runs holding checkpoints the retention sweep may delete (ephemeral or expiring ones), one marker each. */
+  trainingRetention: (runId: string): Key => ({ pk: 'TRUNS#RETENTION', sk: runId }),
+  trainingRetentions: { pk: 'TRUNS#RETENTION' },
 };
 
 function repoPk(userId: string, repo: string): string {

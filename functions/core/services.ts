@@ -24,6 +24,7 @@ import { PromptService } from './prompts.ts';
 import { RecipeService } from './recipes.ts';
 import { RepoService } from './repos.ts';
 import { TargetService } from './targets.ts';
+import { DEFAULT_TRAINING_SETTINGS, TrainingService, type TrainingSettings } from './training/training-service.ts';
 import { SeenDeliveries } from './triggers/seen-deliveries.ts';
 import { TriggerService } from './triggers/triggers.ts';
 import { NO_DELIVERY, type WebhookDeliveryPorts } from './webhooks/ports.ts';
@@ -38,6 +39,8 @@ export interface ServiceDeps {
   catalog: ModelCatalog;
   sampler?: Partial<SamplerSettings>;
   chatTiming?: Partial<ChatTiming>;
+  /** Training polls, result retention and checkpoint retention (core/training). */
+  training?: Partial<TrainingSettings>;
   /** URI prefixes `from_dataset` generators may read besides shipped and uploaded datasets (datasets.ts). */
   datasetUriPrefixes?: readonly string[];
   /** Where job and pipeline events go (DESIGN.md §7a); the webhooks service unless a test listens itself. */
@@ -49,7 +52,7 @@ export interface ServiceDeps {
 export type Services = ReturnType<typeof createServices>;
 
 /** Wires the domain services over the ports; the only place they are constructed. */
-export function createServices({ store, blobs, queue, compute, clock, catalog, sampler, chatTiming, datasetUriPrefixes, publisher, webhookDelivery = NO_DELIVERY }: ServiceDeps) {
+export function createServices({ store, blobs, queue, compute, clock, catalog, sampler, chatTiming, training: trainingSettings, datasetUriPrefixes, publisher, webhookDelivery = NO_DELIVERY }: ServiceDeps) {
   const models = new ModelResolver(store, catalog);
   const repos = new RepoService(store, models, clock);
   const prompts = new PromptService(store, repos);
@@ -61,8 +64,10 @@ export function createServices({ store, blobs, queue, compute, clock, catalog, s
   const webhooks = new WebhookService(store, clock, webhookDelivery);
   // Pipelines advance on job events, and start jobs through the job flow: a late-bound listener.
   const outbox = new EventOutbox(store, publisher ?? webhooks, (event): Promise<void> => pipelines.onEvent(event));
-  const pipeline = new JobPipeline(records, outputs, queue, compute, clock, outbox);
+  // A run follows its trainer job's end: a late-bound listener, as the training service is built over the pipeline.
+  const pipeline = new JobPipeline(records, outputs, queue, compute, clock, outbox, (job): Promise<void> => training.onJobEnded(job));
   const chain = new ModelChain(store, models, outputs);
+  const training = new TrainingService({ store, blobs, clock, models, chain, records, pipeline, outbox, settings: { ...DEFAULT_TRAINING_SETTINGS, ...trainingSettings } });
   const samplers = new SamplerPool(store, records, pipeline, { ...DEFAULT_SAMPLER_SETTINGS, ...sampler });
   const timing = { ...DEFAULT_CHAT_TIMING, ...chatTiming };
   const relay = new ChatRelay(store, blobs, clock, timing.pollMs);
@@ -86,6 +91,7 @@ export function createServices({ store, blobs, queue, compute, clock, catalog, s
     bakeJobs,
     samplers,
     relay,
+    training,
     chat: new ChatService(store, models, chain, records, samplers, relay, clock, timing),
     webhooks,
     triggers: new TriggerService(store, clock, { targets, bakes }, { targetJobs, bakeJobs, pipelines }, new SeenDeliveries(store, clock)),

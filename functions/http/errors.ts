@@ -12,6 +12,8 @@ export const STATUS_OF: Record<ErrorCode, ContentfulStatusCode> = {
   FORBIDDEN: 403,
   RESOURCE_NOT_FOUND: 404,
   RESOURCE_CONFLICT: 409,
+  IDEMPOTENCY_CONFLICT: 409,
+  RUN_INACTIVE: 410,
   PAYLOAD_TOO_LARGE: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,
   VALIDATION_ERROR: 422,
@@ -22,7 +24,7 @@ export const STATUS_OF: Record<ErrorCode, ContentfulStatusCode> = {
 };
 
 /** Statuses that a retry of the same request cannot fix (bread-api.md §1.6 rule 1). */
-const NOT_RETRYABLE = new Set([400, 401, 402, 403, 404, 405, 409, 413, 415, 422]);
+const NOT_RETRYABLE = new Set([400, 401, 402, 403, 404, 405, 409, 410, 413, 415, 422]);
 
 export interface ErrorBody {
   message: string;

@@ -42,10 +42,11 @@ export function jobOutboxItems(previous: JobRecord, next: JobRecord): Item[] {
 
 /**
  * The event a job produces on reaching its current state, or undefined when there is none to
- * report: samplers serve every user and are nobody's resource, and queued/submitted are internal.
+ * report: samplers serve every user and are nobody's resource, a trainer's run reports for it
+ * (core/training), and queued/submitted are internal.
  */
 export function jobEventOf(job: JobRecord): DomainEvent | undefined {
-  if (job.kind === 'sampler' || !(job.state in REPORTED)) return undefined;
+  if (job.kind === 'sampler' || job.kind === 'trainer' || !(job.state in REPORTED)) return undefined;
   const suffix = REPORTED[job.state as keyof typeof REPORTED];
   const { userId, repo, name } = job.owner;
   const data: Record<string, unknown> = {

@@ -34,7 +34,7 @@ export function failureSentence(facts: FailureFacts): string {
   const noun = NOUN[kind];
   const The = `The ${noun}`;
   const at = progressPhrase(facts.percent);
-  const again = kind === 'sampler' ? 'try again' : 'run it again';
+  const again = kind === 'sampler' ? 'try again' : kind === 'trainer' ? 'create a new run from its last saved checkpoint' : 'run it again';
   const seeLog = logPointer(kind, facts.owner);
   if (facts.exitedWithoutResult) return `${The} ended without writing its result; ${seeLog}, then ${again}.`;
   switch (failure.cause) {
@@ -94,12 +94,13 @@ function signalOf(failure: ComputeFailure): { label: string; name?: string } | u
 function memoryAdvice(kind: JobKind): string {
   if (kind === 'bake') return 'lower micro_batch_size or data.max_length, or use larger instances, then run it again';
   if (kind === 'sampler') return 'try again with a shorter conversation or fewer requests at once';
+  if (kind === 'trainer') return 'send fewer or shorter examples per forward_backward, or use larger instances, then create a new run from its last saved checkpoint';
   return 'lower max_concurrency or max_tokens, or use larger instances, then run it again';
 }
 
-/** Where the owner downloads the job's log (routes/jobs.ts); samplers' logs are the operator's. */
+/** Where the owner downloads the job's log (routes/jobs.ts); samplers' and trainers' logs are the operator's. */
 function logPointer(kind: JobKind, owner: JobOwner): string {
-  if (kind === 'sampler') return "the server's log has the details";
+  if (kind === 'sampler' || kind === 'trainer') return "the server's log has the details";
   const path = kind === 'bake' ? `bakes/${owner.name}` : `targets/${owner.name}/${kind}`;
   return `its log (GET /v1/repo/${owner.repo}/${path}/logs) has the details`;
 }

@@ -6,7 +6,7 @@ import { jobEventIds, type EventOutbox } from '../events/job-events.ts';
 import type { JobKind, JobSpec } from '../../schemas/job-spec.ts';
 import { failureSentence, userFacing, type FailureFacts } from './failure-reasons.ts';
 import { currentJob, type JobOwner, type JobRecord, type JobRecords } from './job-records.ts';
-import type { JobState } from './state-machine.ts';
+import { isTerminal, type JobState } from './state-machine.ts';
 import { jobPaths, type JobOutputs } from './job-outputs.ts';
 
 export interface StartRequest {
@@ -39,6 +39,8 @@ export class JobPipeline {
     private readonly compute: Compute,
     private readonly clock: Clock,
     private readonly outbox: EventOutbox,
+    /** Hears every job that reached complete or failed (a run follows its trainer); must be idempotent. */
+    private readonly onEnded: (job: JobRecord) => Promise<void> = async () => {},
   ) {}
 
   /**
@@ -126,6 +128,12 @@ export class JobPipeline {
   private async transition(jobId: number, to: JobState, changes: Partial<JobRecord>): Promise<JobRecord | undefined> {
     const job = await this.records.transition(jobId, to, changes);
     if (job?.state === to) await this.outbox.drain(jobEventIds(jobId, to));
+    if (job?.state === to && isTerminal(to)) {
+      // A listener that fails now is repaired by its own sweep (the training service's); the move stands.
+      await this.onEnded(job).catch((error: unknown) => {
+        console.error(JSON.stringify({ level: 'warn', msg: 'job end not applied; the next sweep retries', jobId, error: String(error) }));
+      });
+    }
     return job;
   }
 
@@ -180,6 +188,17 @@ export class JobPipeline {
     }
   }
 
+  /**
+   * Stops one job for good: compute is asked to stop it (its failed event follows as usual), and
+   * one not yet submitted fails at once, so no dispatch submits it later.
+   */
+  async stop(jobId: number, reason: string): Promise<void> {
+    const job = await this.records.get(jobId);
+    if (!job || isTerminal(job.state)) return;
+    if (job.external_id) await this.compute.terminate(job.external_id, `Cancelled: ${reason}`);
+    else await this.transition(jobId, 'failed', { error: userFacing(`The ${job.kind} was cancelled: ${reason}.`) });
+  }
+
   /** Asks compute to stop every active job of a kind (the failed event follows as usual). */
   async terminateActive(kind: JobKind, reason: string): Promise<void> {
     for (const job of await this.records.listActive()) {
@@ -208,6 +227,7 @@ export class JobPipeline {
 /** Why a job whose owner no longer points at it is cancelled. */
 function ownerGone(kind: JobKind): string {
   if (kind === 'sampler') return 'a newer sampler replaced it';
+  if (kind === 'trainer') return 'a newer trainer replaced it';
   return `its ${kind === 'bake' ? 'bake' : 'target'} was deleted`;
 }
 

@@ -7,13 +7,13 @@ import { keys } from '../keys.ts';
 import { canTransition, isTerminal, type JobState } from './state-machine.ts';
 
 /**
- * The item a job belongs to: a target (stim, rollout), a bake, or the deployment's sampler slot
- * for one base model (`samplerOwner`).
+ * The item a job belongs to: a target (stim, rollout), a bake, the deployment's sampler slot
+ * for one base model (`samplerOwner`), or a training run (its trainer).
  */
 export interface JobOwner {
   userId: string;
   repo: string;
-  /** Target name for stim and rollout, bake name for a bake, base model for a sampler. */
+  /** Target name for stim and rollout, bake name for a bake, base model for a sampler, run id for a trainer. */
   name: string;
 }
 
@@ -52,6 +52,7 @@ export const ownerAttributes = (kind: JobKind) => ({ id: `${kind}_job_id`, job: 
 
 export function ownerKey(kind: JobKind, owner: JobOwner): Key {
   if (kind === 'sampler') return keys.sampler(owner.name);
+  if (kind === 'trainer') return keys.trainingRun(owner.name);
   return keys.resource(owner.userId, owner.repo, kind === 'bake' ? 'bake' : 'target', owner.name);
 }
 

@@ -1,0 +1,59 @@
+/**
+ * Where checkpoints are named and stored. A checkpoint is addressed by its run, its target and its
+ * name; `bt://loops:<run>/(weights|sampler_weights)/<name>` is how the Loops front shows that
+ * address (loops-api.md §1.6). Parsing happens in `parseCheckpointPath` alone, so a second
+ * scheme (`tinker://…`) is one more branch there.
+ */
+import type { CheckpointTarget } from './model.ts';
+import { ValidationError } from '../errors.ts';
+
+export interface CheckpointAddress {
+  runId: string;
+  target: CheckpointTarget;
+  name: string;
+}
+
+const DIRECTORY: Record<CheckpointTarget, string> = { trainer: 'weights', sampler: 'sampler_weights' };
+const BT_PATH = /^bt:\/\/loops:([0-9A-Za-z]+)\/(weights|sampler_weights)\/([^/]+)$/;
+
+/** What a save may be named: the characters of a file name, and not `.` or `..`. */
+const CHECKPOINT_NAME = /^[A-Za-z0-9._-]{1,128}$/;
+
+/** Published once per sampling client (`<name>-<uuid4 hex>`, loops-data-plane.md §11): subject to retention. */
+const EPHEMERAL_SUFFIX = /-[0-9a-f]{32}$/;
+
+export function parseCheckpointPath(path: string): CheckpointAddress | undefined {
+  const match = BT_PATH.exec(path);
+  if (!match) return undefined;
+  const [, runId, directory, name] = match as unknown as [string, string, string, string];
+  if (!isCheckpointName(name)) return undefined;
+  return { runId, target: directory === 'weights' ? 'trainer' : 'sampler', name };
+}
+
+export function checkpointPath({ runId, target, name }: CheckpointAddress): string {
+  return `bt://loops:${runId}/${DIRECTORY[target]}/${name}`;
+}
+
+export function isCheckpointName(name: string): boolean {
+  return CHECKPOINT_NAME.test(name) && !/^\.+$/.test(name);
+}
+
+export function assertCheckpointName(name: string): void {
+  if (!isCheckpointName(name)) {
+    throw new ValidationError(`name: '${name}' is not a checkpoint name; use 1 to 128 letters, digits, '.', '_' or '-' (not only dots)`);
+  }
+}
+
+export function isEphemeralName(name: string): boolean {
+  return EPHEMERAL_SUFFIX.test(name);
+}
+
+/** The blob prefix a checkpoint's files live under; a save overwrites it whole. */
+export function checkpointPrefix({ runId, target, name }: CheckpointAddress): string {
+  return `training/runs/${runId}/checkpoints/${target}/${name}/`;
+}
+
+/** Where a run's trainer autosaves before scaling to zero, and restores from when it comes back. */
+export function runStatePrefix(runId: string): string {
+  return `training/runs/${runId}/state/`;
+}

@@ -1,0 +1,282 @@
+import type { Blobs } from '../../ports/blobs.ts';
+import type { Clock } from '../../ports/clock.ts';
+import { ignoreConditionFailed, putIf, type Item, type Store } from '../../ports/store.ts';
+import type { TrainerResult } from '../../schemas/trainer.ts';
+import type { Actor } from '../actor.ts';
+import { InvalidInputError, NotFoundError } from '../errors.ts';
+import { keys } from '../keys.ts';
+import { checkpointPath, checkpointPrefix, isEphemeralName, parseCheckpointPath, type CheckpointAddress } from './checkpoint-paths.ts';
+import { createWithNewId } from './ids.ts';
+import type { CheckpointTarget, TrainingCheckpoint } from './model.ts';
+import { isOwnRun, runKey } from './run-records.ts';
+
+export interface CheckpointSettings {
+  /** Ephemeral sampler checkpoints kept per run whatever their age (loops-data-plane.md §11). */
+  ephemeralKeep: number;
+  /** An older ephemeral checkpoint nobody sampled from for this long is deleted with its files. */
+  ephemeralIdleS: number;
+  /** How long a presigned file URL works. */
+  fileUrlExpiresS: number;
+}
+
+/** Exactly one filter, as the list route demands. */
+export type CheckpointFilter = { runId: string } | { baseModel: string } | { path: string };
+
+export interface CheckpointFile {
+  url: string;
+  relative_file_name: string;
+  size_bytes: number;
+  last_modified: string;
+}
+
+export interface CheckpointFilesPage {
+  files: CheckpointFile[];
+  nextPageToken: number | null;
+  totalCount: number;
+}
+
+/** What a save operation wrote, as the trainer reported it, and how it was asked for. */
+export interface SavedCheckpoint {
+  address: CheckpointAddress;
+  result: TrainerResult<'save'>;
+  publish: boolean;
+  ttlSeconds: number | null;
+}
+
+const NOT_A_PATH = (path: string) =>
+  `'${path}' is not a checkpoint path; expected bt://loops:<run_id>/weights/<name> or bt://loops:<run_id>/sampler_weights/<name>.`;
+
+/**
+ * Checkpoint records (loops-data-plane.md §12): one per run, target and name, written when a
+ * save's result arrives and overwritten by a later save of the same name (keeping its id). The
+ * files live in Blobs under the checkpoint's prefix and are downloaded through presigned URLs.
+ * Ephemeral checkpoints (published per sampling client) and those saved with a time to live are
+ * deleted by `sweep`.
+ */
+export class TrainingCheckpoints {
+  constructor(
+    private readonly store: Store,
+    private readonly blobs: Blobs,
+    private readonly clock: Clock,
+    private readonly settings: CheckpointSettings,
+  ) {}
+
+  async list(actor: Actor, filter: CheckpointFilter): Promise<TrainingCheckpoint[]> {
+    if ('path' in filter) {
+      if (!parseCheckpointPath(filter.path)) throw new InvalidInputError(NOT_A_PATH(filter.path));
+      const found = await this.find(actor, filter.path);
+      return found ? [found] : [];
+    }
+    if ('runId' in filter) {
+      if (!isOwnRun(actor, await this.store.get(runKey(filter.runId)))) throw new NotFoundError(`Run ${filter.runId} not found`);
+      const { items } = await this.store.query(keys.trainingCheckpoints(filter.runId));
+      return this.live(items).sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+    }
+    const { items } = await this.store.query({ pk: keys.trainingCheckpointIndex(actor.userId).gsi1pk, index: 'gsi1' });
+    return this.live(items).filter((checkpoint) => checkpoint.baseModel === filter.baseModel);
+  }
+
+  /** Every checkpoint the caller can read (chat lists the sampler ones as models). */
+  async listMine(actor: Actor): Promise<TrainingCheckpoint[]> {
+    const { items } = await this.store.query({ pk: keys.trainingCheckpointIndex(actor.userId).gsi1pk, index: 'gsi1' });
+    return this.live(items);
+  }
+
+  async get(actor: Actor, checkpointId: string): Promise<TrainingCheckpoint> {
+    const pointer = await this.store.get(keys.trainingCheckpointId(checkpointId));
+    const item = pointer && (await this.store.get(keys.trainingCheckpoint(pointer.run_id as string, pointer.target as string, pointer.name as string)));
+    const checkpoint = item && this.live([item])[0];
+    if (!checkpoint || checkpoint.userId !== actor.userId || checkpoint.id !== checkpointId) throw new NotFoundError(`Checkpoint ${checkpointId} not found`);
+    return checkpoint;
+  }
+
+  /** The checkpoint a path names, if the caller can read it; InvalidInputError for what is not a path. */
+  async resolve(actor: Actor, path: string): Promise<TrainingCheckpoint> {
+    if (!parseCheckpointPath(path)) throw new InvalidInputError(NOT_A_PATH(path));
+    const checkpoint = await this.find(actor, path);
+    if (!checkpoint) throw new NotFoundError(`Checkpoint ${path} not found`);
+    return checkpoint;
+  }
+
+  async find(actor: Actor, path: string): Promise<TrainingCheckpoint | undefined> {
+    const address = parseCheckpointPath(path);
+    const item = address && (await this.store.get(keys.trainingCheckpoint(address.runId, address.target, address.name)));
+    const checkpoint = item && this.live([item])[0];
+    return checkpoint?.userId === actor.userId ? checkpoint : undefined;
+  }
+
+  /** A page of the checkpoint's files, each with a URL that fetches it without any API key. */
+  async files(actor: Actor, checkpointId: string, page: { pageSize: number; pageToken: number }): Promise<CheckpointFilesPage> {
+    const checkpoint = await this.get(actor, checkpointId);
+    const all = [...checkpoint.files].sort((a, b) => a.name.localeCompare(b.name));
+    const slice = all.slice(page.pageToken, page.pageToken + page.pageSize);
+    const prefix = checkpointPrefix(checkpoint);
+    const files = await Promise.all(
+      slice.map(async (file) => ({
+        url: await this.blobs.presignGet(`${prefix}${file.name}`, this.settings.fileUrlExpiresS),
+        relative_file_name: file.name,
+        size_bytes: file.size_bytes,
+        last_modified: checkpoint.createdAt,
+      })),
+    );
+    const next = page.pageToken + page.pageSize;
+    return { files, nextPageToken: next < all.length ? next : null, totalCount: all.length };
+  }
+
+  /**
+   * Whether a sampler can use the path: a `sampler_weights` checkpoint the caller can read, and
+   * when `runId` is given, one trained on that run's base model. InvalidInputError says why not.
+   */
+  async validate(actor: Actor, path: string, runId?: string): Promise<TrainingCheckpoint> {
+    const address = parseCheckpointPath(path);
+    if (!address) throw new InvalidInputError(NOT_A_PATH(path));
+    if (address.target !== 'sampler') {
+      throw new InvalidInputError(`${path} holds training state, which a sampler cannot load; use a bt://loops:<run_id>/sampler_weights/<name> checkpoint (save_weights_for_sampler).`);
+    }
+    const checkpoint = await this.find(actor, path);
+    if (!checkpoint) throw new InvalidInputError(`Checkpoint ${path} does not exist or you cannot read it; list yours with GET /v1/loops/checkpoints.`);
+    if (runId !== undefined) {
+      const run = await this.store.get(runKey(runId));
+      if (!isOwnRun(actor, run)) throw new InvalidInputError(`Run ${runId} does not exist or is not yours.`);
+      if (checkpoint.baseModel !== run.base_model) {
+        throw new InvalidInputError(
+          `Checkpoint ${path} was trained on ${checkpoint.baseModel}, but run ${runId} trains ${run.base_model as string}; sample it with a sampler of ${checkpoint.baseModel}.`,
+        );
+      }
+    }
+    return checkpoint;
+  }
+
+  /** Notes that a sampler served the checkpoint, which holds off the retention sweep for an ephemeral one. */
+  async markSampled(checkpoint: TrainingCheckpoint): Promise<void> {
+    if (!checkpoint.ephemeral) return;
+    await this.store
+      .update(keys.trainingCheckpoint(checkpoint.runId, checkpoint.target, checkpoint.name), {
+        set: { last_sampled_at: this.clock.now().getTime() },
+        condition: { equals: { id: checkpoint.id } },
+        upsert: false,
+      })
+      .catch(ignoreConditionFailed);
+  }
+
+  /**
+   * Writes the record of a save (create, or overwrite keeping the id), before the operation is
+   * answered, so the checkpoint can be listed and downloaded as soon as a client sees its path.
+   */
+  async record(run: Item, saved: SavedCheckpoint): Promise<TrainingCheckpoint> {
+    const { address, result } = saved;
+    const key = keys.trainingCheckpoint(address.runId, address.target, address.name);
+    const existingId = (await this.store.get(key))?.id as string | undefined;
+    const id =
+      existingId ??
+      (await createWithNewId((candidate) =>
+        putIf(this.store, { ...keys.trainingCheckpointId(candidate), run_id: address.runId, target: address.target, name: address.name }, { exists: false }).then(
+          (created) => (created ? candidate : undefined),
+        ),
+      ));
+    const now = this.clock.now();
+    const ephemeral = address.target === 'sampler' && saved.publish && isEphemeralName(address.name);
+    const expiresAt = saved.ttlSeconds === null ? null : new Date(now.getTime() + saved.ttlSeconds * 1000).toISOString();
+    const checkpoint: TrainingCheckpoint = {
+      id,
+      runId: address.runId,
+      userId: run.user_id as string,
+      name: address.name,
+      target: address.target,
+      path: checkpointPath(address),
+      baseModel: run.base_model as string,
+      loraConfig: result.lora_config,
+      step: result.step,
+      files: result.files,
+      sizeBytes: result.files.reduce((sum, file) => sum + file.size_bytes, 0),
+      ephemeral,
+      expiresAt,
+      createdAt: now.toISOString(),
+    };
+    await this.store.put({
+      ...key,
+      ...keys.trainingCheckpointIndex(checkpoint.userId),
+      gsi1sk: `${checkpoint.createdAt}#${id}`,
+      ...toItem(checkpoint),
+      policy_version: result.policy_version,
+    });
+    if (ephemeral || expiresAt) await this.store.put({ ...keys.trainingRetention(address.runId) });
+    return checkpoint;
+  }
+
+  /**
+   * Deletes, with their files, checkpoints past their time to live, and ephemeral ones beyond
+   * the newest `ephemeralKeep` of their run that nobody sampled from for `ephemeralIdleS`.
+   */
+  async sweep(): Promise<number> {
+    const now = this.clock.now().getTime();
+    let deleted = 0;
+    for (const marker of (await this.store.query(keys.trainingRetentions)).items) {
+      const runId = marker.sk;
+      const { items } = await this.store.query(keys.trainingCheckpoints(runId));
+      const expired = items.filter((item) => typeof item.expires_at === 'string' && Date.parse(item.expires_at) <= now);
+      const ephemeral = items
+        .filter((item) => item.ephemeral === true && !expired.includes(item))
+        .sort((a, b) => (b.created_at as string).localeCompare(a.created_at as string));
+      const idleMs = this.settings.ephemeralIdleS * 1000;
+      const stale = ephemeral.slice(this.settings.ephemeralKeep).filter((item) => Math.max(Date.parse(item.created_at as string), (item.last_sampled_at as number | undefined) ?? 0) + idleMs <= now);
+      for (const item of [...expired, ...stale]) if (await this.delete(item)) deleted += 1;
+      const watched = items.filter((item) => !expired.includes(item) && !stale.includes(item) && typeof item.expires_at === 'string');
+      if (watched.length === 0 && ephemeral.length - stale.length <= this.settings.ephemeralKeep) await this.store.delete(marker);
+    }
+    return deleted;
+  }
+
+  /** The record first (unless a save wrote it again meanwhile), then its id and its files. */
+  private async delete(item: Item): Promise<boolean> {
+    const removed = await this.store.delete(item, { equals: { created_at: item.created_at as string } }).catch((error: unknown) => ignoreConditionFailed(error));
+    if (!removed) return false;
+    await this.store.delete(keys.trainingCheckpointId(item.id as string));
+    await this.blobs.deletePrefix(checkpointPrefix({ runId: item.run_id as string, target: item.target as CheckpointTarget, name: item.name as string }));
+    return true;
+  }
+
+  /** The checkpoints among the items, leaving out those past their time to live. */
+  private live(items: Item[]): TrainingCheckpoint[] {
+    const now = this.clock.now().getTime();
+    return items.filter((item) => typeof item.expires_at !== 'string' || Date.parse(item.expires_at) > now).map(toCheckpoint);
+  }
+}
+
+function toItem(checkpoint: TrainingCheckpoint): Record<string, unknown> {
+  return {
+    id: checkpoint.id,
+    run_id: checkpoint.runId,
+    user_id: checkpoint.userId,
+    name: checkpoint.name,
+    target: checkpoint.target,
+    path: checkpoint.path,
+    base_model: checkpoint.baseModel,
+    lora_config: checkpoint.loraConfig,
+    step: checkpoint.step,
+    files: checkpoint.files,
+    size_bytes: checkpoint.sizeBytes,
+    ephemeral: checkpoint.ephemeral,
+    expires_at: checkpoint.expiresAt,
+    created_at: checkpoint.createdAt,
+  };
+}
+
+function toCheckpoint(item: Item): TrainingCheckpoint {
+  return {
+    id: item.id as string,
+    runId: item.run_id as string,
+    userId: item.user_id as string,
+    name: item.name as string,
+    target: item.target as CheckpointTarget,
+    path: item.path as string,
+    baseModel: item.base_model as string,
+    loraConfig: item.lora_config as TrainingCheckpoint['loraConfig'],
+    step: item.step as number,
+    files: item.files as TrainingCheckpoint['files'],
+    sizeBytes: item.size_bytes as number,
+    ephemeral: item.ephemeral as boolean,
+    expiresAt: item.expires_at as string | null,
+    createdAt: item.created_at as string,
+  };
+}

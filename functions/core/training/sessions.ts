@@ -1,0 +1,30 @@
+import type { Clock } from '../../ports/clock.ts';
+import { putIf, type Store } from '../../ports/store.ts';
+import type { Actor } from '../actor.ts';
+import { NotFoundError } from '../errors.ts';
+import { keys } from '../keys.ts';
+import { createWithNewId } from './ids.ts';
+import type { TrainingSession } from './model.ts';
+
+/** Sessions group a client's runs and samplers; they hold nothing else. */
+export class TrainingSessions {
+  constructor(
+    private readonly store: Store,
+    private readonly clock: Clock,
+  ) {}
+
+  async create(actor: Actor, input: { trainingProjectId: string | null }): Promise<TrainingSession> {
+    const createdAt = this.clock.now().toISOString();
+    return createWithNewId(async (id) => {
+      const session: TrainingSession = { id, userId: actor.userId, trainingProjectId: input.trainingProjectId, createdAt };
+      const item = { ...keys.trainingSession(id), id, user_id: actor.userId, training_project_id: input.trainingProjectId, created_at: createdAt };
+      return (await putIf(this.store, item, { exists: false })) ? session : undefined;
+    });
+  }
+
+  async get(actor: Actor, sessionId: string): Promise<TrainingSession> {
+    const item = await this.store.get(keys.trainingSession(sessionId));
+    if (item?.user_id !== actor.userId) throw new NotFoundError(`Session ${sessionId} not found`);
+    return { id: sessionId, userId: actor.userId, trainingProjectId: item.training_project_id as string | null, createdAt: item.created_at as string };
+  }
+}
