@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from jsonschema.exceptions import best_match
+from jsonschema.exceptions import ValidationError, best_match
 
 from bakehouse_engine.errors import JobFailure
 from bakehouse_engine.sampler.relay import RelayCalls
@@ -19,6 +19,8 @@ from bakehouse_engine.spec import contract_validator
 # log-probs for a 24 MiB batch), so posting them gets longer.
 ANSWER_TIMEOUT_S = 15.0
 RESULT_TIMEOUT_S = 120.0
+CONTRACT_FILE = "trainer-next-response.schema.json"
+KINDS = "init, forward, optim_step, save, load"
 
 
 @dataclass
@@ -43,16 +45,30 @@ class TrainerRelay(RelayCalls):
         if held is None:
             return NextAnswer(None, None, None, answer["idle_s"])
         operation_id = held.get("id") if isinstance(held, dict) and isinstance(held.get("id"), str) else None
-        error = best_match(contract_validator("trainer-next-response.schema.json", "HeldOperation").iter_errors(_outline(held)))
+        error = best_match(contract_validator(CONTRACT_FILE, "HeldOperation").iter_errors(_outline(held)))
         if error is None:
             return NextAnswer(operation_id, held["operation"], None, answer["idle_s"])
         if operation_id is None:
             raise JobFailure(f"The relay handed out an operation without an id: {str(held)[:200]}")
-        where = "/".join(str(part) for part in error.absolute_path) or "(root)"
-        return NextAnswer(operation_id, None, f"The operation is invalid at {where}: {error.message}.", answer["idle_s"])
+        return NextAnswer(operation_id, None, _describe(error), answer["idle_s"])
 
     def post_result(self, operation_id: str, result: dict) -> None:
         self._post(f"/operations/{quote(operation_id, safe='')}/result", result, RESULT_TIMEOUT_S)
+
+
+def _describe(error: ValidationError) -> str:
+    """A sentence for the most relevant violation. The operation is a union chosen by `kind`, so its
+    violations are reported from the branch of its own kind rather than as "not valid under any"."""
+    where = "/".join(str(part) for part in error.absolute_path) or "(root)"
+    if error.validator == "oneOf":
+        branches: dict[int, list[ValidationError]] = {}
+        for sub in error.context or []:
+            branches.setdefault(sub.relative_schema_path[0], []).append(sub)
+        own = [subs for subs in branches.values() if not any(list(sub.relative_path) == ["kind"] for sub in subs)]
+        if len(own) != 1:
+            return f"The operation has no kind this trainer knows; its kind must be one of {KINDS}."
+        return _describe(best_match(own[0]))
+    return f"The operation is invalid at {where}: {error.message[:300]}."
 
 
 def _outline(held: dict) -> dict:
