@@ -84,6 +84,7 @@ def requests(chains: dict[str, list[dict]]) -> list[dict]:
             question = questions[chain_index * REQUESTS_PER_CHAIN + k]
             batch.append(
                 {
+                    "kind": "chat",
                     "id": f"{chain_name}-{k}",
                     "model": {"base_model": TOY_MODEL_NAME, "adapters": chain},
                     "messages": [{"role": "user", "content": question}],

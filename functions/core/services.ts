@@ -8,6 +8,7 @@ import { BakeService } from './bakes.ts';
 import { ChatRelay } from './chat/chat-relay.ts';
 import { ChatService, DEFAULT_CHAT_TIMING, type ChatTiming } from './chat/chat-service.ts';
 import { DEFAULT_SAMPLER_SETTINGS, SamplerPool, type SamplerSettings } from './chat/sampler-pool.ts';
+import { SamplerWatch } from './chat/sampler-watch.ts';
 import { DatasetService } from './datasets.ts';
 import type { EventPublisher } from './events/events.ts';
 import { EventOutbox } from './events/job-events.ts';
@@ -67,10 +68,15 @@ export function createServices({ store, blobs, queue, compute, clock, catalog, s
   // A run follows its trainer job's end: a late-bound listener, as the training service is built over the pipeline.
   const pipeline = new JobPipeline(records, outputs, queue, compute, clock, outbox, (job): Promise<void> => training.onJobEnded(job));
   const chain = new ModelChain(store, models, outputs);
-  const training = new TrainingService({ store, blobs, clock, models, chain, records, pipeline, outbox, settings: { ...DEFAULT_TRAINING_SETTINGS, ...trainingSettings } });
   const samplers = new SamplerPool(store, records, pipeline, { ...DEFAULT_SAMPLER_SETTINGS, ...sampler });
   const timing = { ...DEFAULT_CHAT_TIMING, ...chatTiming };
   const relay = new ChatRelay(store, blobs, clock, timing.pollMs);
+  const watch = new SamplerWatch(relay, records, samplers, timing.leaseMs);
+  const training = new TrainingService({
+    store, blobs, clock, models, chain, records, pipeline, outbox,
+    settings: { ...DEFAULT_TRAINING_SETTINGS, ...trainingSettings },
+    sampling: { relay, pool: samplers, watch, livenessMs: timing.livenessMs },
+  });
   const targetJobs = new TargetJobs(targets, prompts, datasets, pipeline, outputs, chain);
   const bakeJobs = new BakeJobs(store, repos, bakes, models, pipeline, outputs, chain, prompts);
   const recipes = new RecipeService(store, repos);
@@ -92,7 +98,7 @@ export function createServices({ store, blobs, queue, compute, clock, catalog, s
     samplers,
     relay,
     training,
-    chat: new ChatService(store, models, chain, records, samplers, relay, clock, timing),
+    chat: new ChatService(store, models, chain, samplers, relay, watch, training.samplerWeights, clock, timing),
     webhooks,
     triggers: new TriggerService(store, clock, { targets, bakes }, { targetJobs, bakeJobs, pipelines }, new SeenDeliveries(store, clock)),
   };

@@ -32,7 +32,17 @@ export const ModelSpec = z
   .object({
     base_model: z.string().min(1).meta({ description: 'Catalog name of the base model, e.g. bakehouse/toy-instruct' }),
     adapters: z
-      .array(z.object({ model_name: z.string(), uri: PrefixUri }))
+      .array(
+        z.object({
+          model_name: z.string(),
+          uri: PrefixUri,
+          version: z
+            .string()
+            .min(1)
+            .optional()
+            .meta({ description: 'Changes whenever the files at `uri` are rewritten (a training checkpoint saved again under its name); caches key on it' }),
+        }),
+      )
       .meta({ description: 'PEFT adapters merged into the base in order, root first (sequential baking)' }),
   })
   .meta({ id: 'ModelSpec' });

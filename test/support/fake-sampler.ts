@@ -1,10 +1,11 @@
 /**
  * The engine side of the sampler relay, for API tests: it speaks the relay routes
  * (functions/schemas/relay.ts) through the in-process app with the token from the sampler's job
- * spec, and answers with scripted text, so the chat routes can be driven without a model.
+ * spec, and answers with scripted text (chat) or scripted tokens (token-level sampling), so the
+ * chat and sampling routes can be driven without a model.
  */
 import { vi } from 'vitest';
-import type { RelayChunk, SamplerRequest } from '#schemas/relay.ts';
+import type { ChatSamplerRequest, RelayChunk, SampleResult, SamplerRequest, TokenSamplerRequest } from '#schemas/relay.ts';
 import type { TestApp } from './app.ts';
 
 type SamplerSpec = Extract<import('#schemas/job-spec.ts').JobSpec, { kind: 'sampler' }>;
@@ -16,7 +17,7 @@ export interface RelayAnswer {
 }
 
 /** What a scripted reply says for each choice: its text, split into the deltas to post. */
-export type Replier = (request: SamplerRequest, choice: number) => string[];
+export type Replier = (request: ChatSamplerRequest, choice: number) => string[];
 
 /** Echoes the last user message, one word per delta. */
 export const echo: Replier = (request) => {
@@ -59,17 +60,32 @@ export class FakeSampler {
     return this.call(`/v1/relay/samplers/${this.jobId}/requests/${requestId}/chunks`, { deltas: [], done: null, error: null, ...chunk });
   }
 
-  /** Waits for the next request and returns it. */
-  async take(): Promise<SamplerRequest> {
-    return vi.waitFor(async () => {
-      const { status, body } = await this.next(0, 1);
-      if (status !== 200 || body.requests.length === 0) throw new Error(`no request yet (${status})`);
-      return body.requests[0] as SamplerRequest;
-    });
+  /** Waits for the next request, which must be a chat request, and returns it. */
+  take(): Promise<ChatSamplerRequest> {
+    return this.takeKind('chat');
+  }
+
+  /** Waits for the next request, which must be a token-level one, and returns it. */
+  takeSample(): Promise<TokenSamplerRequest> {
+    return this.takeKind('tokens');
+  }
+
+  /** Answers a token-level request with its one chunk: the result given, or by default each sequence the prompt reversed. */
+  async answerSample(request: TokenSamplerRequest, result: Partial<SampleResult> = {}): Promise<RelayAnswer> {
+    const { prompt_tokens: prompt, n } = request.sample;
+    const tokens = [...prompt].reverse();
+    const sampled: SampleResult = {
+      sequences: Array.from({ length: n }, () => ({ tokens, logprobs: tokens.map(() => -0.5), finish_reason: 'stop' as const })),
+      prompt_tokens: prompt,
+      prompt_logprobs: null,
+      topk_prompt_logprobs: null,
+      ...result,
+    };
+    return this.post(request.id, { seq: 0, sampled });
   }
 
   /** Answers one request: every choice's deltas in its own chunk, then the finishing chunk. */
-  async answer(request: SamplerRequest, reply: Replier = echo): Promise<void> {
+  async answer(request: ChatSamplerRequest, reply: Replier = echo): Promise<void> {
     const choices = Array.from({ length: request.params.n }, (_, index) => reply(request, index));
     let seq = 0;
     const longest = Math.max(...choices.map((deltas) => deltas.length));
@@ -93,7 +109,10 @@ export class FakeSampler {
     const loop = (async () => {
       while (!stopped) {
         const { body } = await this.next(0.05, 8);
-        for (const request of (body.requests ?? []) as SamplerRequest[]) await this.answer(request, reply);
+        for (const request of (body.requests ?? []) as SamplerRequest[]) {
+          if (request.kind === 'chat') await this.answer(request, reply);
+          else await this.answerSample(request);
+        }
       }
     })();
     return {
@@ -102,6 +121,16 @@ export class FakeSampler {
         await loop;
       },
     };
+  }
+
+  private async takeKind<K extends SamplerRequest['kind']>(kind: K): Promise<Extract<SamplerRequest, { kind: K }>> {
+    const request = await vi.waitFor(async () => {
+      const { status, body } = await this.next(0, 1);
+      if (status !== 200 || body.requests.length === 0) throw new Error(`no request yet (${status})`);
+      return body.requests[0] as SamplerRequest;
+    });
+    if (request.kind !== kind) throw new Error(`expected a ${kind} request, got a ${request.kind} one`);
+    return request as Extract<SamplerRequest, { kind: K }>;
   }
 
   private async call(path: string, body: unknown): Promise<RelayAnswer> {

@@ -20,6 +20,9 @@ class MemoryOutbox:
     def finish(self, done: dict) -> None:
         self.ending = {"done": done, "error": None}
 
+    def finish_sample(self, sampled: dict) -> None:
+        self.ending = {"done": None, "sampled": sampled, "error": None}
+
     def fail(self, error: str) -> None:
         self.ending = {"done": None, "error": error}
 

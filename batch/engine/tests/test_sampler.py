@@ -29,6 +29,7 @@ def chat(request_id: str, question: str = SEA, adapters: list[dict] | None = Non
     settings = {"n": 1, "temperature": 0, "top_p": 1, "max_tokens": 12, "stop": [], "seed": None, "chat_template_kwargs": {}}
     settings.update(params)
     return {
+        "kind": "chat",
         "id": request_id,
         "model": {"base_model": TINY_MODEL, "adapters": adapters or []},
         "messages": [{"role": "user", "content": question}],

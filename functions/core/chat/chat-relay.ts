@@ -6,12 +6,16 @@ import { NotFoundError } from '../errors.ts';
 import { keys } from '../keys.ts';
 import { Wakeups } from './wakeups.ts';
 
-/** Chat requests and their answers are working data: gone a day after they were asked. */
+/**
+ * Requests and their answers are working data: gone a day after they were asked (the training
+ * protocols keep a sample's result at least 1 h, loops-data-plane.md §6.3).
+ */
 const RETAIN_S = 24 * 60 * 60;
-/** Bodies larger than this go to Blobs (a Store item holds at most 400 KB). */
+/** Bodies and chunks larger than this go to Blobs (a Store item holds at most 400 KB). */
 const MAX_INLINE_BODY_BYTES = 256 * 1024;
 /** Under the artifact bucket's tmp/ lifecycle on AWS, so a body left behind still expires. */
 const bodyBlobKey = (requestId: string) => `tmp/chat/${requestId}.json`;
+const chunkBlobKey = (requestId: string, seq: number) => `tmp/chat/${requestId}.chunks/${seq}.json`;
 
 export type ChatRequestState = 'pending' | 'taken' | 'cancelled';
 
@@ -22,6 +26,10 @@ export interface ChatRequestStatus {
   /** The sampler job that took it, and when (epoch ms). */
   samplerJobId?: number;
   takenAt?: number;
+  /** Why it was cancelled, when the API gave up on it rather than the asker going away. */
+  cancelReason?: string;
+  /** What the submitter stored with it (`submit`'s `meta`, as updated by `annotate`). */
+  meta: Record<string, unknown>;
 }
 
 /** When a sampler last asked for requests: it had finished every batch it took before then. */
@@ -31,10 +39,10 @@ export interface SamplerPoll {
 }
 
 /**
- * A sampler knows a request by its id and attempt (`chatcmpl-….2`), so that chunks of an attempt
- * given up on are refused rather than mixed into the next one.
+ * A sampler knows a request by its id and attempt (`chatcmpl-….2`, `sample-….1`), so that chunks
+ * of an attempt given up on are refused rather than mixed into the next one.
  */
-const ATTEMPT_ID = /^(chatcmpl-[0-9a-f]+)\.(\d+)$/;
+const ATTEMPT_ID = /^((?:chatcmpl|sample)-[0-9a-f]+)\.(\d+)$/;
 const attemptId = (requestId: string, attempt: number) => `${requestId}.${attempt}`;
 
 const inboxTopic = (baseModel: string) => `inbox:${baseModel}`;
@@ -67,7 +75,12 @@ export class ChatRelay {
     return this.wakeups.wait(requestTopic(requestId), this.pollMs, signal);
   }
 
-  async submit(request: SamplerRequest): Promise<void> {
+  /**
+   * Queues the request for its base model's sampler. Returns false, queuing nothing, when a request
+   * with its id exists already (a submit that deduplicates by id). `meta` is kept with the request
+   * for the submitter (`status`).
+   */
+  async submit(request: SamplerRequest, meta: Record<string, unknown> = {}): Promise<boolean> {
     const now = this.clock.now();
     const ttl = Math.floor(now.getTime() / 1000) + RETAIN_S;
     const body = JSON.stringify(request);
@@ -75,22 +88,36 @@ export class ChatRelay {
     if (!inline) await this.blobs.put(bodyBlobKey(request.id), body, 'application/json');
     const inbox = keys.chatInbox(request.model.base_model);
     const inboxKey = { pk: inbox.pk, sk: `${inbox.skPrefix}${now.toISOString()}#${request.id}` };
-    await this.store.transact([
-      {
-        kind: 'put',
-        item: {
-          ...keys.chatRequest(request.id),
-          state: 'pending' satisfies ChatRequestState,
-          attempt: 0,
-          inbox_sk: inboxKey.sk,
-          ...(inline ? { body } : { body_blob: bodyBlobKey(request.id) }),
-          ttl,
+    try {
+      await this.store.transact([
+        {
+          kind: 'put',
+          item: {
+            ...keys.chatRequest(request.id),
+            state: 'pending' satisfies ChatRequestState,
+            attempt: 0,
+            inbox_sk: inboxKey.sk,
+            ...(inline ? { body } : { body_blob: bodyBlobKey(request.id) }),
+            meta,
+            ttl,
+          },
+          condition: { exists: false },
         },
-        condition: { exists: false },
-      },
-      { kind: 'put', item: { ...inboxKey, request_id: request.id, ttl } },
-    ]);
+        { kind: 'put', item: { ...inboxKey, request_id: request.id, ttl } },
+      ]);
+    } catch (error) {
+      if (error instanceof TransactionFailedError && error.failedOps.includes(0)) return false;
+      throw error;
+    }
     this.wakeups.notify(inboxTopic(request.model.base_model));
+    return true;
+  }
+
+  /** Merges `meta` into what the submitter keeps with the request. */
+  async annotate(requestId: string, meta: Record<string, unknown>): Promise<void> {
+    const item = await this.store.get(keys.chatRequest(requestId));
+    if (!item) return;
+    await this.store.update(keys.chatRequest(requestId), { set: { meta: { ...(item.meta as Record<string, unknown>), ...meta } }, upsert: false });
   }
 
   /** Long poll: the first requests to arrive within `waitS`, or none. */
@@ -130,31 +157,41 @@ export class ChatRelay {
     const request = await this.store.get(keys.chatRequest(requestId));
     if (!request || request.sampler_job_id !== samplerJobId) throw new NotFoundError(`No request ${samplerRequestId} for this sampler`);
     try {
+      const text = JSON.stringify(chunk);
+      const inline = Buffer.byteLength(text) <= MAX_INLINE_BODY_BYTES;
+      // A token-level answer can run to megabytes; a retried post rewrites the same blob.
+      if (!inline) await this.blobs.put(chunkBlobKey(requestId, chunk.seq), text, 'application/json');
+      const stored = inline ? { chunk } : { chunk_blob: chunkBlobKey(requestId, chunk.seq) };
       // Stored only while this attempt is the request's, so a re-queue and a late chunk cannot both win.
       await this.store.transact([
         { kind: 'check', key: keys.chatRequest(requestId), condition: { equals: { attempt: Number(attempt), sampler_job_id: samplerJobId } } },
-        { kind: 'put', item: { ...keys.chatChunk(requestId, chunk.seq), chunk, ttl: request.ttl as number }, condition: { exists: false } },
+        { kind: 'put', item: { ...keys.chatChunk(requestId, chunk.seq), ...stored, ttl: request.ttl as number }, condition: { exists: false } },
       ]);
     } catch (error) {
       if (!(error instanceof TransactionFailedError)) throw error;
       if (error.failedOps.includes(0)) return { cancelled: true };
     }
     this.wakeups.notify(requestTopic(requestId));
-    if ((chunk.done || chunk.error) && request.body_blob) await this.blobs.deletePrefix(request.body_blob as string);
+    if ((chunk.done || chunk.sampled || chunk.error) && request.body_blob) await this.blobs.deletePrefix(request.body_blob as string);
     return { cancelled: request.state === 'cancelled' };
   }
 
   /** The chunk numbered `seq`, once its sampler has posted it. */
   async chunk(requestId: string, seq: number): Promise<RelayChunk | undefined> {
     const item = await this.store.get(keys.chatChunk(requestId, seq));
-    return item && RelayChunk.parse(item.chunk);
+    if (!item) return undefined;
+    if (item.chunk_blob === undefined) return RelayChunk.parse(item.chunk);
+    const bytes = await this.blobs.get(item.chunk_blob as string);
+    if (!bytes) throw new Error(`Chunk ${seq} of request ${requestId} is missing from Blobs`);
+    return RelayChunk.parse(JSON.parse(Buffer.from(bytes).toString('utf8')));
   }
 
   async status(requestId: string): Promise<ChatRequestStatus | undefined> {
     const item = await this.store.get(keys.chatRequest(requestId));
     if (!item) return undefined;
     const taken = item.state === 'taken' ? { samplerJobId: item.sampler_job_id as number, takenAt: item.taken_at as number } : {};
-    return { state: item.state as ChatRequestState, attempt: item.attempt as number, ...taken };
+    const reason = typeof item.cancel_reason === 'string' ? { cancelReason: item.cancel_reason } : {};
+    return { state: item.state as ChatRequestState, attempt: item.attempt as number, ...taken, ...reason, meta: (item.meta as Record<string, unknown> | undefined) ?? {} };
   }
 
   /** The base model's last poll for requests, if any sampler has asked. */
@@ -188,14 +225,32 @@ export class ChatRelay {
     this.wakeups.notify(inboxTopic(baseModel));
   }
 
-  /** Nobody waits for the answer any more: a waiting request leaves the inbox, a taken one is stopped. */
-  async cancel(requestId: string, baseModel: string): Promise<void> {
+  /**
+   * Nobody waits for the answer any more: a waiting request leaves the inbox, a taken one is
+   * stopped. `reason`, when the API gives up on it, is kept for whoever asks about it later.
+   */
+  async cancel(requestId: string, baseModel: string, reason?: string): Promise<void> {
     const key = keys.chatRequest(requestId);
     const item = await this.store.get(key);
     if (!item || item.state === 'cancelled') return;
-    await this.store.update(key, { set: { state: 'cancelled' }, upsert: false });
+    await this.store.update(key, { set: { state: 'cancelled', ...(reason === undefined ? {} : { cancel_reason: reason }) }, upsert: false });
     if (item.state === 'pending') await this.store.delete({ pk: keys.chatInbox(baseModel).pk, sk: item.inbox_sk as string });
     if (item.body_blob) await this.blobs.deletePrefix(item.body_blob as string);
+  }
+
+  /** Cancels the request only while no sampler has taken it; whether it did (a taken one runs to its end). */
+  async cancelIfPending(requestId: string, baseModel: string): Promise<boolean> {
+    const key = keys.chatRequest(requestId);
+    let item: Item;
+    try {
+      item = await this.store.update(key, { set: { state: 'cancelled' }, condition: { equals: { state: 'pending' } }, upsert: false });
+    } catch (error) {
+      if (error instanceof ConditionFailedError || error instanceof TransactionFailedError) return false;
+      throw error;
+    }
+    await this.store.delete({ pk: keys.chatInbox(baseModel).pk, sk: item.inbox_sk as string });
+    if (item.body_blob) await this.blobs.deletePrefix(item.body_blob as string);
+    return true;
   }
 
   private async markTaken(requestId: string, samplerJobId: number): Promise<Item | undefined> {

@@ -7,13 +7,15 @@ import type { RelayChunk, SamplingParams } from '../../schemas/relay.ts';
 import type { Actor } from '../actor.ts';
 import { InvalidInputError, NotFoundError, UnavailableError } from '../errors.ts';
 import { keys, resourceName } from '../keys.ts';
-import { currentJob, type JobRecords } from '../jobs/job-records.ts';
+import { currentJob } from '../jobs/job-records.ts';
 import { userFacing } from '../jobs/failure-reasons.ts';
-import { isTerminal } from '../jobs/state-machine.ts';
 import type { ModelChain } from '../jobs/model-chain.ts';
 import { checkpointsOf, formatCheckpointName, type ModelResolver } from '../models.ts';
-import type { ChatRelay, ChatRequestStatus } from './chat-relay.ts';
+import { parseCheckpointPath } from '../training/checkpoint-paths.ts';
+import type { SamplerWeights } from '../training/sampler-weights.ts';
+import type { ChatRelay } from './chat-relay.ts';
 import type { SamplerPool } from './sampler-pool.ts';
+import type { SamplerWatch, WatchedRequest } from './sampler-watch.ts';
 
 export interface ChatTiming {
   /** How often a poll loop looks again when nothing in this process woke it (functions/core/chat/wakeups.ts). */
@@ -22,25 +24,17 @@ export interface ChatTiming {
   livenessMs: number;
   /** Longest wait for a whole reply, a cold sampler start included. */
   replyTimeoutMs: number;
-  /**
-   * A request taken by a sampler that has since asked for more work this much later, without
-   * posting a chunk for it, never reached the sampler (the hand-out was lost): it is handed out again.
-   */
+  /** A request taken but unanswered this long after its sampler asked for more work is handed out again (sampler-watch.ts). */
   leaseMs: number;
 }
 
 export const DEFAULT_CHAT_TIMING: ChatTiming = { pollMs: 20, livenessMs: 1000, replyTimeoutMs: 14 * 60 * 1000, leaseMs: 10_000 };
 
 /** A request handed to a sampler: what the reply events belong to. */
-export interface ChatTicket {
-  id: string;
+export interface ChatTicket extends WatchedRequest {
   /** The model the reply names: a `repo/bake` request names the checkpoint it resolved to. */
   model: string;
-  baseModel: string;
   created: number;
-  relayUrl: string;
-  /** The sampler job expected to answer; replaced when that one stops idle before taking it. */
-  samplerJobId: number;
 }
 
 const UNKNOWN_MODEL = (name: string) =>
@@ -49,16 +43,19 @@ const UNKNOWN_MODEL = (name: string) =>
 /**
  * OpenAI-compatible chat over the sampler relay (bread-api.md §15): resolves the model to a base
  * and an adapter chain, queues the request for that base model's sampler (starting one when
- * none is up), and reads the answer's chunks as the sampler posts them.
+ * none is up), and reads the answer's chunks as the sampler posts them. Besides base models and
+ * baked checkpoints, a model may be a training run's sampler checkpoint, named by its
+ * `bt://loops:<run_id>/sampler_weights/<name>` path.
  */
 export class ChatService {
   constructor(
     private readonly store: Store,
     private readonly models: ModelResolver,
     private readonly chain: ModelChain,
-    private readonly records: JobRecords,
     private readonly pool: SamplerPool,
     private readonly relay: ChatRelay,
+    private readonly watch: SamplerWatch,
+    private readonly samplerWeights: SamplerWeights,
     private readonly clock: Clock,
     private readonly timing: ChatTiming,
   ) {}
@@ -68,7 +65,7 @@ export class ChatService {
     const { name, spec } = await this.resolveModel(actor, body.model);
     const id = `chatcmpl-${randomBytes(12).toString('hex')}`;
     const sampler = await this.pool.ensure(spec.base_model, relayUrl);
-    await this.relay.submit({ id, model: spec, messages: body.messages.map(toTemplateMessage), tools: body.tools ?? null, params: samplingParams(body) });
+    await this.relay.submit({ kind: 'chat', id, model: spec, messages: body.messages.map(toTemplateMessage), tools: body.tools ?? null, params: samplingParams(body) });
     return { id, model: name, baseModel: spec.base_model, created: Math.floor(this.clock.now().getTime() / 1000), relayUrl, samplerJobId: sampler.job_id };
   }
 
@@ -96,7 +93,7 @@ export class ChatService {
           throw new UnavailableError(`No reply within ${Math.round(this.timing.replyTimeoutMs / 1000)} s; the sampler may still be starting, try again.`);
         }
         if (Date.now() >= nextLivenessCheck) {
-          await this.checkLiveness(ticket, seq);
+          await this.watch.check(ticket, seq);
           nextLivenessCheck = Date.now() + this.timing.livenessMs;
         }
         await this.relay.untilRequestChanges(ticket.id, signal);
@@ -106,7 +103,7 @@ export class ChatService {
     }
   }
 
-  /** The catalog's base models and every checkpoint of the caller's completed bakes. */
+  /** The catalog's base models, every checkpoint of the caller's completed bakes, and the caller's training sampler checkpoints. */
   async listModels(actor: Actor): Promise<ModelCard[]> {
     const base: ModelCard[] = this.models.baseModels().map((id) => ({ id, object: 'model', created: 0, owned_by: 'bakehouse' }));
     const checkpoints: ModelCard[] = [];
@@ -124,14 +121,26 @@ export class ChatService {
         }
       }
     }
-    return [...base, ...checkpoints];
+    const trained: ModelCard[] = (await this.samplerWeights.list(actor)).map((checkpoint) => ({
+      id: checkpoint.path,
+      object: 'model',
+      created: Math.floor(Date.parse(checkpoint.createdAt) / 1000),
+      owned_by: actor.userId,
+    }));
+    return [...base, ...checkpoints, ...trained];
   }
 
   /**
-   * A base model, `user/repo/bake/step`, or `repo/bake` (that bake's newest checkpoint); anything
-   * the caller cannot use is 404, so others' model names are not revealed.
+   * A base model, `user/repo/bake/step`, `repo/bake` (that bake's newest checkpoint), or a sampler
+   * checkpoint's `bt://` path; anything the caller cannot use is 404, so others' model names are
+   * not revealed.
    */
   private async resolveModel(actor: Actor, requested: string): Promise<{ name: string; spec: ModelSpec }> {
+    if (parseCheckpointPath(requested)) {
+      const spec = await this.samplerWeights.findModel(actor, requested);
+      if (!spec) throw new NotFoundError(UNKNOWN_MODEL(requested));
+      return { name: requested, spec };
+    }
     const name = (await this.latestCheckpoint(actor, requested)) ?? requested;
     try {
       return { name, spec: await this.chain.spec(actor, name, UNKNOWN_MODEL(requested)) };
@@ -149,40 +158,6 @@ export class ChatService {
     const item = await this.store.get(keys.resource(actor.userId, repo, 'bake', bake));
     const step = item && checkpointsOf(item)[0];
     return step === undefined ? undefined : formatCheckpointName({ userId: actor.userId, repo, bake, step });
-  }
-
-  /**
-   * A waiting request needs a sampler. One that stopped idle before taking it is replaced; one
-   * that failed fails the reply with its reason (a sampler that cannot start would fail again),
-   * and so does one that took the request and ended without its last chunk. A failed sampler's
-   * `error` is already the sentence for users (failure-reasons.ts), never its log.
-   */
-  private async checkLiveness(ticket: ChatTicket, seq: number): Promise<void> {
-    const status = await this.relay.status(ticket.id);
-    if (!status || status.state === 'cancelled') throw new UnavailableError('The request was cancelled before it was answered.');
-    if (status.state === 'pending') {
-      const expected = await this.records.get(ticket.samplerJobId);
-      if (expected?.state === 'failed') {
-        throw new UnavailableError(userFacing(expected.error ?? `The model server for ${ticket.baseModel} could not start; try again.`));
-      }
-      if (!expected || isTerminal(expected.state)) ticket.samplerJobId = (await this.pool.ensure(ticket.baseModel, ticket.relayUrl)).job_id;
-      return;
-    }
-    const sampler = status.samplerJobId === undefined ? undefined : await this.records.get(status.samplerJobId);
-    if (sampler && !isTerminal(sampler.state)) {
-      if (seq === 0 && (await this.handOutLost(ticket.baseModel, status))) await this.relay.requeue(ticket.id, ticket.baseModel, status.attempt);
-      return;
-    }
-    // The last chunk may have landed just before the sampler ended.
-    if (await this.relay.chunk(ticket.id, seq)) return;
-    throw new UnavailableError(userFacing(sampler?.error ?? 'The model server stopped before finishing this reply; try again.'));
-  }
-
-  /** A sampler asks for more work only between batches: asking well after taking a request it never answered means it never got it. */
-  private async handOutLost(baseModel: string, status: ChatRequestStatus): Promise<boolean> {
-    const poll = await this.relay.lastPoll(baseModel);
-    if (!poll || poll.samplerJobId !== status.samplerJobId || status.takenAt === undefined) return false;
-    return poll.at - status.takenAt >= this.timing.leaseMs;
   }
 }
 

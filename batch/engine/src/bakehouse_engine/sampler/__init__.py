@@ -1,9 +1,10 @@
-"""Sampler jobs: a long-running chat sampler for one base model, reached by relay (DESIGN.md §1).
+"""Sampler jobs: a long-running sampler for one base model, reached by relay (DESIGN.md §1).
 
 Batch jobs accept no inbound connections, so the sampler calls out (relay.py): it long-polls the API
-for chat requests, generates them in batches (generation.py), each row with its checkpoint's adapter
-chain on the shared base model (adapters.py; requests for different checkpoints share a batch), and
-streams every reply back as numbered chunks (replies.py, outbox.py). The job completes when no
+for chat and token-level requests, generates them in batches (generation.py), each row with its
+checkpoint's adapter chain on the shared base model (adapters.py; requests for different checkpoints
+share a batch), and streams every chat reply back as numbered chunks (replies.py, outbox.py), or
+posts a token-level request's sequences and log-probs as one chunk (tokens.py). The job completes when no
 request has come for `idle_timeout_s` (the API starts a new sampler on the next one) or when the API
 answers 410 (another sampler took over).
 """
@@ -18,11 +19,12 @@ import torch
 
 from bakehouse_engine.errors import RequestFailure
 from bakehouse_engine.models import load_model, pick_device
-from bakehouse_engine.sampler.adapters import HotAdapters
+from bakehouse_engine.sampler.adapters import HotAdapters, cache_key
 from bakehouse_engine.sampler.generation import ReplyGenerator
 from bakehouse_engine.sampler.outbox import ChunkPoster
 from bakehouse_engine.sampler.relay import RelayClient, RelayGone
 from bakehouse_engine.sampler.replies import Reply
+from bakehouse_engine.sampler.tokens import TokenReply
 
 if TYPE_CHECKING:
     from bakehouse_engine.context import JobContext
@@ -79,7 +81,7 @@ class Sampler:
         mixed batch, each row with the one adapter that stands for its chain; a chain that no single
         adapter can stand for is generated on its own after it.
         """
-        by_chain: dict[tuple[str, ...], list[Reply]] = {}
+        by_chain: dict[tuple[str, ...], list[Reply | TokenReply]] = {}
         for request in requests:
             outbox = self.poster.open(request["id"])
             try:
@@ -90,7 +92,7 @@ class Sampler:
             except RequestFailure as error:
                 outbox.fail(str(error))
                 continue
-            by_chain.setdefault(tuple(adapter["uri"] for adapter in request["model"]["adapters"]), []).append(reply)
+            by_chain.setdefault(tuple(cache_key(adapter) for adapter in request["model"]["adapters"]), []).append(reply)
         if not by_chain:
             return
         if len(by_chain) == 1:
@@ -98,9 +100,9 @@ class Sampler:
             self._generate(replies, None)
             return
         with self.adapters.batch([replies[0].request["model"]["adapters"] for replies in by_chain.values()]):
-            mixed: list[Reply] = []
+            mixed: list[Reply | TokenReply] = []
             names: list[str] = []
-            alone: list[list[Reply]] = []
+            alone: list[list[Reply | TokenReply]] = []
             for replies in by_chain.values():
                 try:
                     name = self.adapters.row_adapter(replies[0].request["model"]["adapters"])
@@ -119,7 +121,7 @@ class Sampler:
             for replies in alone:
                 self._generate(replies, None)
 
-    def _generate(self, replies: list[Reply], adapter_names: list[str] | None) -> None:
+    def _generate(self, replies: list[Reply | TokenReply], adapter_names: list[str] | None) -> None:
         """One generate call: every reply with its adapter from `adapter_names`, or all with their shared chain."""
         chains = len(set(adapter_names)) if adapter_names else 1
         log.info(

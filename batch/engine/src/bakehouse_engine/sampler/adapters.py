@@ -47,14 +47,21 @@ _PLAIN_INITS = (True, False, "gaussian")
 _LAYER_LIMITS = ("layers_to_transform", "layers_pattern", "exclude_modules")
 
 
-def adapter_name(uri: str) -> str:
-    """A PEFT adapter name for a checkpoint URI (PEFT names must not contain '.')."""
-    return "a" + hashlib.sha256(uri.encode()).hexdigest()[:16]
+def cache_key(adapter: dict) -> str:
+    """What identifies an adapter's weights: its URI, and its version where the files there can be rewritten
+    (a training checkpoint saved again under its name must not be served from the cache)."""
+    version = adapter.get("version")
+    return adapter["uri"] if version is None else f"{adapter['uri']}#{version}"
+
+
+def adapter_name(key: str) -> str:
+    """A PEFT adapter name for an adapter's cache key (PEFT names must not contain '.')."""
+    return "a" + hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
 def combined_name(chain: list[dict]) -> str:
     """The PEFT adapter name for the sum of a chain's adapters."""
-    return "c" + hashlib.sha256("\n".join(adapter["uri"] for adapter in chain).encode()).hexdigest()[:16]
+    return "c" + hashlib.sha256("\n".join(cache_key(adapter) for adapter in chain).encode()).hexdigest()[:16]
 
 
 class HotAdapters:
@@ -89,7 +96,7 @@ class HotAdapters:
         """
         self.pinned = set()
         for chain in chains:
-            names = [adapter_name(adapter["uri"]) for adapter in chain]
+            names = [adapter_name(cache_key(adapter)) for adapter in chain]
             if len(chain) > 1 and combined_name(chain) in self.loaded:
                 names = [combined_name(chain)]
             elif len(chain) > 1 and combined_name(chain) not in self.uncombinable:
@@ -121,7 +128,7 @@ class HotAdapters:
         if name not in self.uncombinable:
             self._unload_beyond(self.capacity - 1, keep=set(parts))
             if self._combine(chain, parts, name):
-                self.loaded[name] = " + ".join(adapter["uri"] for adapter in chain)
+                self.loaded[name] = " + ".join(cache_key(adapter) for adapter in chain)
                 self.pinned.add(name)  # the parts are not needed once combined
                 return name
         self.pinned.update(parts)
@@ -147,14 +154,14 @@ class HotAdapters:
         return self.peft_model.base_model._enable_peft_forward_hooks(adapter_names=names)
 
     def _load_chain(self, chain: list[dict]) -> list[str]:
-        names = [adapter_name(adapter["uri"]) for adapter in chain]
+        names = [adapter_name(cache_key(adapter)) for adapter in chain]
         for adapter, name in zip(chain, names):
             if name in self.loaded:
                 self.loaded.move_to_end(name)
                 continue
             self._unload_beyond(self.capacity - 1, keep=set(names))
             self._load(adapter, name)
-            self.loaded[name] = adapter["uri"]
+            self.loaded[name] = cache_key(adapter)
         return names
 
     def _unload_beyond(self, count: int, keep: set[str]) -> None:

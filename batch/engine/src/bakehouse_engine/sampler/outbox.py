@@ -28,7 +28,7 @@ class Outbox:
         self.request_id = request_id
         self.seq = 0
         self.deltas: dict[int, str] = {}
-        self.ending: dict | None = None  # the last chunk's `done` and `error`
+        self.ending: dict | None = None  # the last chunk's `done` and `error` (or a token-level answer's `sampled`)
         self.posted_at: float | None = None
         self.cancelled = False
         self._poster = poster
@@ -46,6 +46,10 @@ class Outbox:
 
     def finish(self, done: dict) -> None:
         self._end({"done": done, "error": None})
+
+    def finish_sample(self, sampled: dict) -> None:
+        """Ends a token-level request with its answer (relay.ts SampleResult)."""
+        self._end({"done": None, "sampled": sampled, "error": None})
 
     def fail(self, error: str) -> None:
         self._end({"done": None, "error": error})
@@ -128,7 +132,7 @@ class ChunkPoster:
             with self.wakeup:
                 outbox.posted_at = time.monotonic()
                 outbox.cancelled = cancelled
-                if cancelled or chunk["done"] is not None or chunk["error"] is not None:
+                if cancelled or any(chunk.get(end) is not None for end in ("done", "sampled", "error")):
                     self.outboxes.remove(outbox)
 
     def _wait_for_due_outbox(self) -> Outbox | None:

@@ -25,6 +25,9 @@ _MAX_BACKOFF_S = 5.0
 # Beyond the long poll's own wait: time for the API to answer once it has something.
 _ANSWER_TIMEOUT_S = 15.0
 
+# The relay's request variants, by `kind`, and their definitions in the contract.
+_REQUEST_KINDS = {"chat": "ChatSamplerRequest", "tokens": "TokenSamplerRequest"}
+
 log = logging.getLogger(__name__)
 
 
@@ -107,8 +110,13 @@ class RelayClient(RelayCalls):
         if not isinstance(answer, dict) or not isinstance(answer.get("requests"), list):
             raise JobFailure(f"The relay's answer to /next is not a RelayNextResponse: {str(answer)[:200]}")
         valid, invalid = [], []
-        validator = contract_validator("relay-next-response.schema.json", "SamplerRequest")
         for request in answer["requests"]:
+            kind = request.get("kind") if isinstance(request, dict) else None
+            if kind not in _REQUEST_KINDS:
+                invalid.append(InvalidRequest(request, f"The request's kind {kind!r} is not one this sampler serves."))
+                continue
+            # Against the kind's own definition: a oneOf over both would only say "not valid under any".
+            validator = contract_validator("relay-next-response.schema.json", _REQUEST_KINDS[kind])
             error = best_match(validator.iter_errors(request))
             if error is None:
                 valid.append(request)

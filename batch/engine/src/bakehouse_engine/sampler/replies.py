@@ -30,6 +30,8 @@ class Choice:
 
 
 class Reply:
+    wants_logprobs = False  # chat replies stream text; token-level ones (tokens.py) keep log-probs
+
     def __init__(self, request: dict, prompt_ids: list[int], limit: int, outbox: Outbox) -> None:
         self.request = request
         self.params = request["params"]
