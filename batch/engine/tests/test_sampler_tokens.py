@@ -12,7 +12,7 @@ from jsonschema import Draft202012Validator
 from bakehouse_engine.models import load_model, render_chat
 from bakehouse_engine.sampler import Sampler
 from bakehouse_engine.sampler.adapters import HotAdapters
-from bakehouse_engine.sampler.generation import ReplyGenerator
+from bakehouse_engine.sampler.generation import ReplyGenerator, top_k_filter
 from bakehouse_engine.sampler.tokens import TokenReply
 from bakehouse_engine.spec import contract_dir
 from fake_relay import FakeRelay, serve
@@ -136,6 +136,12 @@ def test_top_k_of_one_is_greedy(served):
     assert [sequence["tokens"] for sequence in result["sequences"]] == [greedy] * 3
 
 
+def test_top_k_filters_each_row_with_its_own_k():
+    scores = torch.tensor([[0.0, 3.0, 1.0, 2.0]] * 3)
+    kept = top_k_filter(scores, torch.tensor([2, 0, 10])).isfinite()
+    assert kept.tolist() == [[False, True, False, True], [True] * 4, [True] * 4]
+
+
 def test_prompt_logprobs_and_their_top_k_match_a_forward_pass(served):
     prompt = prompt_of(served.tokenizer)
     # compute_logprobs: one greedy token and the prompt's own log-probs.
@@ -188,6 +194,22 @@ def test_the_end_of_sequence_token_is_kept_and_ends_the_sequence_with_stop():
         "sequences": [{"tokens": [5, 6, 0], "logprobs": [-0.5, -1.0, -2.0], "finish_reason": "stop"}],
         "prompt_tokens": [1, 2], "prompt_logprobs": None, "topk_prompt_logprobs": None,
     }]
+
+
+def test_a_stop_string_ends_a_long_sequence_at_the_token_completing_it():
+    ended = []
+    outbox = type("Outbox", (), {"finish_sample": lambda self, result: ended.append(result)})()
+    reply = TokenReply(sample("s", [1], max_tokens=500, stop=["xyz"]), limit=500, outbox=outbox)
+    letters = "ab" * 100 + "xy" + "z" + "cd"  # one character per token; the stop string ends at token 202
+
+    def decode(ids: list[int]) -> str:
+        return "".join(letters[i] for i in ids)
+
+    for index in range(len(letters)):
+        if reply.choices[0].finish_reason is None:
+            reply.advance(reply.choices[0], index, set(), decode, logprob=-1.0)
+    (sequence,) = ended[0]["sequences"]
+    assert (sequence["tokens"], sequence["finish_reason"]) == (list(range(203)), "stop")
 
 
 def test_an_adapter_changes_the_sequences_and_its_logprobs_are_the_merged_models(served, tiny_model_cache, tmp_path):

@@ -51,8 +51,9 @@ def top_p_filter(scores: torch.Tensor, top_p: torch.Tensor) -> torch.Tensor:
 
 def top_k_filter(scores: torch.Tensor, top_k: torch.Tensor) -> torch.Tensor:
     """Keeps each row's `top_k` highest scores (ties at the k-th included); 0 keeps every score."""
+    top_k = top_k.clamp(max=scores.shape[1])  # more than the vocabulary keeps it all
     k = int(top_k.max())
-    if k == 0 or k >= scores.shape[1]:
+    if k == 0:
         return scores
     kth = scores.topk(k, dim=-1).values.gather(1, (top_k - 1).clamp(min=0).unsqueeze(1))
     return scores.masked_fill((top_k > 0).unsqueeze(1) & (scores < kth), float("-inf"))

@@ -43,6 +43,9 @@ class TokenReply:
         self.outbox = outbox
         self.choices = [TokenChoice(index) for index in range(self.params["n"])]
         self.stop_ids = set(self.params["stop_token_ids"])
+        # A stop string newly completed lies within the last few tokens: decoding only those keeps a long
+        # sequence's checks cheap. A token adds at least one byte, a character takes at most four.
+        self.stop_window = 4 * max((len(stop) for stop in self.params["stop"]), default=0) + 4
         self.prompt_logprobs: list[float | None] | None = None
         self.topk_prompt_logprobs: list[list[tuple[int, float]] | None] | None = None
 
@@ -58,7 +61,7 @@ class TokenReply:
         choice.logprobs.append(logprob)
         if token in end_ids or token in self.stop_ids:
             choice.finish_reason = "stop"
-        elif self.params["stop"] and any(stop in decode(choice.ids) for stop in self.params["stop"]):
+        elif self.params["stop"] and any(stop in decode(choice.ids[-self.stop_window :]) for stop in self.params["stop"]):
             choice.finish_reason = "stop"
         elif len(choice.ids) >= self.limit:
             choice.finish_reason = "length"
