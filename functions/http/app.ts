@@ -20,6 +20,7 @@ import { pipelineRoutes } from './routes/pipelines.ts';
 import { promptRoutes } from './routes/prompts.ts';
 import { recipeRoutes } from './routes/recipes.ts';
 import { RELAY_PATH_PREFIX, relayRoutes } from './routes/relay.ts';
+import { trainerRelayRoutes } from './routes/trainer-relay.ts';
 import { repoRoutes } from './routes/repos.ts';
 import { HOOK_PATH_PREFIX, triggerRoutes } from './routes/triggers.ts';
 import { webhookRoutes } from './routes/webhooks.ts';
@@ -77,6 +78,7 @@ export function createApp(services: Services, options: AppOptions = {}) {
   adminRoutes(app, services);
   chatRoutes(app, services, options.chat ?? {});
   relayRoutes(app, services);
+  trainerRelayRoutes(app, services);
   triggerRoutes(app, services);
   webhookRoutes(app, services);
   mcpRoutes(app, services, options.chat ?? {});

@@ -134,8 +134,8 @@ export async function writeLines(blobs: Blobs, prefix: string, lines: Record<str
 }
 
 function defaultScript(spec: JobSpec): Scripted {
-  // A sampler serves until told otherwise; tests answer its requests through the relay (fake-sampler.ts).
-  if (spec.kind === 'sampler') return { hold: true };
+  // Samplers and trainers serve until told otherwise; tests answer them through the relay (fake-sampler.ts, fake-trainer.ts).
+  if (spec.kind === 'sampler' || spec.kind === 'trainer') return { hold: true };
   if (spec.kind === 'bake') return { metrics: [{ iter: 1, loss: 2 }, { iter: 2, loss: 1 }], checkpoints: [2] };
   return { lines: [0, 1].map((id) => ({ stimulus_id: id })) };
 }

@@ -72,8 +72,7 @@ export class TrainingCheckpoints {
       const { items } = await this.store.query(keys.trainingCheckpoints(filter.runId));
       return this.live(items).sort((a, b) => a.createdAt.localeCompare(b.createdAt));
     }
-    const { items } = await this.store.query({ pk: keys.trainingCheckpointIndex(actor.userId).gsi1pk, index: 'gsi1' });
-    return this.live(items).filter((checkpoint) => checkpoint.baseModel === filter.baseModel);
+    return (await this.listMine(actor)).filter((checkpoint) => checkpoint.baseModel === filter.baseModel);
   }
 
   /** Every checkpoint the caller can read (chat lists the sampler ones as models). */

@@ -12,9 +12,10 @@ import type { EventOutbox } from '../events/job-events.ts';
 import type { JobPipeline } from '../jobs/job-pipeline.ts';
 import type { JobRecord, JobRecords } from '../jobs/job-records.ts';
 import type { ModelChain } from '../jobs/model-chain.ts';
+import { NotFoundError } from '../errors.ts';
 import { keys } from '../keys.ts';
 import type { ModelResolver } from '../models.ts';
-import { checkpointPrefix, parseCheckpointPath } from './checkpoint-paths.ts';
+import { checkpointPrefix } from './checkpoint-paths.ts';
 import { TrainingCheckpoints, type CheckpointSettings } from './checkpoints.ts';
 import type { TrainingCheckpoint, TrainingSampler } from './model.ts';
 import { OperationQueue } from './operation-queue.ts';
@@ -100,10 +101,10 @@ export class TrainingService {
       const adapter = { model_name: source.path, uri: this.blobs.uriFor(checkpointPrefix(source)), version: source.createdAt };
       return { base_model: base.base_model, adapters: [...base.adapters, adapter] };
     }
-    const base = await this.samplers.baseSpec(source);
-    const address = source.modelPath === null ? undefined : parseCheckpointPath(source.modelPath);
-    if (!address) return base;
-    return { base_model: base.base_model, adapters: [...base.adapters, { model_name: source.modelPath as string, uri: this.blobs.uriFor(checkpointPrefix(address)) }] };
+    if (source.modelPath === null) return this.samplers.baseSpec(source);
+    const checkpoint = await this.checkpoints.find({ userId: source.userId, isAdmin: false }, source.modelPath);
+    if (!checkpoint) throw new NotFoundError(`Checkpoint ${source.modelPath}, which this sampler serves, no longer exists; create a sampler from another checkpoint.`);
+    return this.modelSpecFor(checkpoint);
   }
 
   /** JobPipeline calls this with every job that ended; trainers' ends move their runs. */
