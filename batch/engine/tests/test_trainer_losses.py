@@ -11,9 +11,11 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from transformers import AutoModelForCausalLM
 
 from bakehouse_engine.trainer.errors import InvalidInput
-from job_harness import tiny_model_cache  # noqa: F401 — fixture
+from bakehouse_engine.trainer.lora_trainer import LoraTrainer
+from job_harness import TINY_MODEL, tiny_model_cache  # noqa: F401 — fixture
 from trainer_support import assert_close_dicts, datum, forward, grads, trainer  # noqa: F401 — fixture
 
 ROWS = [[5, 9, 14, 22, 31, 7], [40, 41, 42], [3, 60, 61, 62, 63, 64, 65, 66, 67]]
@@ -232,3 +234,20 @@ def test_a_non_finite_loss_is_refused_and_keeps_what_had_accumulated(trainer):
     with pytest.raises(InvalidInput, match="not finite"):
         trainer.forward(forward([bad], "importance_sampling"))
     assert_close_dicts(grads(trainer), before)
+
+
+def test_log_probs_are_float32_over_a_bf16_model(tiny_model_cache):
+    """A bf16 model's logits go through log_softmax in float32; the adapter itself trains in float32."""
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_cache / TINY_MODEL, dtype=torch.bfloat16)
+    trainer = LoraTrainer(model, TINY_MODEL, 4, 0, 256, pad_id=0)
+    assert {p.dtype for p in trainer.parameters} == {torch.float32}
+    tokens, targets = shifted(ROWS[2])
+    result = trainer.forward(forward([datum(tokens, targets)], backward=False))
+    with torch.no_grad():
+        logits = trainer.model(input_ids=torch.tensor([tokens])).logits[0]
+    assert logits.dtype == torch.bfloat16
+    in_float32 = torch.log_softmax(logits.float(), dim=-1).gather(-1, torch.tensor(targets)[:, None])[:, 0]
+    in_bf16 = torch.log_softmax(logits, dim=-1).gather(-1, torch.tensor(targets)[:, None])[:, 0].float()
+    reported = torch.tensor(result["outputs"][0]["logprobs"]["data"])
+    torch.testing.assert_close(reported, in_float32, rtol=1e-6, atol=1e-6)
+    assert not torch.allclose(reported, in_bf16, rtol=1e-6, atol=1e-6)
