@@ -7,9 +7,11 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from bakehouse_engine.cli import run_job
 from bakehouse_engine.spec import SpecError, validate_spec
+from bakehouse_engine.trainer.lora_trainer import LoraTrainer
 from fake_relay import TOKEN
 from fake_trainer_relay import FakeTrainerRelay, serve
 from job_harness import TINY_MODEL, tiny_model, tiny_model_cache  # noqa: F401 — fixtures
@@ -131,3 +133,25 @@ def test_client_activity_keeps_an_idle_trainer_up(tmp_path, relay):
     started = time.monotonic()
     assert run_trainer(tmp_path, relay, (tmp_path / "state").as_uri() + "/")[0] == 0
     assert time.monotonic() - started >= 3
+
+
+def test_engine_faults_are_answered_as_runtime_errors_and_the_trainer_carries_on(tmp_path, relay, monkeypatch):
+    def out_of_memory(self, op):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    def broken(self, op):
+        raise KeyError("/opt/internal/state")
+
+    monkeypatch.setattr(LoraTrainer, "forward", out_of_memory)
+    monkeypatch.setattr(LoraTrainer, "init", broken)
+    ids = relay.push(TRAIN, {"kind": "init", "lora_rank": RANK}, adam())
+    assert run_trainer(tmp_path, relay, (tmp_path / "state").as_uri() + "/")[0] == 0
+
+    memory, fault, step = (relay.result(i) for i in ids)
+    assert memory == {
+        "status": "error",
+        "error": "The trainer ran out of memory running forward; send fewer or shorter sequences per call and try again.",
+        "error_class": "RuntimeError",
+    }
+    assert fault["error_class"] == "RuntimeError" and "(KeyError)" in fault["error"] and "/opt" not in fault["error"]
+    assert step == {"status": "done", "result": {"step": 1, "learning_rate": 1e-2, "grad_norm": 0.0}}
