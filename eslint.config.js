@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'cdk.out/', 'batch/', '.data/', 'bench/results/', '**/.venv/'] },
+  { ignores: ['node_modules/', 'cdk.out/', 'batch/', '.data/', 'bench/results/', '**/.venv/', 'functions/console/dist/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

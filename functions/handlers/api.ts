@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 import { handle } from 'hono/aws-lambda';
 import { createApp } from '#http/app.ts';
 import { lambdaAccessLog } from './access-log.ts';
@@ -7,4 +8,7 @@ import { runtime } from './runtime.ts';
 // Once per cold start, before the first request is served.
 if (process.env.ADMIN_KEY_SECRET_ARN) await ensureAdminKeyFromSecret(runtime.services.apiKeys, process.env.ADMIN_KEY_SECRET_ARN);
 
-export const handler = handle(createApp(runtime.services, { accessLog: lambdaAccessLog() }));
+// The console's built files travel beside the bundle (lib/constructs/api.ts copies them there).
+const consoleAssets = fileURLToPath(new URL('./console', import.meta.url));
+
+export const handler = handle(createApp(runtime.services, { console: { assetsDir: consoleAssets }, accessLog: lambdaAccessLog() }));

@@ -10,6 +10,7 @@ import { createRouter, documentSharedErrors } from './openapi.ts';
 import { adminRoutes } from './routes/admin.ts';
 import { blobRoutes, type BlobRouteOptions } from './routes/blobs.ts';
 import { chatRoutes, type ChatRouteOptions } from './routes/chat.ts';
+import { consoleRoutes, type ConsoleRouteOptions } from './routes/console.ts';
 import { datasetRoutes } from './routes/datasets.ts';
 import { API_VERSION, healthRoutes } from './routes/health.ts';
 import { bakeRoutes, targetRoutes } from './routes/definitions.ts';
@@ -31,6 +32,8 @@ export interface AppOptions {
   /** Serve signed blob URLs (the embedded runtime's stand-in for S3 presigned URLs). */
   blobs?: BlobRouteOptions;
   chat?: ChatRouteOptions;
+  /** Serve the web console's built files at /console, and send browsers at `/` there. */
+  console?: ConsoleRouteOptions;
   /** Where the runtime writes one line per request; none when unset (tests). */
   accessLog?: AccessLogSink;
 }
@@ -66,6 +69,7 @@ export function createApp(services: Services, options: AppOptions = {}) {
   app.use('/v1/*', async (c, next) => (withoutApiKey(c.req.path) ? next() : replay(c, next)));
 
   if (options.blobs) blobRoutes(app, options.blobs);
+  if (options.console) consoleRoutes(app, options.console);
 
   repoRoutes(app, services);
   promptRoutes(app, services);

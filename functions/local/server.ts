@@ -11,6 +11,9 @@ import type { AccessLogSink } from '#http/middleware/access-log.ts';
 /** The engine environment `npm run setup` creates. */
 export const DEFAULT_ENGINE_PYTHON = resolve(import.meta.dirname, '..', '..', 'batch', 'engine', '.venv', 'bin', 'python');
 
+/** The web console as `npm run build:console` builds it (functions/console). */
+export const CONSOLE_ASSETS_DIR = resolve(import.meta.dirname, '..', 'console', 'dist');
+
 /** Where the server keeps its state unless BAKEHOUSE_DATA_DIR says otherwise. */
 export const DEFAULT_DATA_DIR = '.data';
 
@@ -101,7 +104,7 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Loc
   await services.apiKeys.ensure(adminApiKey, ADMIN_USER, true);
 
   // Samplers are local engine processes: they reach this server on the address it listens on.
-  fetchApp = createApp(services, { blobs: { blobs, signingKey }, chat: { relayUrl: url }, accessLog: options.accessLog }).fetch;
+  fetchApp = createApp(services, { blobs: { blobs, signingKey }, chat: { relayUrl: url }, console: { assetsDir: CONSOLE_ASSETS_DIR }, accessLog: options.accessLog }).fetch;
   queue.consume(({ jobId }) => services.pipeline.dispatch(jobId));
   deliveryQueue.consume((message) => services.webhooks.handleDelivery(message));
   // Before reconciling: the jobs left waiting are then pending, not gone, and one submitted again

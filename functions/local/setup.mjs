@@ -1,13 +1,14 @@
 #!/usr/bin/env node
 // Installs what the project needs on a fresh machine, before `npm start` and `npm test`:
-// the npm packages, when node_modules is missing or older than package-lock.json; then the
-// engine's Python environment and the toy model (batch/engine/setup_env.sh, itself idempotent),
-// and for the tests the client SDKs' environments (test/clients/setup_env.sh and
-// test/clients/loops/setup_env.sh). Plain Node with no dependencies, since it runs before any
+// the npm packages, when node_modules is missing or older than package-lock.json; the web
+// console's build (functions/console/dist); then the engine's Python environment and the toy
+// model (batch/engine/setup_env.sh, itself idempotent), and for the tests the client SDKs'
+// environments (test/clients/setup_env.sh and test/clients/loops/setup_env.sh) and Chromium
+// (test/support/install-chromium.sh). Plain Node with no dependencies, since it runs before any
 // are installed.
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -28,6 +29,22 @@ if (installed !== lockHash) {
   writeFileSync(stamp, `${lockHash}\n`);
 }
 
+// The web console the API serves at /console (functions/console/dist), rebuilt when any of its
+// sources is newer than the last build.
+const consoleDir = join(root, 'functions', 'console');
+const newestSource = (dir) =>
+  Math.max(
+    0,
+    ...readdirSync(dir, { withFileTypes: true })
+      .filter((entry) => entry.name !== 'dist')
+      .map((entry) => (entry.isDirectory() ? newestSource(join(dir, entry.name)) : statSync(join(dir, entry.name)).mtimeMs)),
+  );
+const builtPage = join(consoleDir, 'dist', 'index.html');
+if (!existsSync(builtPage) || statSync(builtPage).mtimeMs < Math.max(newestSource(consoleDir), statSync(lockFile).mtimeMs)) {
+  console.log('Building the web console (npm run build:console)…');
+  execFileSync('npm', ['run', 'build:console'], { cwd: root, stdio: 'inherit' });
+}
+
 // The engine's venv (batch/engine/.venv) and the toy model in the model cache: the script skips
 // the install while its stamp matches pyproject.toml and requirements.lock.
 execFileSync('bash', [join(root, 'batch', 'engine', 'setup_env.sh')], { cwd: root, stdio: 'inherit' });
@@ -38,4 +55,6 @@ execFileSync('bash', [join(root, 'batch', 'engine', 'setup_env.sh')], { cwd: roo
 if (!['prestart', 'predemo'].includes(process.env.npm_lifecycle_event ?? '')) {
   execFileSync('bash', [join(root, 'test', 'clients', 'setup_env.sh')], { cwd: root, stdio: 'inherit' });
   execFileSync('bash', [join(root, 'test', 'clients', 'loops', 'setup_env.sh')], { cwd: root, stdio: 'inherit' });
+  // Debian's Chromium for the console's browser test, installed with apt when missing.
+  execFileSync('bash', [join(root, 'test', 'support', 'install-chromium.sh')], { cwd: root, stdio: 'inherit' });
 }

@@ -57,6 +57,8 @@ export class Api extends Construct {
       reservedConcurrency: props.reservedConcurrency,
       logRetention: props.logRetention,
       removalPolicy: props.removalPolicy,
+      // The web console (functions/http/routes/console.ts) is served from the bundle's folder.
+      bundleFolders: [{ from: 'functions/console/dist', to: 'console', missingHint: 'build the web console with `npm run build:console`' }],
     });
     this.function = fn;
     this.role = role;

@@ -33,6 +33,11 @@ export interface HandlerFunctionProps {
   readonly logRetention?: RetentionDays;
   /** What happens to the log group when it leaves the stack. Default: RETAIN. */
   readonly removalPolicy?: RemovalPolicy;
+  /**
+   * Built folders shipped beside the bundle: the repo-relative folder `from` lands as `to` next
+   * to the handler's index.mjs. Synth fails, naming `missingHint`, when `from` is not built.
+   */
+  readonly bundleFolders?: readonly { from: string; to: string; missingHint: string }[];
 }
 
 export interface HandlerFunction {
@@ -89,6 +94,15 @@ export function handlerFunction(scope: Construct, props: HandlerFunctionProps): 
       keepNames: true,
       sourceMap: true,
       sourcesContent: false,
+      commandHooks: {
+        beforeBundling: () => [],
+        beforeInstall: () => [],
+        afterBundling: (inputDir, outputDir) =>
+          (props.bundleFolders ?? []).map(
+            ({ from, to, missingHint }) =>
+              `test -d "${inputDir}/${from}" || { echo "${from} is missing: ${missingHint}" >&2; exit 1; }; cp -R "${inputDir}/${from}" "${outputDir}/${to}"`,
+          ),
+      },
     },
   });
 
