@@ -9,6 +9,36 @@ import { DEFAULT_BASE_MODELS, SPEC_DEFAULT_BASE_MODEL } from '../functions/core/
 /** CloudWatch Logs accepts only these retention periods (days). */
 const LOG_RETENTION_DAYS = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653] as const;
 
+const DnsName = z.string().regex(/^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/, 'must be a lowercase DNS name');
+const AcmCertificateArn = z
+  .string()
+  .regex(/^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate\/[A-Za-z0-9-]+$/, 'must be an ACM certificate ARN');
+
+/**
+ * Fargate task sizes: for each CPU value, the memory (MiB) it may have, from `min` to `max` in
+ * steps of `step` (Amazon ECS Developer Guide, "Task CPU and memory").
+ */
+const FARGATE_MEMORY: Record<number, { min: number; max: number; step: number }> = {
+  512: { min: 1024, max: 4096, step: 1024 },
+  1024: { min: 2048, max: 8192, step: 1024 },
+  2048: { min: 4096, max: 16_384, step: 1024 },
+  4096: { min: 8192, max: 30_720, step: 1024 },
+  8192: { min: 16_384, max: 61_440, step: 4096 },
+  16_384: { min: 32_768, max: 122_880, step: 8192 },
+};
+/** From half a vCPU: the smallest size (256) has too little memory to parse a 24 MiB body. */
+const FARGATE_CPU_UNITS = [512, 1024, 2048, 4096, 8192, 16_384] as const;
+
+function fargateMemoryFits(cpu: number, memoryMiB: number): boolean {
+  const { min, max, step } = FARGATE_MEMORY[cpu]!;
+  return memoryMiB >= min && memoryMiB <= max && (memoryMiB - min) % step === 0;
+}
+
+function fargateMemoryRange(cpu: number): string {
+  const { min, max, step } = FARGATE_MEMORY[cpu]!;
+  return `${min} to ${max} MiB in steps of ${step}`;
+}
+
 export const TenantConfig = z.strictObject({
   /** Names the stack (`Bakehouse-<tenantId>`) and tags every resource. */
   tenantId: z
@@ -84,10 +114,8 @@ export const TenantConfig = z.strictObject({
    */
   domain: z
     .strictObject({
-      name: z.string().regex(/^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/, 'must be a lowercase DNS name'),
-      certificateArn: z
-        .string()
-        .regex(/^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate\/[A-Za-z0-9-]+$/, 'must be an ACM certificate ARN'),
+      name: DnsName,
+      certificateArn: AcmCertificateArn,
     })
     .optional(),
   /**
@@ -98,6 +126,52 @@ export const TenantConfig = z.strictObject({
   webhooks: z
     .strictObject({ allowPrivateAddresses: z.boolean().default(false), allowHttp: z.boolean().default(false) })
     .default({ allowPrivateAddresses: false, allowHttp: false }),
+  /**
+   * The training data plane (lib/constructs/data-plane.ts): the same app on ECS Fargate behind an
+   * Application Load Balancer, for the Loops routes whose bodies (up to 24 MiB) exceed what Lambda
+   * accepts. Off by default: it bills a load balancer and at least one task around the clock.
+   */
+  dataPlane: z
+    .strictObject({
+      enabled: z.boolean().default(false),
+      /** Tasks running at least (also the starting count); request count scales up to maxTasks. */
+      desiredTasks: z.int('must be a positive integer').positive('must be a positive integer').default(1),
+      maxTasks: z.int('must be a positive integer').positive('must be a positive integer').default(4),
+      /** Fargate CPU units per task (1024 = one vCPU) and memory in MiB; a pair Fargate offers. */
+      cpu: z
+        .union(FARGATE_CPU_UNITS.map((units) => z.literal(units)), { error: `must be one of ${FARGATE_CPU_UNITS.join(', ')}` })
+        .default(1024),
+      memoryMiB: z.int('must be a whole number of MiB').default(2048),
+      /** An ACM certificate in the tenant's region for `domainName`: the listener serves HTTPS. */
+      certificateArn: AcmCertificateArn.optional(),
+      /** The data plane's public name; its DNS (a CNAME to the `DataPlaneDomainTarget` output) stays with the operator. */
+      domainName: DnsName.optional(),
+      /** Plain HTTP without a certificate, on the load balancer's own name: for test deployments only. */
+      allowHttp: z.boolean().default(false),
+    })
+    .superRefine((plane, ctx) => {
+      if (plane.maxTasks < plane.desiredTasks) {
+        ctx.addIssue({ code: 'custom', path: ['maxTasks'], message: 'must be at least desiredTasks' });
+      }
+      if (!fargateMemoryFits(plane.cpu, plane.memoryMiB)) {
+        ctx.addIssue({ code: 'custom', path: ['memoryMiB'], message: `must be a memory size Fargate offers with ${plane.cpu} CPU units (${fargateMemoryRange(plane.cpu)})` });
+      }
+      if ((plane.certificateArn === undefined) !== (plane.domainName === undefined)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [plane.certificateArn === undefined ? 'certificateArn' : 'domainName'],
+          message: 'certificateArn and domainName go together: the certificate must cover the name clients connect to',
+        });
+      }
+      if (plane.enabled && plane.certificateArn === undefined && !plane.allowHttp) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['certificateArn'],
+          message: 'must be set (with domainName) to serve the data plane over HTTPS; only test deployments may set allowHttp instead',
+        });
+      }
+    })
+    .default({ enabled: false, desiredTasks: 1, maxTasks: 4, cpu: 1024, memoryMiB: 2048, allowHttp: false }),
   /** Subscribed by email to the alarm topic (lib/constructs/alarms.ts); AWS asks it to confirm. */
   alarmEmail: z.email('must be an email address').optional(),
   /**
@@ -134,14 +208,16 @@ export const TenantConfig = z.strictObject({
         : `must be set to one of baseModels (${catalog.join(', ')}): the default, ${SPEC_DEFAULT_BASE_MODEL}, is not among them`,
     });
   }
-  // API Gateway serves a regional custom domain only with a certificate from its own region.
-  const certificateRegion = tenant.domain?.certificateArn.split(':')[3];
-  if (certificateRegion !== undefined && certificateRegion !== tenant.region) {
-    ctx.addIssue({
-      code: 'custom',
-      path: ['domain', 'certificateArn'],
-      message: `must be in the tenant's region (${tenant.region}), not ${certificateRegion}`,
-    });
+  // API Gateway (a regional custom domain) and load balancers use certificates from their own region only.
+  const certificates = [
+    { path: ['domain', 'certificateArn'], arn: tenant.domain?.certificateArn },
+    { path: ['dataPlane', 'certificateArn'], arn: tenant.dataPlane.certificateArn },
+  ];
+  for (const { path, arn } of certificates) {
+    const certificateRegion = arn?.split(':')[3];
+    if (certificateRegion !== undefined && certificateRegion !== tenant.region) {
+      ctx.addIssue({ code: 'custom', path, message: `must be in the tenant's region (${tenant.region}), not ${certificateRegion}` });
+    }
   }
 });
 export type TenantConfig = z.output<typeof TenantConfig>;

@@ -1,4 +1,5 @@
 import { CfnOutput, Fn, RemovalPolicy, Stack, Tags, type StackProps } from 'aws-cdk-lib';
+import type { IGrantable } from 'aws-cdk-lib/aws-iam';
 import type { RetentionDays } from 'aws-cdk-lib/aws-logs';
 import type { Construct } from 'constructs';
 import type { TenantConfig } from './config.ts';
@@ -8,6 +9,7 @@ import { ApiDomain } from './constructs/api-domain.ts';
 import { ApiSecrets } from './constructs/api-secrets.ts';
 import { ArtifactBucket } from './constructs/artifact-bucket.ts';
 import { BatchNetwork } from './constructs/batch-network.ts';
+import { DataPlane } from './constructs/data-plane.ts';
 import { EngineBatch } from './constructs/engine-batch.ts';
 import { EngineSecrets } from './constructs/engine-secrets.ts';
 import { ItemTable } from './constructs/item-table.ts';
@@ -41,6 +43,8 @@ export class TenantStack extends Stack {
   /** The same API with streamed responses, for chat clients (SSE) and long waits for a sampler. */
   readonly chat: Api;
   readonly apiDomain?: ApiDomain;
+  /** The same API on Fargate behind a load balancer, for the training data plane's large bodies. */
+  readonly dataPlane?: DataPlane;
   readonly jobLambdas: JobLambdas;
   readonly webhookDelivery: WebhookDelivery;
   readonly alarms: Alarms;
@@ -97,6 +101,19 @@ export class TenantStack extends Stack {
     // Every function may publish events, which queues their webhook deliveries.
     this.webhookDelivery = new WebhookDelivery(this, 'WebhookDelivery', { environment, logRetention, removalPolicy });
     environment.WEBHOOK_DELIVERY_QUEUE_URL = this.webhookDelivery.queueUrl;
+    if (tenant.dataPlane.enabled) {
+      this.dataPlane = new DataPlane(this, 'DataPlane', {
+        network: this.network,
+        settings: tenant.dataPlane,
+        environment,
+        accessLogs: this.artifacts.accessLogs,
+        logRetention,
+        removalPolicy,
+      });
+      // Every function learns the data plane's origin: the Loops base URLs are built on it, and
+      // trainers (started by the API or by job events) relay through it, as their bodies are large.
+      environment.BAKEHOUSE_DATA_PLANE_URL = this.dataPlane.url;
+    }
     this.api = new Api(this, 'Api', {
       environment,
       adminKeySecretArn: this.secrets.adminKey.secretArn,
@@ -136,6 +153,9 @@ export class TenantStack extends Stack {
     this.alarms.alarmOnFunctionErrors('ReconcilerErrors', this.jobLambdas.reconciler.function, 'reconciler');
     this.alarms.alarmOnFunctionErrors('WebhookDelivererErrors', this.webhookDelivery.deliverer.function, 'webhook deliverer');
     this.alarms.alarmOnFailedBatchJobs('FailedBatchJobs', this.engine.jobQueueArns);
+    if (this.dataPlane) {
+      this.alarms.alarmOn('DataPlane5xx', this.dataPlane.metricServerErrors(), 5, 'The training data plane keeps answering with 5xx errors.');
+    }
     if (this.apiDomain) {
       this.alarms.alarmOn('ApiDomain5xx', this.apiDomain.metricServerErrors(), 5, 'The API keeps answering with 5xx errors on its custom domain.');
     }
@@ -150,6 +170,18 @@ export class TenantStack extends Stack {
         description: `Point a CNAME record for ${tenant.domain?.name} at this name`,
       });
       new CfnOutput(this, 'FunctionUrl', { value: this.api.baseUrl, description: 'The API without the custom domain' });
+    }
+    if (this.dataPlane) {
+      new CfnOutput(this, 'DataPlaneUrl', {
+        value: this.dataPlane.url,
+        description: 'Origin of the training data plane (BAKEHOUSE_DATA_PLANE_URL): Loops run and sampler base URLs start with it',
+      });
+      if (tenant.dataPlane.domainName) {
+        new CfnOutput(this, 'DataPlaneDomainTarget', {
+          value: this.dataPlane.loadBalancerDnsName,
+          description: `Point a CNAME record for ${tenant.dataPlane.domainName} at this name`,
+        });
+      }
     }
     new CfnOutput(this, 'ChatUrl', {
       value: this.chat.baseUrl,
@@ -179,38 +211,43 @@ export class TenantStack extends Stack {
     return [Fn.select(0, Fn.getAzs()), Fn.select(1, Fn.getAzs())];
   }
 
+  /**
+   * What serving the API takes: every route; starting a job writes its spec and sends its message;
+   * deleting an owner terminates its running job and deletes its files; downloads are presigned
+   * GETs; chat replies may start a sampler job and park a large conversation in tmp/chat/;
+   * training operations park large bodies and results in tmp/training/, and checkpoints are
+   * listed, downloaded and deleted under training/.
+   */
+  private grantServeApi(server: IGrantable): void {
+    const { table, artifacts, jobQueue, engine, webhookDelivery } = this;
+    table.grantStoreAccess(server);
+    artifacts.grantReadJobFiles(server);
+    artifacts.grantWriteJobFiles(server);
+    artifacts.grantDeleteJobFiles(server);
+    artifacts.grantChatBodies(server);
+    artifacts.grantTrainingAccess(server);
+    jobQueue.grantSendJobMessages(server);
+    engine.grantTerminateJobs(server);
+    webhookDelivery.grantSendDeliveryMessages(server);
+  }
+
   /** Each function gets the calls its code makes (functions/core/jobs/job-pipeline.ts), no more. */
   private grantLeastPrivilege(): void {
     const { api, chat, jobLambdas, table, artifacts, jobQueue, engine, webhookDelivery } = this;
     const { dispatcher, jobEvents, reconciler } = jobLambdas;
 
     // Webhooks: every function that moves a job or serves the API publishes events, which queues
-    // their deliveries; the deliverer reads and records deliveries and queues retries itself.
-    for (const fn of [api.function, chat.function, dispatcher.function, jobEvents.function, reconciler.function]) {
+    // their deliveries (the APIs' grant is in grantServeApi); the deliverer reads and records
+    // deliveries and queues retries itself.
+    for (const fn of [dispatcher.function, jobEvents.function, reconciler.function]) {
       webhookDelivery.grantSendDeliveryMessages(fn);
     }
     table.grantStoreAccess(webhookDelivery.deliverer.function);
 
-    // API: every route; starting a job writes its spec and sends its message; deleting an owner
-    // terminates its running job and deletes its files; downloads are presigned GETs.
-    table.grantStoreAccess(api.function);
+    // The APIs (buffered, chat, and the data plane) serve every route, each with the same grants,
+    // bar the admin key that only the buffered API installs.
+    for (const server of [api.function, chat.function, ...(this.dataPlane ? [this.dataPlane.taskRole] : [])]) this.grantServeApi(server);
     this.secrets.grantReadAdminKey(api.function);
-    artifacts.grantReadJobFiles(api.function);
-    artifacts.grantWriteJobFiles(api.function);
-    artifacts.grantDeleteJobFiles(api.function);
-    jobQueue.grantSendJobMessages(api.function);
-    engine.grantTerminateJobs(api.function);
-
-    // Both APIs serve chat: a reply may start a sampler job (spec, message, the last sampler's
-    // files removed) and park a large conversation in tmp/chat/. The chat API serves every route
-    // too, so it gets the same grants, bar the admin key that only the buffered API installs.
-    for (const fn of [api.function, chat.function]) artifacts.grantChatBodies(fn);
-    table.grantStoreAccess(chat.function);
-    artifacts.grantReadJobFiles(chat.function);
-    artifacts.grantWriteJobFiles(chat.function);
-    artifacts.grantDeleteJobFiles(chat.function);
-    jobQueue.grantSendJobMessages(chat.function);
-    engine.grantTerminateJobs(chat.function);
 
     // Dispatcher: claims the job, reads its spec, submits it; terminates the Batch job it just
     // submitted when the job was deleted meanwhile. (Consuming the queue is the event source's grant.)
@@ -222,6 +259,15 @@ export class TenantStack extends Stack {
     // Job events: applies the state change and copies the engine's result.json into the job.
     table.grantStoreAccess(jobEvents.function);
     artifacts.grantReadJobFiles(jobEvents.function);
+
+    // Both apply trainer ends (functions/core/training/trainer-relay.ts): the operations a stopped
+    // trainer left fail (their parked bodies deleted), and the next trainer starts when operations
+    // wait (its spec written, its message sent); checkpoints past their retention are deleted.
+    for (const fn of [jobEvents.function, reconciler.function]) {
+      artifacts.grantDeleteTrainingFiles(fn);
+      artifacts.grantWriteJobFiles(fn);
+    }
+    jobQueue.grantSendJobMessages(jobEvents.function);
 
     // Reconciler: re-sends queued jobs, asks Batch about submitted ones, and finishes the clean-up
     // of jobs whose owner was deleted (terminate, delete record and files).

@@ -5,6 +5,9 @@ import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
 import { acknowledgeWildcard } from './acknowledge.ts';
 
+const TRAINING_KEYED_BY = 'Training files are keyed by run, checkpoint and name (training/runs/<runId>/...)';
+const TRAINING_BODIES_KEYED_BY = 'Operation bodies and results are keyed by run and operation (tmp/training/<runId>/...)';
+
 export interface ArtifactBucketProps {
   /**
    * RETAIN (the default) keeps both buckets and their objects when the stack is deleted.
@@ -17,8 +20,8 @@ export interface ArtifactBucketProps {
 
 /**
  * The Blobs bucket (functions/adapters/aws/s3-blobs.ts): every job's spec, progress, outputs and
- * checkpoints under `jobs/<jobId>/` (functions/core/jobs/job-outputs.ts), and scratch space under
- * `tmp/` that expires by itself.
+ * checkpoints under `jobs/<jobId>/` (functions/core/jobs/job-outputs.ts), training runs'
+ * checkpoints and state under `training/`, and scratch space under `tmp/` that expires by itself.
  *
  * S3-managed encryption rather than a KMS key: every reader (four functions, the engine, and
  * whoever follows a presigned download URL) would otherwise also need kms:Decrypt, for no gain
@@ -31,6 +34,10 @@ export class ArtifactBucket extends Construct {
   /** Objects here are deleted a day after they are written. */
   static readonly TMP_PREFIX = 'tmp/';
   static readonly CHAT_BODIES_PREFIX = 'tmp/chat/';
+  /** Training runs' checkpoints and autosaved state (functions/core/training/checkpoint-paths.ts). */
+  static readonly TRAINING_PREFIX = 'training/';
+  /** Training operations' bodies and results too large for a Store item (functions/core/training/operation-queue.ts). */
+  static readonly TRAINING_BODIES_PREFIX = 'tmp/training/';
 
   readonly bucket: Bucket;
   readonly accessLogs: Bucket;
@@ -102,11 +109,44 @@ export class ArtifactBucket extends Construct {
     return this.grantOnJobFiles(grantee, ['s3:DeleteObject']);
   }
 
-  /** The engine's access: read, write, and abort the multipart uploads it gives up on. */
+  /**
+   * The engine's access: read, write, and abort the multipart uploads it gives up on, for job files
+   * and for training files (a trainer saves checkpoints and state there; a sampler loads adapters).
+   */
   grantEngineAccess(grantee: IGrantable): Grant {
+    const actions = ['s3:GetObject', 's3:PutObject', 's3:AbortMultipartUpload'];
     return this.grantReadJobFiles(grantee)
       .combine(this.grantWriteJobFiles(grantee))
-      .combine(this.grantOnJobFiles(grantee, ['s3:AbortMultipartUpload']));
+      .combine(this.grantOnJobFiles(grantee, ['s3:AbortMultipartUpload']))
+      .combine(this.grantOnPrefix(grantee, actions, ArtifactBucket.TRAINING_PREFIX, TRAINING_KEYED_BY));
+  }
+
+  /**
+   * What the API does with training files: presigned checkpoint downloads (get), deleting a
+   * checkpoint's files (delete), listing them; and get, put and delete on `tmp/training/*`, the
+   * bodies and results of operations too large for a Store item.
+   */
+  grantTrainingAccess(grantee: IGrantable): Grant {
+    return this.grantOnPrefix(grantee, ['s3:GetObject', 's3:DeleteObject'], ArtifactBucket.TRAINING_PREFIX, TRAINING_KEYED_BY)
+      .combine(
+        this.grantOnPrefix(
+          grantee,
+          ['s3:GetObject', 's3:PutObject', 's3:DeleteObject'],
+          ArtifactBucket.TRAINING_BODIES_PREFIX,
+          TRAINING_BODIES_KEYED_BY,
+        ),
+      )
+      .combine(this.grantList(grantee));
+  }
+
+  /**
+   * Delete on `training/*` and `tmp/training/*`, and list: what following a trainer's end (the
+   * bodies of the operations it left) and retiring checkpoints past their retention remove.
+   */
+  grantDeleteTrainingFiles(grantee: IGrantable): Grant {
+    return this.grantOnPrefix(grantee, ['s3:DeleteObject'], ArtifactBucket.TRAINING_PREFIX, TRAINING_KEYED_BY)
+      .combine(this.grantOnPrefix(grantee, ['s3:DeleteObject'], ArtifactBucket.TRAINING_BODIES_PREFIX, TRAINING_BODIES_KEYED_BY))
+      .combine(this.grantList(grantee));
   }
 
   /** Get, put and delete on `tmp/chat/*`: chat requests too large for a Store item (functions/core/chat). */

@@ -34,6 +34,7 @@ describe('tenant config', () => {
         deletionProtection: true,
         api: { logRetentionDays: 30 },
         webhooks: { allowPrivateAddresses: false, allowHttp: false },
+        dataPlane: { enabled: false, desiredTasks: 1, maxTasks: 4, cpu: 1024, memoryMiB: 2048, allowHttp: false },
       },
     ]);
   });

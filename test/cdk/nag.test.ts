@@ -16,6 +16,7 @@ const stacks = [
       account: '123456789012',
       alarmEmail: 'ops@acme.example',
       domain: { name: 'bread.acme.example', certificateArn: 'arn:aws:acm:eu-west-1:123456789012:certificate/0a1b2c3d' },
+      dataPlane: { enabled: true, domainName: 'loops.acme.example', certificateArn: 'arn:aws:acm:eu-west-1:123456789012:certificate/4e5f6a7b' },
     }),
   }),
   new TenantStack(app, 'Bakehouse-scratch', {
@@ -25,6 +26,7 @@ const stacks = [
       gpu: { instanceTypes: ['g5.xlarge'], maxVcpus: 8, spot: true },
       datasetUriPrefixes: ['s3://shared-datasets/questions/'],
       api: { reservedConcurrency: 5, logRetentionDays: 1 },
+      dataPlane: { enabled: true, allowHttp: true },
     }),
   }),
 ];
@@ -50,6 +52,10 @@ const COMMON = [
   ...['api', 'chat', 'dispatch', 'job-events', 'reconcile', 'engine'].map(() => 'AWS::IAM::Policy AwsSolutions-IAM5 Resource::<ArtifactsBucket>/jobs/*'),
   // Chat request bodies by request id, under tmp/chat/: both APIs.
   ...['api', 'chat'].map(() => 'AWS::IAM::Policy AwsSolutions-IAM5 Resource::<ArtifactsBucket>/tmp/chat/*'),
+  // Training files by run, under training/ (the APIs, the functions following trainer ends, the
+  // engine) and training operations' bodies under tmp/training/ (all but the engine).
+  ...['api', 'chat', 'job-events', 'reconcile', 'engine'].map(() => 'AWS::IAM::Policy AwsSolutions-IAM5 Resource::<ArtifactsBucket>/training/*'),
+  ...['api', 'chat', 'job-events', 'reconcile'].map(() => 'AWS::IAM::Policy AwsSolutions-IAM5 Resource::<ArtifactsBucket>/tmp/training/*'),
   // Batch job ARNs: terminate (API, chat, dispatcher, reconciler) and tag-on-submit (dispatcher).
   ...['api', 'chat', 'dispatch', 'reconcile', 'dispatch-tag'].map(() => 'AWS::IAM::Policy AwsSolutions-IAM5 /^Resource::arn:[^:]+:batch:[^:]+:.+:job\\/\\*$/'),
   // ECR login on both execution roles; the ECS agent's managed policy on the instance role.
@@ -68,15 +74,27 @@ const COMMON = [
   'AWS::Events::Rule Serverless-EventBusDLQ',
 ];
 
+/** The data plane (both stacks run one): a public listener, its configuration, and the API's grants. */
+const DATA_PLANE = [
+  'AWS::EC2::SecurityGroup AwsSolutions-EC23',
+  'AWS::ECS::TaskDefinition AwsSolutions-ECS2',
+  // ECR login on its execution role.
+  'AWS::IAM::Policy AwsSolutions-IAM5 Resource::*',
+  ...['jobs', 'tmp/chat', 'training', 'tmp/training'].map((prefix) => `AWS::IAM::Policy AwsSolutions-IAM5 Resource::<ArtifactsBucket>/${prefix}/*`),
+  'AWS::IAM::Policy AwsSolutions-IAM5 /^Resource::arn:[^:]+:batch:[^:]+:.+:job\\/\\*$/',
+];
+
 const ACKNOWLEDGED: Record<string, string[]> = {
   'Bakehouse-acme': [
     ...COMMON,
+    ...DATA_PLANE,
     'AWS::SNS::Subscription Serverless-SNSRedrivePolicy',
     // The custom domain's routes: the app checks API keys itself.
     'AWS::ApiGatewayV2::Route AwsSolutions-APIG4',
   ],
   'Bakehouse-scratch': [
     ...COMMON,
+    ...DATA_PLANE,
     // Reading the operator's dataset folder (tenant datasetUriPrefixes).
     'AWS::IAM::Policy AwsSolutions-IAM5 /^Resource::arn:[^:]+:s3:::shared-datasets\\/questions\\/\\*$/',
   ],

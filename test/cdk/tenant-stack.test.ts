@@ -90,6 +90,8 @@ const ids = {
 const arn = (id: string) => ({ 'Fn::GetAtt': [id, 'Arn'] });
 const jobFiles = { 'Fn::Join': ['', [arn(ids.bucket), '/jobs/*']] };
 const chatBodies = { 'Fn::Join': ['', [arn(ids.bucket), '/tmp/chat/*']] };
+const trainingFiles = { 'Fn::Join': ['', [arn(ids.bucket), '/training/*']] };
+const trainingBodies = { 'Fn::Join': ['', [arn(ids.bucket), '/tmp/training/*']] };
 const batchJobs = 'arn:aws:batch:eu-west-1:123456789012:job/*';
 const queueArns = [
   { 'Fn::GetAtt': [ids.gpuQueue, 'JobQueueArn'] },
@@ -694,8 +696,9 @@ describe('least privilege', () => {
         'sqs:ReceiveMessage',
       ].sort(),
     );
+    // Following a trainer's end may delete the bodies it left and start the next trainer.
     expect(actionsOf(json, ids.jobEventsRole)).toEqual(
-      [...LOGS_AND_TRACES, ...STORE, 's3:GetObject', 's3:ListBucket', 'sqs:SendMessage'].sort(),
+      [...LOGS_AND_TRACES, ...STORE, 's3:DeleteObject', 's3:GetObject', 's3:ListBucket', 's3:PutObject', 'sqs:SendMessage'].sort(),
     );
     expect(actionsOf(json, ids.reconcilerRole)).toEqual(
       [
@@ -704,6 +707,7 @@ describe('least privilege', () => {
         's3:DeleteObject',
         's3:GetObject',
         's3:ListBucket',
+        's3:PutObject',
         'sqs:SendMessage',
         'batch:DescribeJobs',
         'batch:TerminateJob',
@@ -719,10 +723,12 @@ describe('least privilege', () => {
     }
   });
 
-  it('keeps object access under jobs/ of this bucket (and tmp/chat/ for the APIs), and listing to this bucket', () => {
+  it('keeps object access under the prefixes of this bucket each role works in, and listing to this bucket', () => {
     const prefixes = new Map([
       [JSON.stringify(jobFiles), 'jobs/*'],
       [JSON.stringify(chatBodies), 'tmp/chat/*'],
+      [JSON.stringify(trainingFiles), 'training/*'],
+      [JSON.stringify(trainingBodies), 'tmp/training/*'],
     ]);
     /** Every object action the role is allowed, as `<action> <prefix>`: any other resource shows as JSON. */
     const objectAccess = (role: string) =>
@@ -737,14 +743,18 @@ describe('least privilege', () => {
       ].sort();
     const on = (prefix: string, actions: string[]) => actions.map((action) => `${action} ${prefix}`);
     const readWriteDelete = ['s3:DeleteObject', 's3:GetObject', 's3:PutObject'];
+    // Training checkpoints are downloaded and deleted by the APIs, written by the engine.
+    const training = [...on('training/*', ['s3:DeleteObject', 's3:GetObject']), ...on('tmp/training/*', readWriteDelete)];
+    const trainerEnds = on('training/*', ['s3:DeleteObject']).concat(on('tmp/training/*', ['s3:DeleteObject']));
     for (const [role, expected] of [
-      // Chat request bodies too large for a Store item, under tmp/chat/ (expired after a day).
-      [ids.apiRole, [...on('jobs/*', readWriteDelete), ...on('tmp/chat/*', readWriteDelete)]],
-      [ids.chatRole, [...on('jobs/*', readWriteDelete), ...on('tmp/chat/*', readWriteDelete)]],
+      // Chat request bodies too large for a Store item, under tmp/chat/ (expired after a day),
+      // and training operations' large bodies and results under tmp/training/.
+      [ids.apiRole, [...on('jobs/*', readWriteDelete), ...on('tmp/chat/*', readWriteDelete), ...training]],
+      [ids.chatRole, [...on('jobs/*', readWriteDelete), ...on('tmp/chat/*', readWriteDelete), ...training]],
       [ids.dispatcherRole, on('jobs/*', ['s3:GetObject'])],
-      [ids.jobEventsRole, on('jobs/*', ['s3:GetObject'])],
-      [ids.reconcilerRole, on('jobs/*', ['s3:DeleteObject', 's3:GetObject'])],
-      [ids.jobRole, on('jobs/*', ['s3:AbortMultipartUpload', 's3:GetObject', 's3:PutObject'])],
+      [ids.jobEventsRole, [...on('jobs/*', ['s3:GetObject', 's3:PutObject']), ...trainerEnds]],
+      [ids.reconcilerRole, [...on('jobs/*', ['s3:DeleteObject', 's3:GetObject', 's3:PutObject']), ...trainerEnds]],
+      [ids.jobRole, [...on('jobs/*', ['s3:AbortMultipartUpload', 's3:GetObject', 's3:PutObject']), ...on('training/*', ['s3:AbortMultipartUpload', 's3:GetObject', 's3:PutObject'])]],
     ] as const) {
       expect(objectAccess(role), role).toEqual([...expected].sort());
       expect(statementsAllowing(json, role, 's3:ListBucket').map((statement) => statement.Resource), role).toEqual([arn(ids.bucket)]);
@@ -759,7 +769,7 @@ describe('least privilege', () => {
       [arn(ids.jobQueue), arn(ids.eventDeadLetters), arn(ids.webhookQueue)],
     ]);
     expect(statementsAllowing(json, ids.jobEventsRole, 'sqs:SendMessage').map((statement) => statement.Resource)).toEqual([
-      [arn(ids.eventDeadLetters), arn(ids.webhookQueue)],
+      [arn(ids.jobQueue), arn(ids.eventDeadLetters), arn(ids.webhookQueue)],
     ]);
   });
 
@@ -795,7 +805,7 @@ describe('least privilege', () => {
     expect(statementsAllowing(json, ids.reconcilerRole, 'batch:DescribeJobs').map((statement) => statement.Resource)).toEqual(['*']);
   });
 
-  it('lets the engine read and write its job files and nothing else', () => {
+  it('lets the engine read and write its job and training files and nothing else', () => {
     expect(actionsOf(json, ids.jobRole)).toEqual(['s3:AbortMultipartUpload', 's3:GetObject', 's3:ListBucket', 's3:PutObject']);
   });
 
