@@ -32,6 +32,8 @@ import type { Store } from '#ports/store.ts';
 
 /** How long a sampler waits for requests before it stops (`BAKEHOUSE_SAMPLER_IDLE_SECONDS`); unset, the domain's default. */
 const samplerIdleSeconds = z.coerce.number().int().min(1).optional();
+/** The most tokens a sampling request without `max_tokens` generates (`BAKEHOUSE_SAMPLER_MAX_TOKENS`); unset, the domain's default. */
+const samplerMaxTokens = z.coerce.number().int().min(1).optional();
 
 const modelList = z
   .string()
@@ -108,6 +110,7 @@ export const AwsConfig = z.object({
   baseModels: modelList,
   defaultBaseModel: defaultBaseModel.default(SPEC_DEFAULT_BASE_MODEL),
   samplerIdleSeconds,
+  samplerMaxTokens,
   datasetUriPrefixes,
 }).superRefine(defaultInCatalog);
 export type AwsConfig = z.input<typeof AwsConfig>;
@@ -130,12 +133,16 @@ export function awsConfigFromEnv(env: NodeJS.ProcessEnv): AwsConfig {
     baseModels: env.BAKEHOUSE_BASE_MODELS,
     defaultBaseModel: env.BAKEHOUSE_DEFAULT_BASE_MODEL || undefined,
     samplerIdleSeconds: env.BAKEHOUSE_SAMPLER_IDLE_SECONDS || undefined,
+    samplerMaxTokens: env.BAKEHOUSE_SAMPLER_MAX_TOKENS || undefined,
     datasetUriPrefixes: env.BAKEHOUSE_DATASET_URI_PREFIXES,
   };
 }
 
-function samplerSettings(idleSeconds: number | undefined) {
-  return idleSeconds === undefined ? {} : { idleTimeoutS: idleSeconds };
+function samplerSettings(config: { samplerIdleSeconds?: number | undefined; samplerMaxTokens?: number | undefined }) {
+  return {
+    ...(config.samplerIdleSeconds === undefined ? {} : { idleTimeoutS: config.samplerIdleSeconds }),
+    ...(config.samplerMaxTokens === undefined ? {} : { maxUnsetTokens: config.samplerMaxTokens }),
+  };
 }
 
 export interface Runtime {
@@ -159,7 +166,7 @@ export function composeAws(input: AwsConfig): Runtime {
     }),
     clock: systemClock,
     catalog: { baseModels: config.baseModels, defaultBaseModel: config.defaultBaseModel },
-    sampler: samplerSettings(config.samplerIdleSeconds),
+    sampler: samplerSettings(config),
     datasetUriPrefixes: config.datasetUriPrefixes,
     webhookDelivery: {
       queue: new SqsDeliveryQueue({ client: sqs, queueUrl: config.deliveryQueueUrl }),
@@ -188,6 +195,7 @@ export const EmbeddedConfig = z.object({
    */
   hubAccess: z.boolean().default(false),
   samplerIdleSeconds,
+  samplerMaxTokens,
   datasetUriPrefixes,
   /** Webhooks may reach private addresses; loopback and plain http are always allowed here, for local tools. */
   webhookAllowPrivate: z.boolean().default(false),
@@ -254,7 +262,7 @@ export async function composeEmbedded(input: EmbeddedConfig): Promise<EmbeddedRu
     compute,
     clock: systemClock,
     catalog: { baseModels: config.baseModels, defaultBaseModel: config.defaultBaseModel },
-    sampler: samplerSettings(config.samplerIdleSeconds),
+    sampler: samplerSettings(config),
     datasetUriPrefixes: config.datasetUriPrefixes,
     webhookDelivery: {
       queue: deliveryQueue,

@@ -5,6 +5,7 @@
  * BAKEHOUSE_ENGINE_CONCURRENCY (engines at once, default 1), BAKEHOUSE_ENGINE_COMMAND (a JSON
  * array replacing the engine command line, e.g. to use another Python environment),
  * BAKEHOUSE_SAMPLER_IDLE_SECONDS (how long a chat sampler waits for requests, default 600),
+ * BAKEHOUSE_SAMPLER_MAX_TOKENS (the most tokens a sampling request without max_tokens generates, default 4096),
  * BAKEHOUSE_DEFAULT_BASE_MODEL (the base model of repos created without one),
  * BAKEHOUSE_DATASET_URI_PREFIXES (comma-separated URI folders `from_dataset` generators may read),
  * BAKEHOUSE_WEBHOOK_ALLOW_PRIVATE=1 (webhooks may reach private and link-local addresses),
@@ -26,6 +27,7 @@ const running = await startLocalServer({
   defaultBaseModel: process.env.BAKEHOUSE_DEFAULT_BASE_MODEL || undefined,
   hubAccess: process.env.BAKEHOUSE_HUB_ACCESS === '1',
   samplerIdleSeconds: process.env.BAKEHOUSE_SAMPLER_IDLE_SECONDS || undefined,
+  samplerMaxTokens: process.env.BAKEHOUSE_SAMPLER_MAX_TOKENS || undefined,
   datasetUriPrefixes: process.env.BAKEHOUSE_DATASET_URI_PREFIXES,
   webhookAllowPrivate: process.env.BAKEHOUSE_WEBHOOK_ALLOW_PRIVATE === '1',
   webhookConcurrency: process.env.BAKEHOUSE_WEBHOOK_CONCURRENCY || undefined,

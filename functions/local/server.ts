@@ -33,6 +33,8 @@ export interface LocalServerOptions {
   hubAccess?: boolean;
   /** Seconds a sampler waits for chat requests before it stops; default 600. */
   samplerIdleSeconds?: string;
+  /** The most tokens a sampling request without max_tokens generates; default 4096. */
+  samplerMaxTokens?: string;
   /** Comma-separated URI prefixes `from_dataset` generators may read (`BAKEHOUSE_DATASET_URI_PREFIXES`); default none. */
   datasetUriPrefixes?: string;
   /** Let webhooks reach private, link-local and metadata addresses (`BAKEHOUSE_WEBHOOK_ALLOW_PRIVATE=1`); loopback is always allowed. */
@@ -91,6 +93,7 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Loc
     defaultBaseModel: options.defaultBaseModel,
     hubAccess: options.hubAccess,
     samplerIdleSeconds: options.samplerIdleSeconds,
+    samplerMaxTokens: options.samplerMaxTokens,
     datasetUriPrefixes: options.datasetUriPrefixes,
     webhookAllowPrivate: options.webhookAllowPrivate,
     webhookConcurrency: options.webhookConcurrency,

@@ -130,6 +130,7 @@ export const SamplerJobSpec = z
       idle_timeout_s: z.number().int().min(1).meta({ description: 'Exit (complete) after this long without a request' }),
       max_hot_adapters: z.number().int().min(1).meta({ description: 'Adapters kept loaded; the least recently used beyond this are unloaded' }),
       max_batch: z.number().int().min(1).meta({ description: 'Requests fetched and generated together at most' }),
+      max_unset_tokens: z.number().int().min(1).meta({ description: "A request without max_tokens generates up to the model's remaining context, at most this many tokens" }),
     }),
   })
   .meta({ id: 'SamplerJobSpec' });

@@ -47,8 +47,7 @@ describe('token-level sampling', () => {
   it('queues a token-level request for the base model sampler and polls its result, kept for later polls', async () => {
     expect(await submit('op-1')).toEqual({ operationId: 'op-1' });
     const fake = await FakeSampler.started(api);
-    expect(fake.spec.sampler.base_model).toBe(TOY);
-    expect(fake.spec.sampler.relay_url).toBe(RELAY_URL);
+    expect(fake.spec.sampler).toMatchObject({ base_model: TOY, relay_url: RELAY_URL, max_unset_tokens: 4096 });
     const taken = await fake.takeSample();
     expect(taken).toMatchObject({ kind: 'tokens', model: { base_model: TOY, adapters: [] }, sample: request() });
     expect(taken.id).toMatch(/^sample-[0-9a-f]{32}\.1$/);
@@ -66,6 +65,19 @@ describe('token-level sampling', () => {
     expect((await fake.answerSample(taken, sampled)).status).toBe(200);
     expect(await poll('op-1')).toEqual({ status: 'done', result: sampled });
     expect(await poll('op-1')).toEqual({ status: 'done', result: sampled });
+  });
+
+  it("tells the sampler the server's cap for requests without max_tokens", async () => {
+    const capped = await createTestApp({ services: { sampler: { maxUnsetTokens: 512 } } });
+    try {
+      const own = await createSampler(capped, alice, { baseModel: TOY });
+      await capped.services.training.sampling.submit(alice, own.id, { idempotencyKey: 'k', checkpointPath: null, runId: null, request: request({ max_tokens: null }), relayUrl: RELAY_URL });
+      const fake = await FakeSampler.started(capped);
+      expect(fake.spec.sampler.max_unset_tokens).toBe(512);
+      expect((await fake.takeSample()).sample.max_tokens).toBeNull();
+    } finally {
+      await capped.close();
+    }
   });
 
   it('holds a pending poll up to holdMs, and answers as soon as the result lands', async () => {

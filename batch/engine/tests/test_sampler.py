@@ -52,6 +52,7 @@ def run_sampler(tmp_path: Path, relay: FakeRelay, **settings: object) -> tuple[i
             "idle_timeout_s": 1,
             "max_hot_adapters": 2,
             "max_batch": 8,
+            "max_unset_tokens": 4096,
             **settings,
         },
     }

@@ -244,6 +244,15 @@ def test_a_checkpoint_saved_again_under_its_name_is_reloaded_for_its_new_version
     assert second["prompt_logprobs"][1:] != pytest.approx(first["prompt_logprobs"][1:], abs=TOLERANCE)
 
 
+def test_a_request_without_max_tokens_stops_at_the_jobs_setting(tiny_model, tmp_path):
+    with serve(FakeRelay()) as relay:
+        relay.push(sample("unset", [1, 2, 3], max_tokens=None, n=2), chat("chat-unset", max_tokens=None))
+        assert run_sampler(tmp_path, relay, max_unset_tokens=3) == (0, {"status": "complete", "error": None})
+    sequences = relay.last("unset")["sampled"]["sequences"]
+    assert all(len(s["tokens"]) <= 3 for s in sequences) and "length" in {s["finish_reason"] for s in sequences}
+    assert relay.last("chat-unset")["done"]["usage"]["completion_tokens"] <= 3
+
+
 def test_requests_that_cannot_be_served_fail_with_a_sentence(served):
     prompt = prompt_of(served.tokenizer)
     endings = served(

@@ -76,7 +76,7 @@ def test_rollout_and_bake_specs_validate() -> None:
 def test_a_sampler_spec_validates_and_needs_a_long_relay_token() -> None:
     sampler = {
         "base_model": "bakehouse/toy-instruct", "relay_url": "http://127.0.0.1:8080", "relay_token": "t" * 32,
-        "idle_timeout_s": 300, "max_hot_adapters": 4, "max_batch": 8,
+        "idle_timeout_s": 300, "max_hot_adapters": 4, "max_batch": 8, "max_unset_tokens": 4096,
     }
     spec = {"version": 1, "job_id": 4, "output_uri": OUT, "kind": "sampler", "sampler": sampler}
     validate_spec(spec)

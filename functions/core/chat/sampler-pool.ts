@@ -14,9 +14,11 @@ export interface SamplerSettings {
   maxHotAdapters: number;
   /** Requests a sampler generates together at most. */
   maxBatch: number;
+  /** The most tokens a request without `max_tokens` generates (chat and token-level sampling alike). */
+  maxUnsetTokens: number;
 }
 
-export const DEFAULT_SAMPLER_SETTINGS: SamplerSettings = { idleTimeoutS: 600, maxHotAdapters: 8, maxBatch: 8 };
+export const DEFAULT_SAMPLER_SETTINGS: SamplerSettings = { idleTimeoutS: 600, maxHotAdapters: 8, maxBatch: 8, maxUnsetTokens: 4096 };
 
 /** The sampler asking is not (or no longer) the one serving its base model: it should stop. */
 export class SamplerRetiredError extends Error {
@@ -63,6 +65,7 @@ export class SamplerPool {
               idle_timeout_s: this.settings.idleTimeoutS,
               max_hot_adapters: this.settings.maxHotAdapters,
               max_batch: this.settings.maxBatch,
+              max_unset_tokens: this.settings.maxUnsetTokens,
             },
           },
           config: { relay_token_sha256: digest(token) },

@@ -148,7 +148,8 @@ def run(ctx: JobContext) -> dict[str, Any]:
     relay = RelayClient(settings["relay_url"], ctx.spec["job_id"], settings["relay_token"])
     poster = ChunkPoster(relay)
     adapters = HotAdapters(model, ctx.workdir / "adapters", settings["max_hot_adapters"])
-    sampler = Sampler(settings, relay, poster, ReplyGenerator(model, tokenizer, adapters), adapters)
+    generator = ReplyGenerator(model, tokenizer, adapters, settings["max_unset_tokens"])
+    sampler = Sampler(settings, relay, poster, generator, adapters)
     try:
         sampler.serve()
     except RelayGone:

@@ -128,7 +128,9 @@ class ReplyStreamer(StoppingCriteria):
 class ReplyGenerator:
     """Turns requests into prompts and generates batches of replies with one tokenizer and base model."""
 
-    def __init__(self, model: Any, tokenizer: Any, adapters: HotAdapters | None = None) -> None:
+    def __init__(
+        self, model: Any, tokenizer: Any, adapters: HotAdapters | None = None, max_unset_tokens: int = MAX_UNSET_NEW_TOKENS
+    ) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.adapters = adapters  # runs rows with different adapters (generate's adapter_names)
@@ -137,6 +139,7 @@ class ReplyGenerator:
         # A row that draws the pad token ends there, as rollouts treat it.
         self.end_ids = set(self.eos_ids) | {self.pad_id}
         self.context = context_length(model)
+        self.max_unset_tokens = max_unset_tokens  # the job's max_unset_tokens: a request without max_tokens stops there
         self.vocab_size = model.get_input_embeddings().num_embeddings
         # generate() fills every setting a GenerationConfig leaves at its default from the model's own
         # generation_config.json, whose repetition penalty or sampling defaults would change the logits
@@ -159,7 +162,7 @@ class ReplyGenerator:
                 f"The conversation is {len(prompt_ids)} tokens, which does not fit the model's {self.context}-token "
                 "context; shorten it."
             )
-        limit = min(params["max_tokens"] or MAX_UNSET_NEW_TOKENS, self.context - len(prompt_ids))
+        limit = min(params["max_tokens"] or self.max_unset_tokens, self.context - len(prompt_ids))
         return Reply(request, prompt_ids, limit, outbox)
 
     def _prepare_tokens(self, request: dict, outbox: Outbox) -> TokenReply:
@@ -176,7 +179,7 @@ class ReplyGenerator:
                 f"The prompt is {len(prompt)} tokens, which leaves no room in the model's {self.context}-token "
                 "context; shorten it."
             )
-        limit = min(sample["max_tokens"] or MAX_UNSET_NEW_TOKENS, self.context - len(prompt))
+        limit = min(sample["max_tokens"] or self.max_unset_tokens, self.context - len(prompt))
         return TokenReply(request, limit, outbox)
 
     @torch.inference_mode()
