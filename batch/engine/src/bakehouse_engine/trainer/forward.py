@@ -44,7 +44,7 @@ def run_forward(
         with torch.set_grad_enabled(backward):
             logps, top = _logprobs(model, [rows[index] for index in batch], top_k, pad_id, device)
             total, stats = loss.terms([rows[index] for index in batch], logps, config)
-            if backward and total.requires_grad:
+            if backward:
                 total.backward()
         outcome.loss_sum += float(total.detach())
         outcome.stats.update(stats)  # update adds, keeping negative sums (Counter's + would drop them)
