@@ -4,7 +4,7 @@
  * the Tinker front translate their wire formats to and from these types; neither engine knows
  * which protocol a request came in by.
  */
-import type { LoraConfig, TrainerOperation } from '../../schemas/trainer.ts';
+import type { LoraConfig, Normalization, TrainerOperation } from '../../schemas/trainer.ts';
 
 /** Which front created a run: it decides only how the run is shown (paths, ids), never how it trains. */
 export type TrainingProtocol = 'loops' | 'tinker';
@@ -93,12 +93,17 @@ export type SubmittedOperation =
   | { kind: 'save'; what: 'state' | 'sampler'; publish: boolean; name: string; ttlSeconds: number | null }
   | { kind: 'load'; path: string; withOptimizer: boolean };
 
+/** What a front needs to know of the operation a result answers to shape it: its kind, a forward's normalization, what a save wrote. */
+export type AnsweredOperation =
+  | { kind: 'init' | 'optim_step' | 'load' }
+  | { kind: 'forward'; normalization: Normalization }
+  | { kind: 'save'; what: 'state' | 'sampler' };
+
 /**
  * What a poll sees. A `save` result also names the checkpoint it wrote (`path`). A trainer
- * operation's `done` view carries the operation it answers: the fronts shape a result by its kind
- * (and a forward's normalization), which the engine's result alone does not say.
+ * operation's `done` view says which operation it answers, which the engine's result alone does not.
  */
 export type OperationView =
   | { status: 'pending' }
-  | { status: 'done'; result: Record<string, unknown>; operation?: SubmittedOperation }
+  | { status: 'done'; result: Record<string, unknown>; operation?: AnsweredOperation }
   | { status: 'error'; error: string; errorClass: string };

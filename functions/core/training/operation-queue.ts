@@ -2,11 +2,11 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Blobs } from '../../ports/blobs.ts';
 import type { Clock } from '../../ports/clock.ts';
 import { ignoreConditionFailed, TransactionFailedError, type Item, type Store, type TransactOp } from '../../ports/store.ts';
-import type { HeldOperation, TrainerOperation } from '../../schemas/trainer.ts';
+import type { HeldOperation, Normalization, TrainerOperation } from '../../schemas/trainer.ts';
 import { Wakeups } from '../chat/wakeups.ts';
 import { IdempotencyConflictError } from '../errors.ts';
 import { keys } from '../keys.ts';
-import type { OperationView } from './model.ts';
+import type { AnsweredOperation, OperationView } from './model.ts';
 import { assertActive, runKey } from './run-records.ts';
 
 /** Bodies and results larger than this go to Blobs (a Store item holds at most 400 KB). */
@@ -228,10 +228,11 @@ export class OperationQueue {
   async view(item: Item): Promise<OperationView> {
     if (item.state === 'error') return { status: 'error', error: item.error as string, errorClass: item.error_class as string };
     if (item.state !== 'done') return { status: 'pending' };
-    if (typeof item.result_blob !== 'string') return { status: 'done', result: item.result as Record<string, unknown> };
+    const operation = answeredOperation(item);
+    if (typeof item.result_blob !== 'string') return { status: 'done', result: item.result as Record<string, unknown>, operation };
     const bytes = await this.blobs.get(item.result_blob);
     if (!bytes) throw new Error(`The result of operation ${item.operation_id as string} is missing from Blobs`);
-    return { status: 'done', result: JSON.parse(Buffer.from(bytes).toString('utf8')) as Record<string, unknown> };
+    return { status: 'done', result: JSON.parse(Buffer.from(bytes).toString('utf8')) as Record<string, unknown>, operation };
   }
 
   private async failOne(runId: string, operationId: string, from: OperationState, error: string, errorClass: string): Promise<void> {
@@ -280,6 +281,14 @@ export class OperationQueue {
     if (!bytes) throw new Error(`The body of operation ${item.operation_id as string} is missing from Blobs`);
     return Buffer.from(bytes).toString('utf8');
   }
+}
+
+/** The operation an item answers, from what accepting it kept: its kind, a forward's normalization, a save's target. */
+function answeredOperation(item: Item): AnsweredOperation {
+  const kind = item.kind as TrainerOperation['kind'];
+  if (kind === 'forward') return { kind, normalization: item.normalization as Normalization };
+  if (kind === 'save') return { kind, what: (item.save as { target: string }).target === 'trainer' ? 'state' : 'sampler' };
+  return { kind };
 }
 
 function sameRequest(existing: Item, digest: string): Accepted {

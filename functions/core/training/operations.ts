@@ -93,7 +93,8 @@ export class TrainingOperations {
       const checkpoint = await this.loadable(actor, run, submitted.path);
       return { operation: { kind: 'load', uri: this.blobs.uriFor(checkpointPrefix(checkpoint)), with_optimizer: submitted.withOptimizer }, attributes: {} };
     }
-    return { operation: submitted, attributes: {} };
+    // The result of a forward is shaped by its normalization when it is polled.
+    return { operation: submitted, attributes: submitted.kind === 'forward' ? { normalization: submitted.normalization } : {} };
   }
 
   /** A `weights` checkpoint the caller can read, saved from the run's base model at its rank. */
