@@ -16,6 +16,7 @@ import { API_VERSION, healthRoutes } from './routes/health.ts';
 import { bakeRoutes, targetRoutes } from './routes/definitions.ts';
 import { documentEventPayloads } from './routes/event-payloads.ts';
 import { jobRoutes } from './routes/jobs.ts';
+import { isLoopsDataPlane, LOOPS_DATA_PLANE_MAX_BODY_BYTES, loopsRoutes, type LoopsRouteOptions } from './routes/loops/index.ts';
 import { MCP_PATH, mcpRoutes } from './routes/mcp.ts';
 import { pipelineRoutes } from './routes/pipelines.ts';
 import { promptRoutes } from './routes/prompts.ts';
@@ -36,6 +37,8 @@ export interface AppOptions {
   console?: ConsoleRouteOptions;
   /** Where the runtime writes one line per request; none when unset (tests). */
   accessLog?: AccessLogSink;
+  /** The Loops API: where its data plane is reached, and its timings. */
+  loops?: LoopsRouteOptions;
 }
 
 /** Routes whose credential is not an API key: health, signed blob URLs, the samplers' relay, and signed trigger hooks. */
@@ -53,7 +56,10 @@ export function createApp(services: Services, options: AppOptions = {}) {
 
   app.use('*', requestId());
   if (options.accessLog) app.use('*', accessLog(options.accessLog));
-  app.use('*', readBody(options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES));
+  const bodyLimit = readBody(options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES);
+  // The Loops data plane takes the SDK's forward_backward bodies, which reach 24 MiB.
+  const dataPlaneBodyLimit = readBody(LOOPS_DATA_PLANE_MAX_BODY_BYTES);
+  app.use('*', (c, next) => (isLoopsDataPlane(c.req.path) ? dataPlaneBodyLimit : bodyLimit)(c, next));
   healthRoutes(app);
   app.doc31('/openapi.json', {
     openapi: '3.1.0',
@@ -81,6 +87,8 @@ export function createApp(services: Services, options: AppOptions = {}) {
   pipelineRoutes(app, services);
   adminRoutes(app, services);
   chatRoutes(app, services, options.chat ?? {});
+  // Trainer jobs reach the same relay address as samplers.
+  loopsRoutes(app, services, { relayUrl: options.chat?.relayUrl, ...options.loops });
   relayRoutes(app, services);
   trainerRelayRoutes(app, services);
   triggerRoutes(app, services);

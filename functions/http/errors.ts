@@ -4,6 +4,7 @@ import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { z } from 'zod';
 import { DomainError, type ErrorCode } from '#core/errors.ts';
 import type { OpenAiError } from '#schemas/chat.ts';
+import { isLoopsPath, loopsErrorResponse } from './routes/loops/errors.ts';
 
 /** The one mapping from domain error codes to HTTP statuses. */
 export const STATUS_OF: Record<ErrorCode, ContentfulStatusCode> = {
@@ -42,6 +43,7 @@ export function errorResponse(c: Context, status: ContentfulStatusCode, body: Er
   c.header('x-should-retry', String(shouldRetry));
   if (retryable && status === 409) c.header('retry-after', '1');
   if (OPENAI_PATHS.has(c.req.path)) return c.json(openAiError(status, body), status);
+  if (isLoopsPath(c.req.path)) return loopsErrorResponse(c, status, body.message, body.code);
   return c.json(body, status);
 }
 

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { ValidationError } from '#core/errors.ts';
 import { SampleRequest } from '#schemas/loops.ts';
-import { toCompletion, toSampleRequest, type NeutralSampleResult } from './sample-wire.ts';
+import type { SampleResult } from '#schemas/relay.ts';
+import { toCompletion, toSampleRequest } from './sample-wire.ts';
 
 describe('toSampleRequest', () => {
   it('takes the SDK body with its defaults: no top_k, no max_tokens, no prompt log-probs', () => {
@@ -44,7 +45,7 @@ describe('toSampleRequest', () => {
 });
 
 describe('toCompletion', () => {
-  const result: NeutralSampleResult = {
+  const result: SampleResult = {
     sequences: [
       { tokens: [9, 10], logprobs: [-0.1, -1.5], finish_reason: 'length' },
       { tokens: [11], logprobs: [-0.2], finish_reason: 'stop' },
@@ -69,7 +70,7 @@ describe('toCompletion', () => {
   });
 
   it('writes prompt log-probs in vLLM’s form: entry 0 null, the actual token always present, alternatives ranked', () => {
-    const withPrompt: NeutralSampleResult = {
+    const withPrompt: SampleResult = {
       ...result,
       prompt_logprobs: [null, -3.2, -0.5],
       topk_prompt_logprobs: [
@@ -86,7 +87,7 @@ describe('toCompletion', () => {
       { '7': { logprob: -0.4, rank: 1 }, '5': { logprob: -3.2, rank: 2 } },
       { '8': { logprob: -0.1, rank: 1 }, '6': { logprob: -0.5 } },
     ]);
-    const actualOnly: NeutralSampleResult = { ...result, prompt_logprobs: [null, -3.2, -0.5], topk_prompt_logprobs: null };
+    const actualOnly: SampleResult = { ...result, prompt_logprobs: [null, -3.2, -0.5], topk_prompt_logprobs: null };
     expect(toCompletion('op1', 'M', 0, actualOnly).choices[0]!.prompt_logprobs).toEqual([null, { '5': { logprob: -3.2 } }, { '6': { logprob: -0.5 } }]);
   });
 });

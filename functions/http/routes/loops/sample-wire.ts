@@ -1,33 +1,10 @@
 /**
  * The Loops `/sample` wire (loops-data-plane.md §9.2–§9.3) to and from the sampling service's
- * neutral request and result. Pure functions; input problems throw ValidationError (422 + `06`).
+ * neutral request and result (functions/schemas/relay.ts). Pure functions; input problems throw ValidationError (422 + `06`).
  */
 import { ValidationError } from '#core/errors.ts';
 import type { Completion, PromptLogprobEntry, SampleRequest } from '#schemas/loops.ts';
-
-/** The neutral sample request (functions/core/training/sampling.ts takes this shape). */
-export interface NeutralSampleRequest {
-  prompt_tokens: number[];
-  n: number;
-  temperature: number;
-  top_p: number;
-  /** 0: off. */
-  top_k: number;
-  max_tokens: number | null;
-  seed: number | null;
-  stop: string[];
-  stop_token_ids: number[];
-  /** k alternatives per prompt position; null: no prompt log-probs. */
-  prompt_logprobs: number | null;
-}
-
-/** The neutral sample result. */
-export interface NeutralSampleResult {
-  sequences: { tokens: number[]; logprobs: number[]; finish_reason: 'stop' | 'length' }[];
-  prompt_tokens: number[];
-  prompt_logprobs: (number | null)[] | null;
-  topk_prompt_logprobs: ([number, number][] | null)[] | null;
-}
+import type { SampleRequest as NeutralSampleRequest, SampleResult } from '#schemas/relay.ts';
 
 export function toSampleRequest(body: SampleRequest): NeutralSampleRequest {
   if (body.model_input_chunks != null) throw new ValidationError('model_input_chunks: image prompts are not supported; send token ids in prompt');
@@ -50,7 +27,7 @@ export function toSampleRequest(body: SampleRequest): NeutralSampleRequest {
  * vLLM's prompt log-probs: entry 0 is null (nothing predicts the first token); every other entry
  * holds the actual token, with its rank when it is among the top k, and the k alternatives.
  */
-function promptLogprobEntries(result: NeutralSampleResult): PromptLogprobEntry[] | undefined {
+function promptLogprobEntries(result: SampleResult): PromptLogprobEntry[] | undefined {
   const { prompt_logprobs: logprobs, topk_prompt_logprobs: topk, prompt_tokens: tokens } = result;
   if (!logprobs) return undefined;
   return tokens.map((token, position) => {
@@ -66,7 +43,7 @@ function promptLogprobEntries(result: NeutralSampleResult): PromptLogprobEntry[]
 }
 
 /** The completions-shaped answer the SDK parses (`_parse_completions`). */
-export function toCompletion(operationId: string, model: string, created: number, result: NeutralSampleResult): Completion {
+export function toCompletion(operationId: string, model: string, created: number, result: SampleResult): Completion {
   const promptLogprobs = promptLogprobEntries(result);
   const completionTokens = result.sequences.reduce((total, sequence) => total + sequence.tokens.length, 0);
   return {

@@ -130,18 +130,18 @@ describe('toLoopsResult', () => {
   });
 
   it('reports optim_step metrics with lr beside learning_rate, and saves as mode/path or version/path', () => {
-    expect(toLoopsResult({ kind: 'optim_step', adam: AdamParams.parse({}) }, { step: 3, learning_rate: 1e-4, grad_norm: 0.8 })).toEqual({
+    expect(toLoopsResult({ kind: 'optim_step' }, { step: 3, learning_rate: 1e-4, grad_norm: 0.8 })).toEqual({
       metrics: { step: 3, learning_rate: 1e-4, lr: 1e-4, grad_norm: 0.8 },
     });
     const saved = { step: 3, policy_version: 3, files: [{ name: 'adapter_model.safetensors', size_bytes: 10 }], lora_config: { r: 8, lora_alpha: 32, target_modules: ['q_proj'] } };
-    expect(toLoopsResult({ kind: 'save', what: 'state', publish: false, name: 's3', ttlSeconds: null }, { ...saved, path: 'bt://loops:r1/weights/s3' })).toEqual({
+    expect(toLoopsResult({ kind: 'save', what: 'state' }, { ...saved, path: 'bt://loops:r1/weights/s3' })).toEqual({
       mode: '',
       path: 'bt://loops:r1/weights/s3',
     });
-    expect(toLoopsResult({ kind: 'save', what: 'sampler', publish: true, name: 's3', ttlSeconds: null }, { ...saved, path: 'bt://loops:r1/sampler_weights/s3' })).toEqual({
+    expect(toLoopsResult({ kind: 'save', what: 'sampler' }, { ...saved, path: 'bt://loops:r1/sampler_weights/s3' })).toEqual({
       version: 3,
       path: 'bt://loops:r1/sampler_weights/s3',
     });
-    expect(toLoopsResult({ kind: 'init', lora_rank: 8 }, { step: 0, lora_rank: 8 })).toEqual({ step: 0, lora_rank: 8 });
+    expect(toLoopsResult({ kind: 'init' }, { step: 0, lora_rank: 8 })).toEqual({ step: 0, lora_rank: 8 });
   });
 });

@@ -4,7 +4,7 @@
  * the SDK validates. Pure functions; input problems throw ValidationError (422 + `06`).
  */
 import { assertTrainerData } from '#core/training/datum-checks.ts';
-import type { SubmittedOperation } from '#core/training/model.ts';
+import type { AnsweredOperation, SubmittedOperation } from '#core/training/model.ts';
 import { ValidationError } from '#core/errors.ts';
 import {
   ForwardBackwardRequest,
@@ -51,7 +51,8 @@ export function toTrainerDatum(datum: Datum, index: number): TrainerDatum {
   const tokens: number[] = [];
   for (const chunk of datum.model_input.chunks) {
     if (chunk.type !== 'encoded_text') throw new ValidationError(`${at}.model_input: image chunks are not supported; send encoded_text chunks only`);
-    tokens.push(...chunk.tokens);
+    // Not push(...tokens): a 24 MiB datum has more tokens than a call may take arguments.
+    for (const token of chunk.tokens) tokens.push(token);
   }
   if (tokens.length === 0) throw new ValidationError(`${at}.model_input: must hold at least one token`);
   const inputs = Object.fromEntries(Object.entries(datum.loss_fn_inputs).map(([name, tensor]) => [name, toTensor(tensor)]));
@@ -113,7 +114,7 @@ export function toSubmittedOperation<Op extends TrainerOpName>(op: Op, body: Bod
 }
 
 /** An engine result as the SDK's result model for the operation it answers (§7, §8.5). */
-export function toLoopsResult(operation: SubmittedOperation, result: Record<string, unknown>): Record<string, unknown> {
+export function toLoopsResult(operation: AnsweredOperation, result: Record<string, unknown>): Record<string, unknown> {
   switch (operation.kind) {
     case 'init':
       return TrainerResults.init.parse(result);
