@@ -124,6 +124,15 @@ describe('token-level sampling', () => {
     expect((await fake.takeSample()).sample).toEqual(request());
   });
 
+  it('refuses a request outside the relay contract with a sentence, queuing nothing', async () => {
+    await expect(submit('wide', { request: request({ n: 65 }) })).rejects.toThrow(ValidationError);
+    await expect(submit('wide', { request: request({ n: 65 }) })).rejects.toThrow(/^n: Too big: expected number to be <=64$/);
+    await expect(submit('topk', { request: request({ prompt_logprobs: 21 }) })).rejects.toThrow(/^prompt_logprobs: /);
+    await expect(submit('empty', { request: request({ prompt_tokens: [] }) })).rejects.toThrow(/^prompt_tokens: /);
+    expect(await poll('wide')).toBeUndefined();
+    expect(api.jobs.compute.submitted.filter((job) => job.kind === 'sampler')).toEqual([]);
+  });
+
   it("keeps others' samplers and operations out of reach", async () => {
     await submit('mine');
     await expect(submit('theirs', {}, bob)).rejects.toThrow(NotFoundError);

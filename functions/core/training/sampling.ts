@@ -7,7 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { ModelSpec } from '../../schemas/job-spec.ts';
-import type { RelayChunk, SampleRequest } from '../../schemas/relay.ts';
+import { SampleRequest, type RelayChunk } from '../../schemas/relay.ts';
 import type { Actor } from '../actor.ts';
 import type { ChatRelay, ChatRequestStatus } from '../chat/chat-relay.ts';
 import type { SamplerPool } from '../chat/sampler-pool.ts';
@@ -15,6 +15,7 @@ import type { SamplerWatch, WatchedRequest } from '../chat/sampler-watch.ts';
 import { IdempotencyConflictError, NotFoundError, UnavailableError, ValidationError } from '../errors.ts';
 import { userFacing } from '../jobs/failure-reasons.ts';
 import { canonicalJson } from '../json.ts';
+import { parseOrThrow } from '../validation.ts';
 import type { OperationView, TrainingSampler } from './model.ts';
 import type { SamplerWeights } from './sampler-weights.ts';
 
@@ -69,7 +70,9 @@ export class TrainingSampling {
   async submit(actor: Actor, samplerId: string, submission: SampleSubmission): Promise<{ operationId: string }> {
     const { samplers, relay, pool } = this.parts;
     const sampler = await samplers.get(actor, samplerId);
-    const { idempotencyKey, checkpointPath, runId, request, relayUrl } = submission;
+    const { idempotencyKey, checkpointPath, runId, relayUrl } = submission;
+    // Checked here, not when a sampler takes it: a request the relay cannot hand out would stall its inbox.
+    const request = parseOrThrow(SampleRequest, submission.request);
     if (runId !== null && runId !== sampler.runId) {
       throw new ValidationError(`Run '${runId}' is not the run of sampler '${sampler.id}'; sample with the sampler paired with that run.`);
     }
