@@ -116,12 +116,16 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Loc
   await services.pipeline.reconcile({ queuedGraceMs: 0, submitGraceMs: 0 });
   // Webhook deliveries whose in-memory queue message a stop lost are due: they go out now.
   await services.webhooks.sweepDeliveries();
+  await services.training.sweep();
   const timer = setInterval(() => {
     services.pipeline.reconcile({ queuedGraceMs: STUCK_AFTER_MS, submitGraceMs: STUCK_AFTER_MS }).catch((error: unknown) => {
       console.error(JSON.stringify({ level: 'error', msg: 'reconcile failed', error: String(error) }));
     });
     services.webhooks.sweepDeliveries().catch((error: unknown) => {
       console.error(JSON.stringify({ level: 'error', msg: 'webhook delivery sweep failed', error: String(error) }));
+    });
+    services.training.sweep().catch((error: unknown) => {
+      console.error(JSON.stringify({ level: 'error', msg: 'training sweep failed', error: String(error) }));
     });
   }, RECONCILE_EVERY_MS);
   timer.unref();
