@@ -127,4 +127,20 @@ describe('composition', () => {
       samplerIdleSeconds: 180,
     });
   });
+
+  it('gives the AWS runtime the data plane origin the stack sets, and refuses one that is not an http(s) URL', () => {
+    const env = {
+      TABLE_NAME: 't',
+      ARTIFACT_BUCKET: 'b',
+      JOB_QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/123456789012/jobs',
+      WEBHOOK_DELIVERY_QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/123456789012/webhook-deliveries',
+      BATCH_GPU_QUEUE: 'g',
+      BATCH_CPU_QUEUE: 'c',
+      BATCH_GPU_JOB_DEFINITION: 'gd',
+      BATCH_CPU_JOB_DEFINITION: 'cd',
+    };
+    expect(composeAws(awsConfigFromEnv(env)).dataPlaneUrl).toBeUndefined();
+    expect(composeAws(awsConfigFromEnv({ ...env, BAKEHOUSE_DATA_PLANE_URL: 'https://data.example.com' })).dataPlaneUrl).toBe('https://data.example.com');
+    expect(() => composeAws(awsConfigFromEnv({ ...env, BAKEHOUSE_DATA_PLANE_URL: 'data.example.com' }))).toThrow(/dataPlaneUrl/);
+  });
 });

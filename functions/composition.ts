@@ -35,6 +35,12 @@ const samplerIdleSeconds = z.coerce.number().int().min(1).optional();
 /** The most tokens a sampling request without `max_tokens` generates (`BAKEHOUSE_SAMPLER_MAX_TOKENS`); unset, the domain's default. */
 const samplerMaxTokens = z.coerce.number().int().min(1).optional();
 
+/**
+ * The training data plane's public origin (`BAKEHOUSE_DATA_PLANE_URL`): Loops run and sampler base
+ * URLs point there. On AWS it is its own load balancer; unset, the origin each request arrived at.
+ */
+const dataPlaneUrl = z.url({ protocol: /^https?$/ }).optional();
+
 const modelList = z
   .string()
   .optional()
@@ -112,6 +118,7 @@ export const AwsConfig = z.object({
   samplerIdleSeconds,
   samplerMaxTokens,
   datasetUriPrefixes,
+  dataPlaneUrl,
 }).superRefine(defaultInCatalog);
 export type AwsConfig = z.input<typeof AwsConfig>;
 
@@ -135,6 +142,7 @@ export function awsConfigFromEnv(env: NodeJS.ProcessEnv): AwsConfig {
     samplerIdleSeconds: env.BAKEHOUSE_SAMPLER_IDLE_SECONDS || undefined,
     samplerMaxTokens: env.BAKEHOUSE_SAMPLER_MAX_TOKENS || undefined,
     datasetUriPrefixes: env.BAKEHOUSE_DATASET_URI_PREFIXES,
+    dataPlaneUrl: env.BAKEHOUSE_DATA_PLANE_URL || undefined,
   };
 }
 
@@ -148,6 +156,8 @@ function samplerSettings(config: { samplerIdleSeconds?: number | undefined; samp
 export interface Runtime {
   services: Services;
   store: Store;
+  /** Where Loops clients reach the training data plane, when it is not where they reach the API. */
+  dataPlaneUrl?: string;
 }
 
 /** AWS: DynamoDB, S3, SQS and Batch, with the SDK's own retries. */
@@ -175,7 +185,7 @@ export function composeAws(input: AwsConfig): Runtime {
       policy: { allowHttp: config.webhookAllowHttp, allowLoopback: false, allowPrivate: config.webhookAllowPrivate },
     },
   });
-  return { store, services };
+  return { store, services, dataPlaneUrl: config.dataPlaneUrl };
 }
 
 export const EmbeddedConfig = z.object({

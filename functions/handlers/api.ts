@@ -11,4 +11,4 @@ if (process.env.ADMIN_KEY_SECRET_ARN) await ensureAdminKeyFromSecret(runtime.ser
 // The console's built files travel beside the bundle (lib/constructs/api.ts copies them there).
 const consoleAssets = fileURLToPath(new URL('./console', import.meta.url));
 
-export const handler = handle(createApp(runtime.services, { console: { assetsDir: consoleAssets }, accessLog: lambdaAccessLog() }));
+export const handler = handle(createApp(runtime.services, { console: { assetsDir: consoleAssets }, loops: { dataPlaneUrl: runtime.dataPlaneUrl }, accessLog: lambdaAccessLog() }));

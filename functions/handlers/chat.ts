@@ -9,5 +9,9 @@ import { runtime } from './runtime.ts';
  * client as they are generated, and a reply may wait up to the 15-minute limit for a cold sampler.
  */
 export const handler = streamHandle(
-  createApp(runtime.services, { console: { assetsDir: fileURLToPath(new URL('./console', import.meta.url)) }, accessLog: lambdaAccessLog() }),
+  createApp(runtime.services, {
+    console: { assetsDir: fileURLToPath(new URL('./console', import.meta.url)) },
+    loops: { dataPlaneUrl: runtime.dataPlaneUrl },
+    accessLog: lambdaAccessLog(),
+  }),
 );

@@ -35,6 +35,8 @@ export interface LocalServerOptions {
   samplerIdleSeconds?: string;
   /** The most tokens a sampling request without max_tokens generates; default 4096. */
   samplerMaxTokens?: string;
+  /** Where Loops clients reach the training data plane (`BAKEHOUSE_DATA_PLANE_URL`), e.g. behind a proxy; default the origin requests arrive at. */
+  dataPlaneUrl?: string;
   /** Comma-separated URI prefixes `from_dataset` generators may read (`BAKEHOUSE_DATASET_URI_PREFIXES`); default none. */
   datasetUriPrefixes?: string;
   /** Let webhooks reach private, link-local and metadata addresses (`BAKEHOUSE_WEBHOOK_ALLOW_PRIVATE=1`); loopback is always allowed. */
@@ -107,7 +109,13 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Loc
   await services.apiKeys.ensure(adminApiKey, ADMIN_USER, true);
 
   // Samplers are local engine processes: they reach this server on the address it listens on.
-  fetchApp = createApp(services, { blobs: { blobs, signingKey }, chat: { relayUrl: url }, console: { assetsDir: CONSOLE_ASSETS_DIR }, accessLog: options.accessLog }).fetch;
+  fetchApp = createApp(services, {
+    blobs: { blobs, signingKey },
+    chat: { relayUrl: url },
+    console: { assetsDir: CONSOLE_ASSETS_DIR },
+    loops: { dataPlaneUrl: options.dataPlaneUrl },
+    accessLog: options.accessLog,
+  }).fetch;
   queue.consume(({ jobId }) => services.pipeline.dispatch(jobId));
   deliveryQueue.consume((message) => services.webhooks.handleDelivery(message));
   // Before reconciling: the jobs left waiting are then pending, not gone, and one submitted again
