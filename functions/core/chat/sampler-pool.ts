@@ -1,9 +1,9 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { ConditionFailedError, type Item, type Store } from '../../ports/store.ts';
 import { JOB_SPEC_VERSION } from '../../schemas/job-spec.ts';
 import { UnauthorizedError } from '../errors.ts';
 import { keys } from '../keys.ts';
 import type { JobPipeline } from '../jobs/job-pipeline.ts';
+import { newRelayToken, relayTokenMatches } from '../jobs/relay-tokens.ts';
 import { currentJob, samplerOwner, type JobRecord, type JobRecords } from '../jobs/job-records.ts';
 import { isTerminal } from '../jobs/state-machine.ts';
 
@@ -51,7 +51,7 @@ export class SamplerPool {
       ownerItem: slot,
       restartComplete: true,
       build: async (jobId, outputUri) => {
-        const token = randomBytes(32).toString('base64url');
+        const { token, sha256 } = newRelayToken();
         return {
           spec: {
             version: JOB_SPEC_VERSION,
@@ -68,7 +68,7 @@ export class SamplerPool {
               max_unset_tokens: this.settings.maxUnsetTokens,
             },
           },
-          config: { relay_token_sha256: digest(token) },
+          config: { relay_token_sha256: sha256 },
         };
       },
     });
@@ -81,7 +81,7 @@ export class SamplerPool {
   async authorize(jobId: number, token: string): Promise<JobRecord> {
     const job = await this.records.get(jobId);
     const expected = job?.kind === 'sampler' ? job.config?.relay_token_sha256 : undefined;
-    if (!job || typeof expected !== 'string' || !sameDigest(expected, digest(token))) {
+    if (!job || !relayTokenMatches(expected, token)) {
       throw new UnauthorizedError('Invalid relay token');
     }
     if (isTerminal(job.state)) throw new SamplerRetiredError(jobId);
@@ -104,12 +104,4 @@ export class SamplerPool {
       return (await this.store.get(key)) ?? created;
     }
   }
-}
-
-function digest(token: string): string {
-  return createHash('sha256').update(token).digest('hex');
-}
-
-function sameDigest(a: string, b: string): boolean {
-  return a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b));
 }

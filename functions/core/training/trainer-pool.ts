@@ -1,10 +1,10 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Blobs } from '../../ports/blobs.ts';
 import type { Item, Store } from '../../ports/store.ts';
 import { JOB_SPEC_VERSION } from '../../schemas/job-spec.ts';
 import { UnauthorizedError } from '../errors.ts';
 import type { JobPipeline } from '../jobs/job-pipeline.ts';
 import type { JobRecord, JobRecords } from '../jobs/job-records.ts';
+import { newRelayToken, relayTokenMatches } from '../jobs/relay-tokens.ts';
 import { isTerminal } from '../jobs/state-machine.ts';
 import { runStatePrefix } from './checkpoint-paths.ts';
 import { runKey, runModelSpec, trainerJobOf, trainerOwner } from './run-records.ts';
@@ -40,7 +40,7 @@ export class TrainerPool {
       ownerItem: run,
       restartComplete: true,
       build: async (jobId, outputUri) => {
-        const token = randomBytes(32).toString('base64url');
+        const { token, sha256 } = newRelayToken();
         return {
           spec: {
             version: JOB_SPEC_VERSION,
@@ -59,7 +59,7 @@ export class TrainerPool {
               state_uri: this.blobs.uriFor(runStatePrefix(run.id as string)),
             },
           },
-          config: { relay_token_sha256: digest(token) },
+          config: { relay_token_sha256: sha256 },
         };
       },
     });
@@ -73,7 +73,7 @@ export class TrainerPool {
   async authorize(jobId: number, token: string): Promise<{ job: JobRecord; run: Item }> {
     const job = await this.records.get(jobId);
     const expected = job?.kind === 'trainer' ? job.config?.relay_token_sha256 : undefined;
-    if (!job || typeof expected !== 'string' || !sameDigest(expected, digest(token))) {
+    if (!job || !relayTokenMatches(expected, token)) {
       throw new UnauthorizedError('Invalid relay token');
     }
     if (isTerminal(job.state)) throw new TrainerRetiredError(jobId);
@@ -81,12 +81,4 @@ export class TrainerPool {
     if (!run || run.state !== 'active' || run.trainer_job_id !== jobId) throw new TrainerRetiredError(jobId);
     return { job, run };
   }
-}
-
-function digest(token: string): string {
-  return createHash('sha256').update(token).digest('hex');
-}
-
-function sameDigest(a: string, b: string): boolean {
-  return a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b));
 }
