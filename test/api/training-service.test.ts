@@ -174,6 +174,7 @@ describe('runs', () => {
 
   it('gets and lists the caller’s runs, newest first, filtered by id or base model', async () => {
     const { run: first } = await newRun();
+    await new Promise((resolve) => setTimeout(resolve, 2));
     const { run: second } = await newRun(ALICE, { baseModel: 'Qwen/Qwen3-8B' });
     const { run: bobs } = await newRun(BOB);
     expect((await training.runs.get(ALICE, first.id)).id).toBe(first.id);
@@ -321,7 +322,7 @@ describe('operations', () => {
       new ValidationError(`path: bt://loops:${run.id}/sampler_weights/adapter is a sampler checkpoint and holds no training state; load a bt://loops:<run_id>/weights/<name> checkpoint.`),
     );
     await expect(submit(run.id, 'l3', { kind: 'load', path: `bt://loops:${run.id}/weights/nope`, withOptimizer: false })).rejects.toThrow(NotFoundError);
-    await expect(submit(run.id, 'l4', { kind: 'load', path: 'tinker://x/weights/y', withOptimizer: false })).rejects.toThrow(ValidationError);
+    await expect(submit(run.id, 'l4', { kind: 'load', path: 'weights/step-1', withOptimizer: false })).rejects.toThrow(ValidationError);
     const { run: bobs } = await newRun(BOB);
     await expect(submit(bobs.id, 'l5', { kind: 'load', path: `bt://loops:${run.id}/weights/step-1`, withOptimizer: false }, BOB)).rejects.toThrow(NotFoundError);
   });
@@ -448,6 +449,34 @@ describe('checkpoints', () => {
     expect(await api.jobs.blobs.list(`training/runs/${run.id}/checkpoints/sampler/${names[3]}/`)).toHaveLength(1);
     await expect(training.checkpoints.resolve(ALICE, `bt://loops:${run.id}/sampler_weights/${names[0]}`)).rejects.toThrow(NotFoundError);
   });
+  it('hides and then deletes a checkpoint saved with a time to live once it expires', async () => {
+    const { run, trainer } = await readyRun();
+    await submit(run.id, 'ttl', { kind: 'save', what: 'sampler', publish: false, name: 'brief', ttlSeconds: 1 });
+    const held = await trainer.take();
+    await api.jobs.blobs.put(`training/runs/${run.id}/checkpoints/sampler/brief/adapter_model.safetensors`, 'w');
+    await trainer.answerSave(held);
+    const path = `bt://loops:${run.id}/sampler_weights/brief`;
+    const checkpoint = await training.checkpoints.resolve(ALICE, path);
+    expect(Date.parse(checkpoint.expiresAt!) - Date.parse(checkpoint.createdAt)).toBe(1000);
+    expect(await training.checkpoints.sweep()).toBe(0);
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    await expect(training.checkpoints.resolve(ALICE, path)).rejects.toThrow(NotFoundError);
+    expect(await training.checkpoints.list(ALICE, { runId: run.id })).toEqual([]);
+    expect(await training.checkpoints.sweep()).toBe(1);
+    expect(await api.jobs.blobs.list(`training/runs/${run.id}/checkpoints/sampler/brief/`)).toEqual([]);
+    await expect(submit(run.id, 'ttl-0', { kind: 'save', what: 'sampler', publish: false, name: 'x', ttlSeconds: 0 })).rejects.toThrow(ValidationError);
+    await expect(training.checkpoints.list(ALICE, { path: 'weights/brief' })).rejects.toThrow(InvalidInputError);
+  });
+
+  it('keeps results for a day after they end, and no longer', async () => {
+    const { run, trainer } = await readyRun();
+    await submit(run.id, 'kept', OPTIM);
+    await trainer.take();
+    await trainer.post('kept', { status: 'done', result: { step: 1 } });
+    const item = await api.store.get({ pk: `TRUN#${run.id}`, sk: 'OP#kept' });
+    expect((item?.ttl as number) - Date.now() / 1000).toBeGreaterThan(24 * 3600 - 60);
+    expect((item?.ttl as number) - Date.now() / 1000).toBeLessThanOrEqual(24 * 3600);
+  });
 });
 
 describe('samplers', () => {
@@ -462,6 +491,9 @@ describe('samplers', () => {
     expect(await training.samplers.createPaired(ALICE, { sessionId: session.id, runId: run.id })).toEqual(first);
     expect(await training.modelSpecFor(first)).toEqual({ base_model: TOY, adapters: [] });
     await expect(training.samplers.createPaired(BOB, { sessionId: session.id, runId: run.id })).rejects.toThrow(NotFoundError);
+    const { run: stopped } = await newRun();
+    await training.runs.deactivate(ALICE, stopped.id);
+    await expect(training.samplers.createPaired(ALICE, { sessionId: session.id, runId: stopped.id })).rejects.toThrow(RunInactiveError);
   });
 
   it('makes standalone samplers from a base model or a sampler checkpoint, and lists the caller’s, newest first', async () => {
@@ -470,6 +502,7 @@ describe('samplers', () => {
     await save(run.id, trainer, 'state', 'state');
     const base = await training.samplers.createStandalone(ALICE, { sessionId: session.id, baseModel: 'Qwen/Qwen3-8B' });
     expect(base).toMatchObject({ runId: null, baseModel: 'Qwen/Qwen3-8B', modelPath: null });
+    await new Promise((resolve) => setTimeout(resolve, 2));
     const path = `bt://loops:${run.id}/sampler_weights/adapter`;
     const fromCheckpoint = await training.samplers.createStandalone(ALICE, { sessionId: session.id, modelPath: path });
     expect(fromCheckpoint).toMatchObject({ runId: null, baseModel: TOY, modelPath: path });
