@@ -3,7 +3,7 @@
  * `run.base_url` driven by a fake trainer on the relay, the sampler at `sampler.base_url` by a
  * fake sampler, and the status table of §6.4 that keeps the SDK from retrying permanent errors.
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { FakeSampler } from '#test/support/fake-sampler.ts';
 import { FakeTrainer } from '#test/support/fake-trainer.ts';
 import { actorOf, saveCheckpoint } from '#test/support/training.ts';
@@ -79,6 +79,17 @@ describe('GET /health (§5)', () => {
     const ready = await loops('GET', `${trainer.T}/health`);
     expect(ready.status).toBe(200);
     expect(ready.body).toEqual({ status: 'ok' });
+  });
+
+  it('answers 200 for a trainer scaled to zero after idling: the next operation brings it back, the client never sees an error', async () => {
+    const trainer = await startTrainer();
+    await trainer.engine.ready();
+    await vi.waitFor(() => api.jobs.compute.finish(trainer.engine.jobId));
+    const idle = await loops('GET', `${trainer.T}/health`);
+    expect({ status: idle.status, body: idle.body }).toEqual({ status: 200, body: { status: 'scaled_to_zero' } });
+    expect((await loops('GET', `/v1/loops/deployments/${trainer.runId}`)).body.deployment.status).toEqual({ name: 'SCALED_TO_ZERO' });
+    expect((await submit(trainer, 'optim_step', { adam_params: {} })).status).toBe(202);
+    expect((await loops('GET', `${trainer.T}/health`)).status).toBe(503);
   });
 
   it('answers a deactivated run with 410, 06 and run_inactive, so the SDK stops waiting', async () => {
