@@ -14,8 +14,9 @@ import { join, resolve } from 'node:path';
 import { serve } from '@hono/node-server';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { launchChromium } from '#local/chromium.ts';
 import { startLocalServer, type LocalServer } from '#local/server.ts';
-import { launchChromium, seriousViolations } from '../support/browser.ts';
+import { seriousViolations } from '../support/browser.ts';
 
 const ENGINE = join(import.meta.dirname, '..', 'support', 'console-engine.mjs');
 const ARTIFACTS = resolve(process.env.BAKEHOUSE_TEST_ARTIFACTS ?? join('.data', 'test-artifacts', 'console'));
@@ -156,6 +157,17 @@ describe('the web console in Chromium', { timeout: 90_000 }, () => {
     expect(readFileSync(saved, 'utf8')).toBe('stand-in archive of step 20');
   });
 
+  it('runs a bake’s whole pipeline from its page: stim, rollout, then the bake', async () => {
+    await api('POST', '/v1/repo/demo/targets', { target_name: 'whisper', template: 'shout', overrides: { num_traj_per_stimulus: 2 } });
+    await api('POST', '/v1/repo/demo/bakes', { bake_name: 'whisper_bake', template: 'shout_bake', overrides: { datasets: [{ target: 'whisper' }] } });
+    await page.goto(`${server.url}/console/#/repos/demo/bakes/whisper_bake`);
+    await page.getByRole('button', { name: 'Run pipeline' }).click();
+    await shown('#pipeline-heading', 'complete');
+    await expect(page.locator('ol.steps').textContent()).resolves.toMatch(/stim whisper\s*complete.*rollout whisper\s*complete.*bake whisper_bake\s*complete/);
+    await shown('.job', /Bake\s*complete/);
+    await page.getByRole('button', { name: 'Download step 20' }).waitFor();
+  });
+
   it('draws the lineage of a sequential bake as a graph', async () => {
     await api('POST', '/v1/repo/demo/bakes', {
       bake_name: 'shout_again',
@@ -166,10 +178,10 @@ describe('the web console in Chromium', { timeout: 90_000 }, () => {
     const graph = page.getByRole('group', { name: 'Lineage of the bakes in demo' });
     await graph.waitFor();
     const nodes = graph.getByRole('link');
-    await expect(nodes.count()).resolves.toBe(2);
-    await expect(graph.getByRole('link', { name: /^shout_bake\s*complete · 2 checkpoints, latest 20$/ }).count()).resolves.toBe(1);
-    await expect(graph.getByRole('link', { name: /^shout_again\s*pending · no checkpoints$/ }).count()).resolves.toBe(1);
-    expect(await graph.locator('path.edge').count()).toBe(2); // base → shout_bake → shout_again
+    await expect(nodes.count()).resolves.toBe(3);
+    await expect(graph.getByRole('link', { name: /^shout_bake\s*complete\s*2 checkpoints, latest 20$/ }).count()).resolves.toBe(1);
+    await expect(graph.getByRole('link', { name: /^shout_again\s*pending\s*no checkpoints$/ }).count()).resolves.toBe(1);
+    expect(await graph.locator('path.edge').count()).toBe(3); // base → shout_bake → shout_again, base → whisper_bake
     // The child sits a row below its parent.
     const y = async (bake: string) => Number(await graph.locator(`a[data-bake="${bake}"] rect`).getAttribute('y'));
     expect(await y('shout_again')).toBeGreaterThan(await y('shout_bake'));
@@ -230,6 +242,22 @@ describe('the web console in Chromium', { timeout: 90_000 }, () => {
     await page.goto(`${server.url}/console/#/repos/no_such_repo`);
     await expect(page.getByRole('alert').first().textContent()).resolves.toMatch(/no_such_repo/);
     await expectAccessible('08-not-found');
+  });
+
+  it('keeps the page usable while a request is slow or lost, and recovers when the server answers again', async () => {
+    await page.route('**/v1/repo/demo/tree', (route) => route.abort('connectionreset'));
+    await page.route('**/v1/repo/demo/bakes', async (route) => {
+      await new Promise((resolve) => setTimeout(resolve, 2_000));
+      await route.continue();
+    });
+    await page.goto(`${server.url}/console/#/repos/demo`);
+    await page.getByRole('alert').filter({ hasText: 'Could not reach the server: check your connection, then try again.' }).waitFor();
+    // The slow lists arrive when their answer does; the lost tree is asked for again.
+    await page.getByRole('link', { name: 'shout_bake', exact: true }).waitFor();
+    await expect(page.getByText('Base model bakehouse/toy-instruct').count()).resolves.toBe(1);
+    await page.unrouteAll();
+    await page.getByRole('group', { name: 'Lineage of the bakes in demo' }).waitFor({ timeout: 10_000 });
+    await expect(page.getByRole('alert').count()).resolves.toBe(0);
   });
 
   it('fits a phone’s width', async () => {

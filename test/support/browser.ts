@@ -1,29 +1,6 @@
-/**
- * A real browser for the web console's test and benchmark: Debian's `chromium` (installed by
- * test/support/install-chromium.sh, from `npm test`'s setup) driven by playwright-core, which
- * downloads no browser of its own; and axe-core's accessibility check of the page shown.
- */
-import { execFileSync } from 'node:child_process';
+/** axe-core's accessibility check of the page a browser test shows (Chromium: functions/local/chromium.ts). */
 import AxeBuilder from '@axe-core/playwright';
-import { chromium, type Browser, type Page } from 'playwright-core';
-
-/** CHROMIUM_PATH, else `chromium` on PATH. */
-export function chromiumPath(): string {
-  if (process.env.CHROMIUM_PATH) return process.env.CHROMIUM_PATH;
-  try {
-    return execFileSync('sh', ['-c', 'command -v chromium'], { encoding: 'utf8' }).trim();
-  } catch {
-    throw new Error('Chromium is not installed: run `npm run setup` (it installs Debian\'s chromium with apt) or set CHROMIUM_PATH.');
-  }
-}
-
-export function launchChromium(): Promise<Browser> {
-  return chromium.launch({
-    executablePath: chromiumPath(),
-    // Root in a container has no user namespace for Chromium's sandbox; the pages are our own.
-    args: ['--no-sandbox', '--disable-dev-shm-usage'],
-  });
-}
+import type { Page } from 'playwright-core';
 
 export interface AxeFinding {
   id: string;

@@ -1,8 +1,8 @@
 import { href } from '../router.ts';
 import type { RepoTree } from '../types.ts';
 
-const NODE_W = 190;
-const NODE_H = 58;
+const NODE_W = 200;
+const NODE_H = 74;
 const GAP_X = 24;
 const GAP_Y = 44;
 const BASE = '';
@@ -73,7 +73,7 @@ export function LineageGraph({ repo, tree }: { repo: string; tree: RepoTree }) {
             base model
           </text>
           <text x={base.x + 10} y={base.y + 42} class="detail">
-            {shorten(tree.base_model, 26)}
+            {shorten(tree.base_model, 30)}
           </text>
         </g>
         {Object.entries(tree.bakes).map(([bake, node]) => {
@@ -85,11 +85,14 @@ export function LineageGraph({ repo, tree }: { repo: string; tree: RepoTree }) {
             <a key={bake} href={href(['repos', repo, 'bakes', bake])} class={`node bake status-${node.status}`} data-bake={bake}>
               {bake.length > 24 ? <title>{bake}</title> : null}
               <rect x={at.x} y={at.y} width={NODE_W} height={NODE_H} rx={8} />
-              <text x={at.x + 10} y={at.y + 22}>
+              <text x={at.x + 10} y={at.y + 22} class="name">
                 {shorten(bake, 24)}
               </text>
               <text x={at.x + 10} y={at.y + 42} class="detail">
-                {`${node.status} · ${detail}`}
+                {node.status}
+              </text>
+              <text x={at.x + 10} y={at.y + 60} class="detail">
+                {detail}
               </text>
             </a>
           );

@@ -1,3 +1,4 @@
+import { useEffect } from 'preact/hooks';
 import { apiPath, ApiError } from '../api.ts';
 import { ActionButton } from '../components/ActionButton.tsx';
 import { ErrorNote } from '../components/ErrorNote.tsx';
@@ -33,6 +34,11 @@ export function BakePage({ repo, bake }: { repo: string; bake: string }) {
     [repo, bake],
     (data) => (data?.status === 'running' ? JOB_POLL_MS : null),
   );
+  // While a pipeline runs its jobs, each of its polls also refreshes the bake it ends with.
+  const reloadState = state.reload;
+  useEffect(() => {
+    if (pipeline.data) reloadState();
+  }, [pipeline.data, reloadState]);
   const status = state.data?.status;
   const datasets = (status?.config?.datasets as { target: string; weight?: number }[] | undefined) ?? [];
   const parent = (status?.config?.model as { parent_model_name?: string } | undefined)?.parent_model_name;
