@@ -22,7 +22,7 @@ import { pipelineRoutes } from './routes/pipelines.ts';
 import { promptRoutes } from './routes/prompts.ts';
 import { recipeRoutes } from './routes/recipes.ts';
 import { RELAY_PATH_PREFIX, relayRoutes } from './routes/relay.ts';
-import { trainerRelayRoutes } from './routes/trainer-relay.ts';
+import { isTrainerResult, trainerRelayRoutes } from './routes/trainer-relay.ts';
 import { repoRoutes } from './routes/repos.ts';
 import { HOOK_PATH_PREFIX, triggerRoutes } from './routes/triggers.ts';
 import { webhookRoutes } from './routes/webhooks.ts';
@@ -59,7 +59,8 @@ export function createApp(services: Services, options: AppOptions = {}) {
   const bodyLimit = readBody(options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES);
   // The Loops data plane takes the SDK's forward_backward bodies, which reach 24 MiB.
   const dataPlaneBodyLimit = readBody(LOOPS_DATA_PLANE_MAX_BODY_BYTES);
-  app.use('*', (c, next) => (isLoopsDataPlane(c.req.path) ? dataPlaneBodyLimit : bodyLimit)(c, next));
+  // A trainer's answers to those bodies (a forward's log-probs) come back about as large.
+  app.use('*', (c, next) => (isLoopsDataPlane(c.req.path) || isTrainerResult(c.req.path) ? dataPlaneBodyLimit : bodyLimit)(c, next));
   healthRoutes(app);
   app.doc31('/openapi.json', {
     openapi: '3.1.0',

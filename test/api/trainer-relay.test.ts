@@ -137,6 +137,17 @@ describe('operations through the relay', () => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(180);
   });
 
+  it('takes a result larger than the API’s usual body limit, as large as the data plane’s bodies', async () => {
+    const { run, trainer } = await readyRun();
+    await submit(run.id, 'wide');
+    await trainer.take();
+    const logprobs = Array.from({ length: 1_000_000 }, (_, i) => -(i % 997) / 997 - 0.123456);
+    const result = { loss: 1, loss_sum: 1, active_tokens: logprobs.length, outputs: [{ logprobs: { data: logprobs, dtype: 'float32', shape: [logprobs.length] } }], metrics: {} };
+    expect(JSON.stringify(result).length).toBeGreaterThan(8 * 1024 * 1024);
+    expect((await trainer.post('wide', { status: 'done', result })).status).toBe(200);
+    expectDone(await poll(run.id, 'wide'), result);
+  });
+
   it('scrubs internal paths from engine errors before clients see them', async () => {
     const { run, trainer } = await readyRun();
     await submit(run.id, 'x');

@@ -10,6 +10,11 @@ import type { AppEnv } from '../env.ts';
 import { errorResponse, validationErrorResponse } from '../errors.ts';
 import type { App } from '../openapi.ts';
 
+const TRAINER_RESULT = /^\/v1\/relay\/trainers\/[^/]+\/operations\/[^/]+\/result$/;
+
+/** A trainer's result post, which may be as large as the data-plane body it answers. */
+export const isTrainerResult = (path: string) => TRAINER_RESULT.test(path);
+
 /**
  * The trainer side of the relay (functions/schemas/trainer.ts); engine-facing, authenticated by
  * the trainer's relay token, not in the OpenAPI. 410 tells a trainer that no longer serves its
