@@ -154,6 +154,9 @@ describe('runs', () => {
     await expect(training.runs.create(ALICE, { ...input, baseModel: 'bob/r1/b1/2' })).rejects.toThrow(InvalidInputError);
     await expect(training.runs.create(ALICE, { ...input, loraRank: 513 })).rejects.toThrow(/from 1 to 512/);
     await expect(training.runs.create(ALICE, { ...input, loraRank: 0 })).rejects.toThrow(InvalidInputError);
+    await expect(training.runs.create(ALICE, { ...input, scaleDownDelaySeconds: 0 })).rejects.toThrow(/from 1 to 3600/);
+    await expect(training.runs.create(ALICE, { ...input, scaleDownDelaySeconds: 3601 })).rejects.toThrow(/from 1 to 3600/);
+    await expect(training.runs.create(ALICE, { ...input, maxSeqLen: 0 })).rejects.toThrow(/max_seq_len/);
     await expect(training.runs.create(BOB, input)).rejects.toThrow(NotFoundError);
     expect(api.jobs.compute.submitted).toEqual([]);
   });

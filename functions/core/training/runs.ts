@@ -21,6 +21,9 @@ import { eventOutboxOp, runEvent } from './training-events.ts';
 /** The largest LoRA rank a run may ask for (the engine contract's bound). */
 export const MAX_LORA_RANK = 512;
 
+/** The longest a trainer idles before scaling to zero (loops-api.md §1.5: 1 to 3600 s). */
+export const MAX_SCALE_DOWN_DELAY_S = 3600;
+
 export interface CreateRunInput {
   sessionId: string;
   protocol: TrainingProtocol;
@@ -69,6 +72,12 @@ export class TrainingRuns {
     await this.sessions.get(actor, input.sessionId);
     if (!Number.isInteger(input.loraRank) || input.loraRank < 1 || input.loraRank > MAX_LORA_RANK) {
       throw new InvalidInputError(`lora_rank must be a whole number from 1 to ${MAX_LORA_RANK}; got ${input.loraRank}.`);
+    }
+    if (!Number.isInteger(input.scaleDownDelaySeconds) || input.scaleDownDelaySeconds < 1 || input.scaleDownDelaySeconds > MAX_SCALE_DOWN_DELAY_S) {
+      throw new InvalidInputError(`scale_down_delay_seconds must be a whole number from 1 to ${MAX_SCALE_DOWN_DELAY_S}; got ${input.scaleDownDelaySeconds}.`);
+    }
+    if (input.maxSeqLen !== null && (!Number.isInteger(input.maxSeqLen) || input.maxSeqLen < 1)) {
+      throw new InvalidInputError(`max_seq_len must be a positive whole number; got ${input.maxSeqLen}.`);
     }
     const modelSpec = await this.modelSpec(actor, input.baseModel);
     if (input.fromPath !== null) await this.assertStartingPoint(actor, input);
