@@ -2,6 +2,7 @@ import { fileURLToPath } from 'node:url';
 import { streamHandle } from 'hono/aws-lambda';
 import { createApp } from '#http/app.ts';
 import { lambdaAccessLog } from './access-log.ts';
+import { loopsOrigins } from './loops-origins.ts';
 import { runtime } from './runtime.ts';
 
 /**
@@ -11,7 +12,7 @@ import { runtime } from './runtime.ts';
 export const handler = streamHandle(
   createApp(runtime.services, {
     console: { assetsDir: fileURLToPath(new URL('./console', import.meta.url)) },
-    loops: { dataPlaneUrl: runtime.dataPlaneUrl },
+    loops: loopsOrigins(runtime),
     accessLog: lambdaAccessLog(),
   }),
 );

@@ -1,6 +1,7 @@
 import { serve } from '@hono/node-server';
 import { createApp } from '#http/app.ts';
 import { lambdaAccessLog } from './access-log.ts';
+import { loopsOrigins } from './loops-origins.ts';
 import { runtime } from './runtime.ts';
 
 /**
@@ -9,7 +10,7 @@ import { runtime } from './runtime.ts';
  * Lambda's 6 MB. Access lines are the functions' Powertools JSON, without a Lambda invocation.
  */
 const server = serve({
-  fetch: createApp(runtime.services, { loops: { dataPlaneUrl: runtime.dataPlaneUrl }, accessLog: lambdaAccessLog() }).fetch,
+  fetch: createApp(runtime.services, { loops: loopsOrigins(runtime), accessLog: lambdaAccessLog() }).fetch,
   port: Number(process.env.PORT ?? 8080),
   // Idle connections outlive the load balancer's idle timeout (60 s), so that it never sends a
   // request on one the server is closing: Node's default of 5 s would answer some with 502.
