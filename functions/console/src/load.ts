@@ -11,6 +11,9 @@ export interface Loaded<T> {
   reload: () => void;
 }
 
+/** A running job's status is asked for again this often. */
+export const JOB_POLL_MS = 1_500;
+
 /** After a lost answer or a server failure, wait this long before asking again. */
 const RETRY_AFTER_FAILURE_MS = 5_000;
 

@@ -1,4 +1,5 @@
 import { apiPath } from '../api.ts';
+import { plural } from '../format.ts';
 import { useLoad } from '../load.ts';
 import type { DependencyGraph, RecreationPlan } from '../types.ts';
 import { ErrorNote } from './ErrorNote.tsx';
@@ -38,8 +39,8 @@ export function Recipe({ repo, bake }: { repo: string; bake: string }) {
     <div class="recipe">
       <h3>Dependencies</h3>
       <p>
-        On base model <code>{graph.base_model}</code>: {Object.keys(graph.bakes).length} bake(s), {Object.keys(graph.targets).length} target(s),{' '}
-        {Object.keys(graph.prompts).length} prompt(s).
+        On base model <code>{graph.base_model}</code>: {plural(Object.keys(graph.bakes).length, 'bake')}, {plural(Object.keys(graph.targets).length, 'target')},{' '}
+        {plural(Object.keys(graph.prompts).length, 'prompt')}.
       </p>
       <ul class="deps">
         {[...bySource].map(([source, needs]) => (

@@ -8,10 +8,9 @@ import { PageTitle } from '../components/PageTitle.tsx';
 import { Recipe } from '../components/Recipe.tsx';
 import { JobProgress, StatusBadge } from '../components/Status.tsx';
 import { useApi } from '../context.ts';
-import { useLoad } from '../load.ts';
+import { JOB_POLL_MS, useLoad } from '../load.ts';
 import { href } from '../router.ts';
 import type { Bake, Download, MetricsRow, Pipeline } from '../types.ts';
-import { JOB_POLL_MS } from './TargetPage.tsx';
 
 export function BakePage({ repo, bake }: { repo: string; bake: string }) {
   const api = useApi();

@@ -7,12 +7,9 @@ import { OutputPager } from '../components/OutputPager.tsx';
 import { PageTitle } from '../components/PageTitle.tsx';
 import { JobProgress } from '../components/Status.tsx';
 import { useApi } from '../context.ts';
-import { useLoad } from '../load.ts';
+import { JOB_POLL_MS, useLoad } from '../load.ts';
 import { href } from '../router.ts';
 import type { JobState, Target } from '../types.ts';
-
-/** A running job's status is asked for again this often. */
-export const JOB_POLL_MS = 1_500;
 
 const whileRunning = (job: JobState) => (job.status === 'running' ? JOB_POLL_MS : null);
 
