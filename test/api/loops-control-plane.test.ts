@@ -187,6 +187,7 @@ describe('POST /v1/loops/trainers (create_lora_training_client)', () => {
     expectLoopsError(await loops('POST', '/v1/loops/trainers', trainerBody(sid, { base_model: 'no/such-model' })), 400, 'invalid_request');
     expectLoopsError(await loops('POST', '/v1/loops/trainers', { base_model: MODEL }), 400, 'invalid_request', /session_id/);
     expectLoopsError(await loops('POST', '/v1/loops/trainers', '{not json', aliceKey, { 'content-type': 'application/json' }), 400, 'invalid_request');
+    expectLoopsError(await loops('POST', '/v1/loops/trainers', JSON.stringify(trainerBody(sid)), aliceKey, { 'content-type': 'text/plain' }), 415, 'unsupported_media_type', /application\/json/);
   });
 
   it("answers an unknown or another user's session with 404", async () => {
@@ -474,5 +475,17 @@ describe('OpenAPI', () => {
     expect(doc.paths['/v1/loops/trainers'].post.responses['404'].content['application/json'].schema.$ref).toBe('#/components/schemas/LoopsError');
     expect(doc.components.schemas.LoopsRunV1.required).toEqual(expect.arrayContaining(['id', 'base_url', 'base_model', 'deployment_id', 'sampler']));
     expect(Object.keys(doc.paths).some((path) => path.startsWith('/loops/'))).toBe(false);
+    // Every documented error of every Loops route is in the Loops shape, the shared 401 and 413 included.
+    const loopsPaths = Object.entries(doc.paths as Record<string, Record<string, { responses: Record<string, { content?: Record<string, { schema: { $ref?: string } }> }> }>>).filter(
+      ([path]) => /^\/v1\/(loops|teams|trainer_sessions|trainers)(\/|$)/.test(path),
+    );
+    expect(loopsPaths.length).toBeGreaterThan(30);
+    for (const [path, operations] of loopsPaths) {
+      for (const [method, operation] of Object.entries(operations)) {
+        for (const [status, response] of Object.entries(operation.responses).filter(([code]) => Number(code) >= 400)) {
+          expect(response.content?.['application/json']?.schema.$ref, `${method} ${path} ${status}`).toBe('#/components/schemas/LoopsError');
+        }
+      }
+    }
   });
 });

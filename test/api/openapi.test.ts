@@ -104,9 +104,11 @@ describe('the rules the server enforces', () => {
       expect(operation.responses, `413 on ${method} ${path}`).toHaveProperty('413');
       // The chat route reads its body itself, and answers what it cannot parse with 400.
       if (path === '/v1/chat/completions' || !operation.requestBody.content['application/json']) continue;
+      // The Loops routes answer every error in the Loops shape (loops-data-plane.md §3.4).
+      const shape = /^\/v1\/(loops|teams|trainer_sessions|trainers)(\/|$)/.test(path) ? 'LoopsError' : 'ErrorResponse';
       for (const status of ['413', '415']) {
         expect(operation.responses[status]?.content['application/json'].schema, `${status} on ${method} ${path}`).toEqual({
-          $ref: '#/components/schemas/ErrorResponse',
+          $ref: `#/components/schemas/${shape}`,
         });
       }
     }

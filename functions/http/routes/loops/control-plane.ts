@@ -35,7 +35,7 @@ import {
 } from '#schemas/loops.ts';
 import type { AppEnv } from '../../env.ts';
 import { bearer, body, json, type App } from '../../openapi.ts';
-import { dataPlaneOrigin, relayUrlOf, DEFAULT_TEAM, loopsErrors, type LoopsRouteOptions } from './options.ts';
+import { dataPlaneOrigin, relayUrlOf, TEAM, loopsErrors, type LoopsRouteOptions } from './options.ts';
 import { checkpointView, deploymentView, filesView, runView, samplersByRun, samplerView } from './views.ts';
 
 const tags = ['Loops'];
@@ -54,7 +54,6 @@ const DeploymentPath = z.object({ deployment_id: z.string().min(1) });
 
 export function controlPlaneRoutes(app: App, services: Services, options: LoopsRouteOptions): void {
   const training = services.training;
-  const team = options.team ?? DEFAULT_TEAM;
   const origin = (c: LoopsContext) => dataPlaneOrigin(c, options);
   const actor = (c: LoopsContext): Actor => c.get('actor');
 
@@ -64,7 +63,7 @@ export function controlPlaneRoutes(app: App, services: Services, options: LoopsR
   const showRun = async (c: LoopsContext, run: TrainingRun) => runView(run, origin(c), await pairedSampler(actor(c), run.id));
 
   app.use('/v1/teams/:team_id/loops/*', async (c, next) => {
-    if (c.req.param('team_id') !== team.id) throw new NotFoundError(`Team '${c.req.param('team_id')}' not found; GET /v1/teams lists yours.`);
+    if (c.req.param('team_id') !== TEAM.id) throw new NotFoundError(`Team '${c.req.param('team_id')}' not found; GET /v1/teams lists yours.`);
     await next();
   });
 
@@ -78,7 +77,7 @@ export function controlPlaneRoutes(app: App, services: Services, options: LoopsR
         security: bearer,
         summary: 'Create a session',
         request: { ...teamParams(root), body: { required: false, content: { 'application/json': { schema: CreateLoopsSessionRequest } } } },
-        responses: { 200: json(LoopsSessionResponse, 'The session'), ...loopsErrors(400) },
+        responses: { 200: json(LoopsSessionResponse, 'The session'), ...loopsErrors(400, 413, 415) },
       }),
       async (c) => {
         const { training_project_id } = (c.req.valid('json') ?? {}) as z.infer<typeof CreateLoopsSessionRequest>;
@@ -137,7 +136,7 @@ export function controlPlaneRoutes(app: App, services: Services, options: LoopsR
           summary: path.includes('/debug/') ? 'Create a trainer-only run (internal alias)' : 'Create a trainer-only run',
           description: 'What the SDK calls. The run has no sampler until `POST …/samplers {session_id, run_id}` pairs one.',
           request: { ...teamParams(root), body: body(CreateLoopsRunRequest) },
-          responses: { 200: json(LoopsRunResponse, 'The run, with `sampler: null`'), ...loopsErrors(400, 404) },
+          responses: { 200: json(LoopsRunResponse, 'The run, with `sampler: null`'), ...loopsErrors(400, 404, 413, 415) },
         }),
         async (c) => createRun(c, c.req.valid('json') as z.infer<typeof CreateLoopsRunRequest>, false),
       );
@@ -150,7 +149,7 @@ export function controlPlaneRoutes(app: App, services: Services, options: LoopsR
         security: bearer,
         summary: 'Create a run with its paired sampler',
         request: { ...teamParams(root), body: body(CreateLoopsRunRequest) },
-        responses: { 200: json(LoopsRunResponse, 'The run and its sampler'), ...loopsErrors(400, 404) },
+        responses: { 200: json(LoopsRunResponse, 'The run and its sampler'), ...loopsErrors(400, 404, 413, 415) },
       }),
       async (c) => createRun(c, c.req.valid('json') as z.infer<typeof CreateLoopsRunRequest>, true),
     );
@@ -231,7 +230,7 @@ export function controlPlaneRoutes(app: App, services: Services, options: LoopsR
           summary: path.includes('/debug/') ? 'Create a sampler (internal alias)' : 'Create a sampler',
           description: 'Paired with `run_id` (idempotent per run), or standalone from `base_model` or a `sampler_weights` `model_path`.',
           request: { ...teamParams(root), body: body(CreateLoopsSamplerRequest) },
-          responses: { 200: json(LoopsSamplerResponse, 'The sampler'), ...loopsErrors(400, 404) },
+          responses: { 200: json(LoopsSamplerResponse, 'The sampler'), ...loopsErrors(400, 404, 413, 415) },
         }),
         async (c) => createSampler(c, c.req.valid('json') as CreateLoopsSamplerRequest),
       );
@@ -304,7 +303,7 @@ export function controlPlaneRoutes(app: App, services: Services, options: LoopsR
       summary: 'Check that a sampler checkpoint is usable',
       description: "200 when the path names a `sampler_weights` checkpoint the caller can read (with the run's base model, when `run_id` is given); else 400 with the reason.",
       request: { body: body(ValidateCheckpointRequest) },
-      responses: { 200: json(EmptyObject, 'Usable'), ...loopsErrors(400) },
+      responses: { 200: json(EmptyObject, 'Usable'), ...loopsErrors(400, 413, 415) },
     }),
     async (c) => {
       const { checkpoint_path, run_id } = c.req.valid('json');
@@ -420,6 +419,6 @@ export function controlPlaneRoutes(app: App, services: Services, options: LoopsR
       description: 'One team per deployment; the SDK resolves `LOOPS_TEAM` by its name.',
       responses: { 200: json(TeamList, 'Teams'), ...loopsErrors() },
     }),
-    (c) => c.json({ teams: [team] }, 200),
+    (c) => c.json({ teams: [TEAM] }, 200),
   );
 }

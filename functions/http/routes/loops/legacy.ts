@@ -57,7 +57,7 @@ export function legacyRoutes(app: App, services: Services, options: LoopsRouteOp
         deprecated: true,
         summary: 'Create a session (legacy)',
         request: { body: { required: false, content: { 'application/json': { schema: CreateLoopsSessionRequest } } } },
-        responses: { 200: json(LoopsSessionResponse, 'The session'), ...loopsErrors(400) },
+        responses: { 200: json(LoopsSessionResponse, 'The session'), ...loopsErrors(400, 413, 415) },
       }),
       async (c) => {
         const { training_project_id } = (c.req.valid('json') ?? {}) as z.infer<typeof CreateLoopsSessionRequest>;
@@ -76,7 +76,7 @@ export function legacyRoutes(app: App, services: Services, options: LoopsRouteOp
       deprecated: true,
       summary: 'Create a trainer with its sampler (legacy)',
       request: { params: SessionPath, body: body(LegacyTrainerRequest) },
-      responses: { 200: json(LegacyTrainerResponse, 'The trainer and its sampling server'), ...loopsErrors(400, 404) },
+      responses: { 200: json(LegacyTrainerResponse, 'The trainer and its sampling server'), ...loopsErrors(400, 404, 413, 415) },
     }),
     async (c) => {
       const { session_id } = c.req.valid('param');
@@ -108,7 +108,7 @@ export function legacyRoutes(app: App, services: Services, options: LoopsRouteOp
       deprecated: true,
       summary: 'Create a standalone sampler (legacy)',
       request: { params: SessionPath, body: body(LegacySamplerRequest) },
-      responses: { 200: json(LegacySamplerResponse, 'The sampling server'), ...loopsErrors(400, 404) },
+      responses: { 200: json(LegacySamplerResponse, 'The sampling server'), ...loopsErrors(400, 404, 413, 415) },
     }),
     async (c) => {
       const { session_id } = c.req.valid('param');
@@ -169,7 +169,7 @@ export function legacyRoutes(app: App, services: Services, options: LoopsRouteOp
       deprecated: true,
       summary: "Find the caller's trainers (legacy)",
       request: { body: body(TrainerSearchRequest) },
-      responses: { 200: json(TrainerSearchResponse, 'Matching trainers'), ...loopsErrors(400) },
+      responses: { 200: json(TrainerSearchResponse, 'Matching trainers'), ...loopsErrors(400, 413, 415) },
     }),
     async (c) => {
       const { trainer_id } = c.req.valid('json');
@@ -189,7 +189,7 @@ export function legacyRoutes(app: App, services: Services, options: LoopsRouteOp
       deprecated: true,
       summary: 'Find a checkpoint by path (legacy)',
       request: { body: body(CheckpointSearchRequest) },
-      responses: { 200: json(LoopsCheckpointList, 'Matching checkpoints'), ...loopsErrors(400) },
+      responses: { 200: json(LoopsCheckpointList, 'Matching checkpoints'), ...loopsErrors(400, 413, 415) },
     }),
     async (c) => {
       const checkpoints = await training.checkpoints.list(c.get('actor'), { path: c.req.valid('json').checkpoint_path });

@@ -12,12 +12,11 @@ export interface LoopsRouteOptions {
   relayUrl?: string;
   /** How long an operation poll waits for a result before answering 408; default 20 s (loops-data-plane.md §6.3). */
   pollHoldMs?: number;
-  /** The one team a deployment has (`GET /v1/teams`); default `{id: "default", name: "default"}`. */
-  team?: { id: string; name: string };
 }
 
 export const DEFAULT_POLL_HOLD_MS = 20_000;
-export const DEFAULT_TEAM = { id: 'default', name: 'default' };
+/** A deployment is one tenant, so it has one team (`GET /v1/teams`); the SDK finds it by name. */
+export const TEAM = { id: 'default', name: 'default' };
 
 export function dataPlaneOrigin(c: Context, options: LoopsRouteOptions): string {
   return (options.dataPlaneUrl ?? new URL(c.req.url).origin).replace(/\/+$/, '');
@@ -30,9 +29,11 @@ const ERROR_DESCRIPTIONS: Record<number, string> = {
   401: 'Missing or unknown API key',
   404: 'Not found, or not the caller’s',
   409: 'Conflicts with the resource’s state',
+  413: 'Body too large',
+  415: 'Body is not JSON: send Content-Type: application/json',
 };
 
-/** Error answers in the Loops shape, 401 always included. */
+/** Error answers in the Loops shape, 401 always included; routes that take a body list 413 and 415 (the shared middleware's, in this shape). */
 export function loopsErrors(...statuses: (keyof typeof ERROR_DESCRIPTIONS)[]) {
   return Object.fromEntries(
     [401, ...statuses].map((status) => [status, { description: ERROR_DESCRIPTIONS[status]!, content: { 'application/json': { schema: LoopsError } } }]),
