@@ -368,22 +368,3 @@ export const SampleRequest = z.looseObject({
   lora: optional(z.string()),
 });
 export type SampleRequest = z.infer<typeof SampleRequest>;
-
-/** vLLM's prompt log-prob entry: the actual token and up to k alternatives, by token id. */
-export type PromptLogprobEntry = Record<string, { logprob: number; rank?: number }> | null;
-
-export interface Completion {
-  id: string;
-  object: 'text_completion';
-  created: number;
-  model: string;
-  choices: {
-    index: number;
-    token_ids: number[];
-    logprobs: { token_logprobs: number[] };
-    finish_reason: 'stop' | 'length';
-    prompt_token_ids: number[];
-    prompt_logprobs?: PromptLogprobEntry[];
-  }[];
-  usage: { prompt_tokens: number; completion_tokens: number; total_tokens: number };
-}

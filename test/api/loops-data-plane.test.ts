@@ -332,6 +332,27 @@ describe('sampler /sample, serverless flavour (§9–§10)', () => {
     await sampler.answerSample(request, { prompt_logprobs: [null, -2, -3] });
     const done = await loops('GET', `${S}/operations/cl-1`);
     expect(done.body.result.choices[0].prompt_logprobs).toEqual([null, { '2': { logprob: -2 } }, { '3': { logprob: -3 } }]);
+
+    // With top-k, the SDK reads each entry's keys in order as the ranking.
+    await loops('POST', `${S}/sample`, sampleBody({ n: 1, max_tokens: 1, prompt_logprobs: 2 }), { 'idempotency-key': 'cl-2', 'x-run-id': trainer.runId });
+    const ranked = await sampler.takeSample();
+    expect(ranked.sample.prompt_logprobs).toBe(2);
+    await sampler.answerSample(ranked, {
+      prompt_logprobs: [null, -2, -3],
+      topk_prompt_logprobs: [
+        null,
+        [
+          [9, -0.1],
+          [2, -2],
+        ],
+        [
+          [8, -0.2],
+          [4, -1],
+        ],
+      ],
+    });
+    const top = await loops('GET', `${S}/operations/cl-2`);
+    expect(top.text).toContain('"prompt_logprobs":[null,{"9":{"logprob":-0.1,"rank":1},"2":{"logprob":-2,"rank":2}},{"8":{"logprob":-0.2,"rank":1},"4":{"logprob":-1,"rank":2},"3":{"logprob":-3}}]');
   });
 
   it('refuses routing that disagrees with the path, and bad bodies, with 422 + 06; an unknown checkpoint with 404 + 06', async () => {

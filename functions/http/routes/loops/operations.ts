@@ -28,13 +28,8 @@ export async function jsonBody(c: Context): Promise<unknown> {
   }
 }
 
-/** Answers a poll from what the service saw within the hold. */
-export function pollAnswer(
-  c: Context,
-  operationId: string,
-  view: OperationView | undefined,
-  shapeResult: (done: Extract<OperationView, { status: 'done' }>) => unknown,
-) {
+/** Answers a poll from what the service saw within the hold; `answerDone` answers a finished one. */
+export function pollAnswer(c: Context, operationId: string, view: OperationView | undefined, answerDone: (done: Extract<OperationView, { status: 'done' }>) => Response) {
   if (!view) throw new NotFoundError(`Operation '${operationId}' is unknown or its result has expired (results are kept for at least an hour).`);
   switch (view.status) {
     case 'pending':
@@ -42,6 +37,6 @@ export function pollAnswer(
     case 'error':
       return c.json({ status: 'error', error: view.error, error_class: view.errorClass }, 200);
     case 'done':
-      return c.json({ status: 'done', result: shapeResult(view) }, 200);
+      return answerDone(view);
   }
 }

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ValidationError } from '#core/errors.ts';
 import { SampleRequest } from '#schemas/loops.ts';
 import type { SampleResult } from '#schemas/relay.ts';
-import { toCompletion, toSampleRequest } from './sample-wire.ts';
+import { completionJson, toCompletion, toSampleRequest } from './sample-wire.ts';
 
 describe('toSampleRequest', () => {
   it('takes the SDK body with its defaults: no top_k, no max_tokens, no prompt log-probs', () => {
@@ -69,7 +69,7 @@ describe('toCompletion', () => {
     });
   });
 
-  it('writes prompt log-probs in vLLM’s form: entry 0 null, the actual token always present, alternatives ranked', () => {
+  it('writes prompt log-probs in vLLM’s form: entry 0 null, the top k by rank, then the actual token when it is not among them', () => {
     const withPrompt: SampleResult = {
       ...result,
       prompt_logprobs: [null, -3.2, -0.5],
@@ -84,10 +84,26 @@ describe('toCompletion', () => {
     };
     expect(toCompletion('op1', 'M', 0, withPrompt).choices[0]!.prompt_logprobs).toEqual([
       null,
-      { '7': { logprob: -0.4, rank: 1 }, '5': { logprob: -3.2, rank: 2 } },
-      { '8': { logprob: -0.1, rank: 1 }, '6': { logprob: -0.5 } },
+      [
+        [7, { logprob: -0.4, rank: 1 }],
+        [5, { logprob: -3.2, rank: 2 }],
+      ],
+      [
+        [8, { logprob: -0.1, rank: 1 }],
+        [6, { logprob: -0.5 }],
+      ],
     ]);
     const actualOnly: SampleResult = { ...result, prompt_logprobs: [null, -3.2, -0.5], topk_prompt_logprobs: null };
-    expect(toCompletion('op1', 'M', 0, actualOnly).choices[0]!.prompt_logprobs).toEqual([null, { '5': { logprob: -3.2 } }, { '6': { logprob: -0.5 } }]);
+    expect(toCompletion('op1', 'M', 0, actualOnly).choices[0]!.prompt_logprobs).toEqual([null, [[5, { logprob: -3.2 }]], [[6, { logprob: -0.5 }]]]);
+  });
+
+  it('writes each entry as an object whose keys keep their rank order, which JSON.stringify alone would sort by token id', () => {
+    const withPrompt: SampleResult = { ...result, sequences: [result.sequences[0]!], prompt_logprobs: [null, -3.2, -0.5], topk_prompt_logprobs: [null, [[7, -0.4], [5, -3.2]], [[8, -0.1]]] };
+    const text = completionJson({ status: 'done', result: toCompletion('op1', 'M', 0, withPrompt) });
+    expect(text).toContain('"prompt_logprobs":[null,{"7":{"logprob":-0.4,"rank":1},"5":{"logprob":-3.2,"rank":2}},{"8":{"logprob":-0.1,"rank":1},"6":{"logprob":-0.5}}]');
+    const parsed = JSON.parse(text);
+    expect(parsed.result.choices[0].token_ids).toEqual([9, 10]);
+    expect(parsed.result.id).toBe('cmpl-op1');
+    expect(JSON.parse(completionJson({ status: 'done', result: toCompletion('op1', 'M', 0, result) }))).toEqual({ status: 'done', result: toCompletion('op1', 'M', 0, result) });
   });
 });

@@ -13,7 +13,7 @@ import { validationErrorResponse } from '../../errors.ts';
 import type { App } from '../../openapi.ts';
 import { accepted, idempotencyKey, jsonBody, pollAnswer } from './operations.ts';
 import { DEFAULT_POLL_HOLD_MS, relayUrlOf, type LoopsRouteOptions } from './options.ts';
-import { toCompletion, toSampleRequest } from './sample-wire.ts';
+import { completionJson, toCompletion, toSampleRequest } from './sample-wire.ts';
 import { selectWeights } from './weight-selection.ts';
 
 const SAMPLER = '/loops/samplers/:samplerId';
@@ -38,9 +38,10 @@ export function samplerPlaneRoutes(app: App, services: Services, options: LoopsR
     const sampler = await samplerOf(c);
     const operationId = c.req.param('operationId');
     const view = await sampling.poll(c.get('actor'), sampler.id, operationId, { holdMs: options.pollHoldMs ?? DEFAULT_POLL_HOLD_MS, signal: c.req.raw.signal });
-    return pollAnswer(c, operationId, view, (done) =>
-      toCompletion(operationId, sampler.baseModel, Math.floor(Date.now() / 1000), SampleResult.parse(done.result)),
-    );
+    return pollAnswer(c, operationId, view, (done) => {
+      const completion = toCompletion(operationId, sampler.baseModel, Math.floor(Date.now() / 1000), SampleResult.parse(done.result));
+      return c.body(completionJson({ status: 'done', result: completion }), 200, { 'content-type': 'application/json' });
+    });
   });
 
   /** The client gives up on a sample (its timeout, or a cancelled task): a queued one is dropped; a running one finishes (409). */

@@ -56,7 +56,7 @@ export function trainerPlaneRoutes(app: App, services: Services, options: LoopsR
     });
     return pollAnswer(c, operationId, view, (done) => {
       if (!done.operation) throw new Error(`operation ${operationId} is done without naming its operation`);
-      return toLoopsResult(done.operation, done.result);
+      return c.json({ status: 'done', result: toLoopsResult(done.operation, done.result) }, 200);
     });
   });
 }
