@@ -3,8 +3,9 @@
 The steps: resolve the config (settings.py), collate trajectories from the datasets' rollouts
 (collate.py), load the starting model with any parent adapters merged in (models.py), build the
 student/teacher token sequences (sequences.py), attach a fresh LoRA adapter, and train with the
-forward-KL objective (train.py, loss.py), saving checkpoints as PEFT adapters and download archives
-(checkpoints.py).
+forward-KL objective (train.py; loss.py on the hidden states and LM head of model_parts.py, the
+teacher's side cached per example by teacher.py, length-grouped micro-batches from batches.py),
+saving checkpoints as PEFT adapters and download archives (checkpoints.py).
 """
 
 from __future__ import annotations

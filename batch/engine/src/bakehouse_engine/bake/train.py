@@ -1,23 +1,24 @@
 """The bake's training loop: LoRA on one PEFT model, teacher = the same model with the adapter off.
 
-Per micro-batch (baking.md §3.1): the teacher pass runs the teacher sequences inside
-`disable_adapter()` without gradients; the student pass runs the student sequences with the adapter
-on; the loss is the per-token KL over the response positions. The step's loss is the per-token mean
-over every response token of its micro-batches (Σ token KL / Σ response tokens), so gradient
-accumulation gives the same update as one large batch.
+Per micro-batch (baking.md §3.1): the teacher's distribution over the examples' response positions
+comes from the teacher cache (teacher.py: a pass inside `disable_adapter()` without gradients the
+first time an example is seen, kept for later epochs); the student pass runs the student sequences
+with the adapter on; the loss is the per-token KL over the response positions (loss.py), with the LM
+head in float32 on the gathered response positions only, a chunk of positions at a time. The step's
+loss is the per-token mean over every response token of its micro-batches (Σ token KL / Σ response
+tokens), so gradient accumulation gives the same update as one large batch. Micro-batches group
+examples of similar length (batches.py).
 
-Only the response positions reach the LM head (`logits_to_keep`), which matters with 150k-token
-vocabularies. Metrics rows (metrics.jsonl) average the iterations since the previous row:
-`tokens_per_s` counts student tokens per second of `iter_time` (the whole iteration); `step_time`
-is forward, backward and optimizer only; TFLOP/s are estimates from matmul parameters N: 4N per
-student token (6N with activation checkpointing) plus 2N per teacher token (baking.md §7.2).
+Metrics rows (metrics.jsonl) average the iterations since the previous row: `tokens_per_s` counts
+student tokens per second of `iter_time` (the whole iteration); `step_time` is forward, backward and
+optimizer only; TFLOP/s are estimates from matmul parameters N: 4N per student token (6N with
+activation checkpointing) plus 2N per teacher token that ran through the model (baking.md §7.2).
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-import random
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -25,79 +26,18 @@ from typing import Any, Callable
 import torch
 from transformers import get_scheduler
 
+from bakehouse_engine.bake.batches import MicroBatch, epoch_steps
 from bakehouse_engine.bake.checkpoints import CheckpointPlan, CheckpointWriter
-from bakehouse_engine.bake.loss import token_kl
+from bakehouse_engine.bake.loss import head_kl
+from bakehouse_engine.bake.model_parts import Heads, decoder
 from bakehouse_engine.bake.sequences import TrainingExample
 from bakehouse_engine.bake.settings import MAX_GRAD_NORM, BakeSettings
-
-
-@dataclass
-class Side:
-    """One side (student or teacher) of a micro-batch: padded ids and where the loss positions are."""
-
-    ids: torch.Tensor
-    mask: torch.Tensor
-    keep: torch.Tensor  # the sequence positions whose logits are computed
-    rows: torch.Tensor  # (tokens,) batch row of each loss position
-    cols: torch.Tensor  # (tokens,) index into `keep` of each loss position
-    tokens: int  # non-padding tokens
-
-    @classmethod
-    def build(cls, sequences: list[list[int]], starts: list[int], counts: list[int], pad_id: int) -> Side:
-        width = max(len(sequence) for sequence in sequences)
-        ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(sequences), width), dtype=torch.long)
-        for row, sequence in enumerate(sequences):
-            ids[row, : len(sequence)] = torch.tensor(sequence)
-            mask[row, : len(sequence)] = 1
-        first = min(start - 1 for start in starts)
-        last = max(start - 1 + count for start, count in zip(starts, counts))
-        rows, cols = [], []
-        for row, (start, count) in enumerate(zip(starts, counts)):
-            rows.extend([row] * count)
-            cols.extend(range(start - 1 - first, start - 1 - first + count))
-        return cls(ids, mask, torch.arange(first, last), torch.tensor(rows), torch.tensor(cols), int(mask.sum()))
-
-    def logits(self, model: Any, device: torch.device) -> torch.Tensor:
-        """(loss positions, vocab) logits of this side under the model's current adapter state."""
-        output = model(
-            input_ids=self.ids.to(device),
-            attention_mask=self.mask.to(device),
-            logits_to_keep=self.keep.to(device),
-            use_cache=False,
-        )
-        return output.logits[self.rows.to(device), self.cols.to(device)]
-
-
-@dataclass
-class MicroBatch:
-    student: Side
-    teacher: Side
-    count: int  # loss positions
-    seqlen_sum: int  # Σ student sequence lengths, for the seqlen metric
-    size: int
-
-    @classmethod
-    def build(cls, examples: list[TrainingExample], pad_id: int) -> MicroBatch:
-        counts = [example.count for example in examples]
-        student = Side.build([e.student_ids for e in examples], [e.student_start for e in examples], counts, pad_id)
-        teacher = Side.build([e.teacher_ids for e in examples], [e.teacher_start for e in examples], counts, pad_id)
-        return cls(student, teacher, sum(counts), student.tokens, len(examples))
+from bakehouse_engine.bake.teacher import TeacherCache
 
 
 def matmul_parameters(model: torch.nn.Module) -> int:
     """N of baking.md §7.2: weights of every linear layer, the LM head included."""
     return sum(module.weight.numel() for module in model.modules() if isinstance(module, torch.nn.Linear))
-
-
-def epoch_steps(examples: list[TrainingExample], settings: BakeSettings, epoch: int) -> list[list[list[TrainingExample]]]:
-    """One epoch as optimizer steps, each a list of micro-batches. Epoch 0 keeps the collated order."""
-    order = list(examples)
-    if epoch:
-        random.Random(settings.seed + epoch).shuffle(order)
-    micro = [order[i : i + settings.micro_batch_size] for i in range(0, len(order), settings.micro_batch_size)]
-    accumulate = settings.gradient_accumulation_steps
-    return [micro[i : i + accumulate] for i in range(0, len(micro), accumulate)]
 
 
 class MetricsWindow:
@@ -145,24 +85,24 @@ def _synchronize(device: torch.device) -> None:
 
 
 def accumulate_gradients(
-    model: Any, batches: list[MicroBatch], settings: BakeSettings, device: torch.device, offload: Callable
-) -> float:
-    """Teacher and student passes over one step's micro-batches; returns the step's per-token KL."""
+    model: Any, batches: list[MicroBatch], teachers: TeacherCache, heads: Heads, settings: BakeSettings,
+    device: torch.device, offload: Callable,
+) -> tuple[float, int]:
+    """Teacher and student passes over one step's micro-batches; returns the step's per-token KL and
+    the teacher tokens that ran through the model."""
     step_tokens = sum(batch.count for batch in batches)
-    step_loss = 0.0
+    step_loss, teacher_tokens = 0.0, 0
     for batch in batches:
-        model.eval()
-        with torch.no_grad(), model.disable_adapter():
-            teacher_logits = batch.teacher.logits(model, device)
+        teacher, ran = teachers.targets(model, batch.indices, device)
+        teacher_tokens += ran
         model.train()
         with offload():
-            student_logits = batch.student.logits(model, device)
-            kl = token_kl(teacher_logits, student_logits, settings.temperature, settings.top_k)
-            loss = kl.sum() / step_tokens
+            hidden = batch.student.hidden(decoder(model), device)
+            loss = head_kl(hidden, heads.student(), teacher, settings.temperature) / step_tokens
             loss.backward()
         step_loss += loss.item()
-        del teacher_logits, student_logits, kl, loss
-    return step_loss
+        del teacher, hidden, loss
+    return step_loss, teacher_tokens
 
 
 def train(
@@ -176,7 +116,7 @@ def train(
     on_progress: Callable[[int, int], None],
 ) -> TrainingOutcome:
     device = next(model.parameters()).device
-    steps_per_epoch = len(epoch_steps(examples, settings, 0))
+    steps_per_epoch = len(epoch_steps(examples, settings.micro_batch_size, settings.gradient_accumulation_steps, settings.seed, 0))
     total_steps = steps_per_epoch * settings.epochs
     trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
     optimizer = torch.optim.AdamW(
@@ -191,14 +131,17 @@ def train(
         if settings.activation_cpu_offload
         else contextlib.nullcontext
     )
+    heads = Heads(model)
+    teachers = TeacherCache(examples, heads, pad_id, settings.temperature, settings.top_k)
     window, losses, step = MetricsWindow(), [], 0
     iter_started = time.perf_counter()
     for epoch in range(settings.epochs):
-        for micro_batches in epoch_steps(examples, settings, epoch):
-            batches = [MicroBatch.build(chunk, pad_id) for chunk in micro_batches]
+        steps = epoch_steps(examples, settings.micro_batch_size, settings.gradient_accumulation_steps, settings.seed, epoch)
+        for micro_batches in steps:
+            batches = [MicroBatch.build(examples, indices, pad_id) for indices in micro_batches]
             _synchronize(device)
             compute_started = time.perf_counter()
-            step_loss = accumulate_gradients(model, batches, settings, device, offload)
+            step_loss, teacher_tokens = accumulate_gradients(model, batches, teachers, heads, settings, device, offload)
             torch.nn.utils.clip_grad_norm_(trainable, MAX_GRAD_NORM)
             lr = scheduler.get_last_lr()[0]
             optimizer.step()
@@ -212,11 +155,9 @@ def train(
             window.step_time += now - compute_started
             window.iter_time += now - iter_started
             window.student_tokens += sum(batch.student.tokens for batch in batches)
-            window.flops += sum(
-                batch.student.tokens * student_flops + batch.teacher.tokens * 2 * n_matmul for batch in batches
-            )
-            window.seqlen_sum += sum(batch.seqlen_sum for batch in batches)
-            window.sequences += sum(batch.size for batch in batches)
+            window.flops += sum(batch.student.tokens for batch in batches) * student_flops + teacher_tokens * 2 * n_matmul
+            window.seqlen_sum += sum(batch.student.tokens for batch in batches)
+            window.sequences += sum(len(batch.indices) for batch in batches)
             if step % settings.log_interval == 0 or step == total_steps:
                 row = window.row(step, lr, step / steps_per_epoch)
                 losses.append(row["loss"])
