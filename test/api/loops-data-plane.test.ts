@@ -371,6 +371,15 @@ describe('sampler /sample, serverless flavour (§9–§10)', () => {
     expect(samplerId).toBeTruthy();
   });
 
+  it('runs a retried sample once, and refuses its key for another request (409 + 06)', async () => {
+    const { S } = await pairedSampler();
+    const first = await loops('POST', `${S}/sample`, sampleBody(), { 'idempotency-key': 'retried' });
+    const again = await loops('POST', `${S}/sample`, sampleBody(), { 'idempotency-key': 'retried' });
+    expect([first.status, again.status]).toEqual([202, 202]);
+    expect(again.body.operation_id).toBe(first.body.operation_id);
+    expectRejected(await loops('POST', `${S}/sample`, sampleBody({ n: 1 }), { 'idempotency-key': 'retried' }), 409, 'idempotency_conflict');
+  });
+
   it('cancels a queued sample (200), refuses to cancel a running one (409 + 06), and 404s an unknown one', async () => {
     const { S } = await pairedSampler();
     await loops('POST', `${S}/sample`, sampleBody(), { 'idempotency-key': 'queued' });
