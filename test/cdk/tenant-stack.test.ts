@@ -404,9 +404,10 @@ describe('functions', () => {
 
   it('bundles each handler as ESM without the embedded runtime or its native module', () => {
     for (const [id, handlers] of [
-      // The buffered API installs the admin key from its secret on a cold start; both APIs log each request.
-      [ids.api, ['access-log', 'admin-key', 'api', 'runtime']],
-      [ids.chat, ['access-log', 'chat', 'runtime']],
+      // The buffered API installs the admin key from its secret on a cold start; both APIs log each
+      // request and hand out the Loops origins.
+      [ids.api, ['access-log', 'admin-key', 'api', 'loops-origins', 'runtime']],
+      [ids.chat, ['access-log', 'chat', 'loops-origins', 'runtime']],
       [ids.dispatcher, ['dispatch', 'runtime']],
       [ids.jobEvents, ['job-events', 'runtime']],
       [ids.reconciler, ['reconcile', 'runtime']],
