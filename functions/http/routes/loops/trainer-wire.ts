@@ -33,9 +33,21 @@ export type TrainerOpName = keyof typeof TRAINER_OPS;
 
 type Body<Op extends TrainerOpName> = ReturnType<(typeof TRAINER_OPS)[Op]['parse']>;
 
-/** Flattens nested `data` in row-major order; `bool` cells become 1 and 0. */
+/**
+ * Flattens nested `data` in row-major order; `bool` cells become 1 and 0. Flat numbers (what
+ * `from_torch` sends) are taken as they are: a body holds millions of cells.
+ */
 function flatten(values: TensorData['data']): (number | null)[] {
-  return values.flatMap((value) => (Array.isArray(value) ? flatten(value) : typeof value === 'boolean' ? [Number(value)] : [value]));
+  if (!values.some((value) => Array.isArray(value) || typeof value === 'boolean')) return values as (number | null)[];
+  return flattenInto(values, []);
+}
+
+function flattenInto(values: TensorData['data'], into: (number | null)[]): (number | null)[] {
+  for (const value of values) {
+    if (Array.isArray(value)) flattenInto(value, into);
+    else into.push(typeof value === 'boolean' ? Number(value) : value);
+  }
+  return into;
 }
 
 function toTensor(tensor: TensorData): TrainerTensor {
@@ -48,12 +60,12 @@ export function toTrainerDatum(datum: Datum, index: number): TrainerDatum {
   if (datum.routed_experts_ref != null) {
     throw new ValidationError(`${at}.routed_experts_ref: routing replay is not supported; send null`);
   }
-  const tokens: number[] = [];
-  for (const chunk of datum.model_input.chunks) {
+  const chunks = datum.model_input.chunks.map((chunk) => {
     if (chunk.type !== 'encoded_text') throw new ValidationError(`${at}.model_input: image chunks are not supported; send encoded_text chunks only`);
-    // Not push(...tokens): a 24 MiB datum has more tokens than a call may take arguments.
-    for (const token of chunk.tokens) tokens.push(token);
-  }
+    return chunk.tokens;
+  });
+  // Not push(...tokens): a 24 MiB datum has more tokens than a call may take arguments.
+  const tokens = chunks.length === 1 ? chunks[0]! : chunks.flat();
   if (tokens.length === 0) throw new ValidationError(`${at}.model_input: must hold at least one token`);
   const inputs = Object.fromEntries(Object.entries(datum.loss_fn_inputs).map(([name, tensor]) => [name, toTensor(tensor)]));
   const targets = inputs.target_tokens;
