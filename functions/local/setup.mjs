@@ -3,7 +3,8 @@
 // the npm packages, when node_modules is missing or older than package-lock.json; the web
 // console's build (functions/console/dist); then the engine's Python environment and the toy
 // model (batch/engine/setup_env.sh, itself idempotent), and for the tests the client SDKs'
-// environments (test/clients/setup_env.sh and test/clients/loops/setup_env.sh) and Chromium
+// environments (test/clients/setup_env.sh, test/clients/loops/setup_env.sh and
+// test/clients/tinker/setup_env.sh) and Chromium
 // (test/support/install-chromium.sh). Plain Node with no dependencies, since it runs before any
 // are installed.
 import { execFileSync } from 'node:child_process';
@@ -55,6 +56,8 @@ execFileSync('bash', [join(root, 'batch', 'engine', 'setup_env.sh')], { cwd: roo
 if (!['prestart', 'predemo'].includes(process.env.npm_lifecycle_event ?? '')) {
   execFileSync('bash', [join(root, 'test', 'clients', 'setup_env.sh')], { cwd: root, stdio: 'inherit' });
   execFileSync('bash', [join(root, 'test', 'clients', 'loops', 'setup_env.sh')], { cwd: root, stdio: 'inherit' });
+  // One environment per tinker SDK version the Tinker tests drive, cached under ~/.cache by version.
+  execFileSync('bash', [join(root, 'test', 'clients', 'tinker', 'setup_env.sh')], { cwd: root, stdio: 'inherit' });
   // Debian's Chromium for the console's browser test, installed with apt when missing.
   execFileSync('bash', [join(root, 'test', 'support', 'install-chromium.sh')], { cwd: root, stdio: 'inherit' });
 }
