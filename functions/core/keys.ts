@@ -84,6 +84,12 @@ export const keys = {
   /** The run's operations not yet handed to its trainer, in acceptance order (`seq`). */
   trainingQueueEntry: (runId: string, seq: number): Key => ({ pk: `TRUN#${runId}`, sk: `QUEUE#${String(seq).padStart(12, '0')}` }),
   trainingQueue: (runId: string) => ({ pk: `TRUN#${runId}`, skPrefix: 'QUEUE#' }),
+  /** Operations that carry the client's own sequence number and wait for a predecessor before they enter the queue. */
+  trainingParkedEntry: (runId: string, clientSeq: number): Key => ({ pk: `TRUN#${runId}`, sk: `PARKED#${String(clientSeq).padStart(12, '0')}` }),
+  trainingParked: (runId: string) => ({ pk: `TRUN#${runId}`, skPrefix: 'PARKED#' }),
+  /** A front's own name for a run or a sampler (Tinker's `model_id`, `sampling_session_id`), unique across users. */
+  trainingRunAlias: (alias: string): Key => ({ pk: `TRUNALIAS#${alias}`, sk: 'RUN' }),
+  trainingSamplerAlias: (alias: string): Key => ({ pk: `TSAMPLERALIAS#${alias}`, sk: 'SAMPLER' }),
   /** A checkpoint lives in its run's partition under its target and name; indexed per user for listing. */
   trainingCheckpoint: (runId: string, target: string, name: string): Key => ({ pk: `TRUN#${runId}`, sk: `CKPT#${target}#${name}` }),
   trainingCheckpoints: (runId: string) => ({ pk: `TRUN#${runId}`, skPrefix: 'CKPT#' }),

@@ -17,6 +17,7 @@ import { bakeRoutes, targetRoutes } from './routes/definitions.ts';
 import { documentEventPayloads } from './routes/event-payloads.ts';
 import { jobRoutes } from './routes/jobs.ts';
 import { isLoopsDataPlane, LOOPS_DATA_PLANE_MAX_BODY_BYTES, loopsRoutes, type LoopsRouteOptions } from './routes/loops/index.ts';
+import { isTinkerPath, tinkerRoutes, type TinkerRouteOptions } from './routes/tinker/index.ts';
 import { MCP_PATH, mcpRoutes } from './routes/mcp.ts';
 import { pipelineRoutes } from './routes/pipelines.ts';
 import { promptRoutes } from './routes/prompts.ts';
@@ -39,6 +40,8 @@ export interface AppOptions {
   accessLog?: AccessLogSink;
   /** The Loops API: where its data plane is reached, and its timings. */
   loops?: LoopsRouteOptions;
+  /** The Tinker protocol at /tinker: its timings. */
+  tinker?: TinkerRouteOptions;
 }
 
 /** Routes whose credential is not an API key: health, signed blob URLs, the samplers' relay, and signed trigger hooks. */
@@ -60,7 +63,9 @@ export function createApp(services: Services, options: AppOptions = {}) {
   // The Loops data plane takes the SDK's forward_backward bodies, which reach 24 MiB.
   const dataPlaneBodyLimit = readBody(LOOPS_DATA_PLANE_MAX_BODY_BYTES);
   // A trainer's answers to those bodies (a forward's log-probs) come back about as large.
-  app.use('*', (c, next) => (isLoopsDataPlane(c.req.path) || isTrainerResult(c.req.path) ? dataPlaneBodyLimit : bodyLimit)(c, next));
+  // Tinker's forward_backward requests are as large (5 MB of protobuf per chunk, more as JSON).
+  const takesTrainingBodies = (path: string) => isLoopsDataPlane(path) || isTrainerResult(path) || isTinkerPath(path);
+  app.use('*', (c, next) => (takesTrainingBodies(c.req.path) ? dataPlaneBodyLimit : bodyLimit)(c, next));
   healthRoutes(app);
   app.doc31('/openapi.json', {
     openapi: '3.1.0',
@@ -90,6 +95,7 @@ export function createApp(services: Services, options: AppOptions = {}) {
   chatRoutes(app, services, options.chat ?? {});
   // Trainer jobs reach the same relay address as samplers.
   loopsRoutes(app, services, { relayUrl: options.chat?.relayUrl, ...options.loops });
+  tinkerRoutes(app, services, { relayUrl: options.chat?.relayUrl, ...options.tinker });
   relayRoutes(app, services);
   trainerRelayRoutes(app, services);
   triggerRoutes(app, services);

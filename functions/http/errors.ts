@@ -5,6 +5,7 @@ import type { z } from 'zod';
 import { DomainError, type ErrorCode } from '#core/errors.ts';
 import type { OpenAiError } from '#schemas/chat.ts';
 import { isLoopsPath, loopsErrorResponse } from './routes/loops/errors.ts';
+import { isTinkerPath } from './routes/tinker/requests.ts';
 
 /** The one mapping from domain error codes to HTTP statuses. */
 export const STATUS_OF: Record<ErrorCode, ContentfulStatusCode> = {
@@ -38,7 +39,9 @@ const OPENAI_PATHS = new Set(['/v1/chat/completions', '/v1/models']);
 
 const OPENAI_CODES: Partial<Record<string, string>> = { UNAUTHORIZED: 'invalid_api_key', RESOURCE_NOT_FOUND: 'model_not_found' };
 
-export function errorResponse(c: Context, status: ContentfulStatusCode, body: ErrorBody, retryable?: boolean) {
+export function errorResponse(c: Context, requested: ContentfulStatusCode, body: ErrorBody, retryable?: boolean) {
+  // The Tinker routes answer bad input with 400 and a sentence, which the SDK raises at once (loops-api.md §2.5).
+  const status = requested === 422 && isTinkerPath(c.req.path) ? 400 : requested;
   const shouldRetry = retryable ?? !NOT_RETRYABLE.has(status);
   c.header('x-should-retry', String(shouldRetry));
   if (retryable && status === 409) c.header('retry-after', '1');

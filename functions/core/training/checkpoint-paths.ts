@@ -1,8 +1,9 @@
 /**
  * Where checkpoints are named and stored. A checkpoint is addressed by its run, its target and its
  * name; `bt://loops:<run>/(weights|sampler_weights)/<name>` is how the Loops front shows that
- * address (loops-api.md §1.6). Parsing happens in `parseCheckpointPath` alone, so a second
- * scheme (`tinker://…`) is one more branch there.
+ * address (loops-api.md §1.6); `tinker://<model_id>/(weights|sampler_weights)/<name>` is how the
+ * Tinker front shows the same one (§2.12), where `model_id` is the run's alias or, for a run
+ * without one, its id. Parsing happens in `parseCheckpointPath` alone.
  */
 import type { CheckpointTarget } from './model.ts';
 import { ValidationError } from '../errors.ts';
@@ -15,6 +16,18 @@ export interface CheckpointAddress {
 
 const DIRECTORY: Record<CheckpointTarget, string> = { trainer: 'weights', sampler: 'sampler_weights' };
 const BT_PATH = /^bt:\/\/loops:([0-9A-Za-z]+)\/(weights|sampler_weights)\/([^/]+)$/;
+const TINKER_PATH = /^tinker:\/\/([^/]+)\/(weights|sampler_weights)\/([^/]+)$/;
+
+/**
+ * A parsed path: `run` is the run id (`bt://`) or the Tinker `model_id` (`tinker://`), which
+ * names the run by its alias or its id; TrainingCheckpoints resolves it to an address.
+ */
+export interface CheckpointReference {
+  scheme: 'bt' | 'tinker';
+  run: string;
+  target: CheckpointTarget;
+  name: string;
+}
 
 /** What a save may be named: the characters of a file name, and not `.` or `..`. */
 const CHECKPOINT_NAME = /^[A-Za-z0-9._-]{1,128}$/;
@@ -22,16 +35,27 @@ const CHECKPOINT_NAME = /^[A-Za-z0-9._-]{1,128}$/;
 /** Published once per sampling client (`<name>-<uuid4 hex>`, loops-data-plane.md §11): subject to retention. */
 const EPHEMERAL_SUFFIX = /-[0-9a-f]{32}$/;
 
-export function parseCheckpointPath(path: string): CheckpointAddress | undefined {
-  const match = BT_PATH.exec(path);
+export function parseCheckpointPath(path: string): CheckpointReference | undefined {
+  const scheme = path.startsWith('tinker://') ? 'tinker' : 'bt';
+  const match = (scheme === 'tinker' ? TINKER_PATH : BT_PATH).exec(path);
   if (!match) return undefined;
-  const [, runId, directory, name] = match as unknown as [string, string, string, string];
+  const [, run, directory, name] = match as unknown as [string, string, string, string];
   if (!isCheckpointName(name)) return undefined;
-  return { runId, target: directory === 'weights' ? 'trainer' : 'sampler', name };
+  return { scheme, run, target: directory === 'weights' ? 'trainer' : 'sampler', name };
 }
 
 export function checkpointPath({ runId, target, name }: CheckpointAddress): string {
   return `bt://loops:${runId}/${DIRECTORY[target]}/${name}`;
+}
+
+/** The Tinker twin of a checkpoint's `bt://` path, under the model id the Tinker front shows for its run. */
+export function tinkerCheckpointPath(modelId: string, { target, name }: Pick<CheckpointAddress, 'target' | 'name'>): string {
+  return `tinker://${modelId}/${DIRECTORY[target]}/${name}`;
+}
+
+/** Tinker's `checkpoint_id`: `weights/<name>` or `sampler_weights/<name>`. */
+export function tinkerCheckpointId({ target, name }: Pick<CheckpointAddress, 'target' | 'name'>): string {
+  return `${DIRECTORY[target]}/${name}`;
 }
 
 export function isCheckpointName(name: string): boolean {

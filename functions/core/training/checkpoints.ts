@@ -5,6 +5,7 @@ import type { TrainerResult } from '../../schemas/trainer.ts';
 import type { Actor } from '../actor.ts';
 import { InvalidInputError, NotFoundError } from '../errors.ts';
 import { keys } from '../keys.ts';
+import { ensureArchive } from './checkpoint-archive.ts';
 import { checkpointPath, checkpointPrefix, isEphemeralName, parseCheckpointPath, type CheckpointAddress } from './checkpoint-paths.ts';
 import { createWithNewId } from './ids.ts';
 import type { CheckpointTarget, TrainingCheckpoint } from './model.ts';
@@ -44,7 +45,8 @@ export interface SavedCheckpoint {
 }
 
 const NOT_A_PATH = (path: string) =>
-  `'${path}' is not a checkpoint path; expected bt://loops:<run_id>/weights/<name> or bt://loops:<run_id>/sampler_weights/<name>.`;
+  `'${path}' is not a checkpoint path; expected bt://loops:<run_id>/weights/<name> or bt://loops:<run_id>/sampler_weights/<name> ` +
+  '(or tinker://<model_id>/weights/<name>, tinker://<model_id>/sampler_weights/<name>).';
 
 /**
  * Checkpoint records (loops-data-plane.md §12): one per run, target and name, written when a
@@ -98,10 +100,23 @@ export class TrainingCheckpoints {
   }
 
   async find(actor: Actor, path: string): Promise<TrainingCheckpoint | undefined> {
-    const address = parseCheckpointPath(path);
+    const address = await this.address(path);
     const item = address && (await this.store.get(keys.trainingCheckpoint(address.runId, address.target, address.name)));
     const checkpoint = item && this.live([item])[0];
     return checkpoint?.userId === actor.userId ? checkpoint : undefined;
+  }
+
+  /**
+   * Where a path points: a `bt://` path names its run directly; a `tinker://` one by the run's
+   * alias (its Tinker model id) or, for a run without one, its id. Undefined for what is not a path.
+   */
+  async address(path: string): Promise<CheckpointAddress | undefined> {
+    const reference = parseCheckpointPath(path);
+    if (!reference) return undefined;
+    const { run, target, name } = reference;
+    if (reference.scheme === 'bt') return { runId: run, target, name };
+    const alias = await this.store.get(keys.trainingRunAlias(run));
+    return { runId: (alias?.run_id as string | undefined) ?? run, target, name };
   }
 
   /** A page of the checkpoint's files, each with a URL that fetches it without any API key. */
@@ -122,12 +137,25 @@ export class TrainingCheckpoints {
     return { files, nextPageToken: next < all.length ? next : null, totalCount: all.length };
   }
 
+  /** A URL that fetches the checkpoint's files as one gzipped tarball without any API key; the tarball is built once per save. */
+  async archiveUrl(actor: Actor, checkpointId: string): Promise<string> {
+    const checkpoint = await this.get(actor, checkpointId);
+    return this.blobs.presignGet(await ensureArchive(this.blobs, checkpoint), this.settings.fileUrlExpiresS);
+  }
+
+  /** Deletes the caller's checkpoint with its files; NotFoundError when there is none to delete. */
+  async remove(actor: Actor, checkpointId: string): Promise<void> {
+    const checkpoint = await this.get(actor, checkpointId);
+    const item = await this.store.get(keys.trainingCheckpoint(checkpoint.runId, checkpoint.target, checkpoint.name));
+    if (!item || !(await this.delete(item))) throw new NotFoundError(`Checkpoint ${checkpoint.path} not found`);
+  }
+
   /**
    * Whether a sampler can use the path: a `sampler_weights` checkpoint the caller can read, and
    * when `runId` is given, one trained on that run's base model. InvalidInputError says why not.
    */
   async validate(actor: Actor, path: string, runId?: string): Promise<TrainingCheckpoint> {
-    const address = parseCheckpointPath(path);
+    const address = await this.address(path);
     if (!address) throw new InvalidInputError(NOT_A_PATH(path));
     if (address.target !== 'sampler') {
       throw new InvalidInputError(`${path} holds training state, which a sampler cannot load; use a bt://loops:<run_id>/sampler_weights/<name> checkpoint (save_weights_for_sampler).`);

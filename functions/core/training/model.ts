@@ -14,6 +14,8 @@ export interface TrainingSession {
   userId: string;
   trainingProjectId: string | null;
   createdAt: string;
+  /** When the client said it was done with the session; null while it is in use. */
+  finishedAt: string | null;
 }
 
 /**
@@ -41,6 +43,8 @@ export interface TrainingRun {
   scaleDownDelaySeconds: number;
   /** The checkpoint path the run was created from (`create_training_client_from_state`), if any. */
   fromPath: string | null;
+  /** A front's own name for the run (Tinker's `model_id`), if the front gave one. */
+  alias: string | null;
   state: RunState;
   phase: TrainerPhase;
   error: string | null;
@@ -57,6 +61,8 @@ export interface TrainingSampler {
   baseModel: string;
   /** A standalone sampler created from a `sampler_weights` checkpoint serves that adapter by default. */
   modelPath: string | null;
+  /** A front's own name for the sampler (Tinker's `sampling_session_id`); absent when the front gave none. */
+  alias?: string;
   createdAt: string;
 }
 

@@ -1,10 +1,10 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Blobs } from '../../ports/blobs.ts';
 import type { Clock } from '../../ports/clock.ts';
-import { ignoreConditionFailed, TransactionFailedError, type Item, type Store, type TransactOp } from '../../ports/store.ts';
+import { ignoreConditionFailed, TransactionFailedError, type Condition, type Item, type Store, type TransactOp } from '../../ports/store.ts';
 import type { HeldOperation, Normalization, TrainerOperation } from '../../schemas/trainer.ts';
 import { Wakeups } from '../chat/wakeups.ts';
-import { IdempotencyConflictError } from '../errors.ts';
+import { IdempotencyConflictError, ValidationError } from '../errors.ts';
 import { keys } from '../keys.ts';
 import type { AnsweredOperation, OperationView } from './model.ts';
 import { assertActive, runKey } from './run-records.ts';
@@ -15,12 +15,16 @@ const MAX_INLINE_BYTES = 256 * 1024;
 /** Under the artifact bucket's tmp/ lifecycle on AWS, so a body or result left behind still expires. */
 const bodyBlobKey = (runId: string) => `tmp/training/${runId}/operations/${randomBytes(12).toString('hex')}.json`;
 
-export type OperationState = 'pending' | 'held' | 'done' | 'error';
+/** `parked`: carries a client sequence number whose predecessor has not arrived; it enters the queue when that one has. */
+export type OperationState = 'parked' | 'pending' | 'held' | 'done' | 'error';
 
 export interface Accepted {
   operationId: string;
   seq: number;
 }
+
+/** Client sequence numbers of a run start here. */
+const FIRST_CLIENT_SEQ = 1;
 
 /** What an operation's end records: the result, or the error with its Python-style class. */
 export type Outcome = { status: 'done'; result: Record<string, unknown> } | { status: 'error'; error: string; errorClass: string };
@@ -40,7 +44,7 @@ export class OperationQueue {
     private readonly store: Store,
     private readonly blobs: Blobs,
     private readonly clock: Clock,
-    private readonly settings: { pollMs: number; resultRetainS: number },
+    private readonly settings: { pollMs: number; resultRetainS: number; sequenceGapS: number },
     private readonly wakeups = new Wakeups(),
   ) {}
 
@@ -123,6 +127,124 @@ export class OperationQueue {
       this.wakeups.notify(runTopic(runId));
       return { operationId, seq };
     }
+  }
+
+  /**
+   * Parks an operation under its client sequence number, then moves every parked operation whose
+   * predecessors have all entered the queue into it, in client order: the client may send them
+   * in any order (Tinker sends a batch's first chunk last) and they still run in its order.
+   */
+  async acceptInOrder(runId: string, operationId: string, digest: string, operation: TrainerOperation, attributes: Record<string, unknown>, clientSeq: number): Promise<{ operationId: string }> {
+    const existing = await this.get(runId, operationId);
+    if (existing) return sameRequest(existing, digest);
+    const body = JSON.stringify(operation);
+    const blob = Buffer.byteLength(body) > MAX_INLINE_BYTES ? bodyBlobKey(runId) : undefined;
+    if (blob) await this.blobs.put(blob, body, 'application/json');
+    const stored = { ...attributes, ...(blob ? { body_blob: blob } : { body }) };
+    const discard = async () => {
+      if (blob) await this.blobs.deletePrefix(blob);
+    };
+    const run = await this.store.get(runKey(runId));
+    if (!run) throw new Error(`Run ${runId} vanished while an operation was accepted`);
+    try {
+      assertActive(run);
+      if (!Number.isInteger(clientSeq) || clientSeq < FIRST_CLIENT_SEQ) throw new ValidationError(`The sequence number must be a whole number from ${FIRST_CLIENT_SEQ}; got ${clientSeq}.`);
+      if (clientSeq < nextClientSeq(run)) {
+        throw new ValidationError(`Sequence number ${clientSeq} was already used on run ${runId}; number each new operation after the last one sent.`);
+      }
+    } catch (error) {
+      await discard();
+      throw error;
+    }
+    const now = this.clock.now();
+    try {
+      await this.store.transact([
+        {
+          kind: 'put',
+          item: {
+            ...keys.trainingOperation(runId, operationId),
+            operation_id: operationId,
+            run_id: runId,
+            client_seq: clientSeq,
+            kind: operation.kind,
+            digest,
+            state: 'parked' satisfies OperationState,
+            ...stored,
+            accepted_at: now.toISOString(),
+            parked_at: now.getTime(),
+          },
+          condition: { exists: false },
+        },
+        { kind: 'put', item: { ...keys.trainingParkedEntry(runId, clientSeq), operation_id: operationId }, condition: { exists: false } },
+        { kind: 'update', key: runKey(runId), update: { set: { last_activity_at: now.getTime() }, condition: { equals: { state: 'active' } }, upsert: false } },
+      ]);
+    } catch (error) {
+      if (!(error instanceof TransactionFailedError)) throw error;
+      await discard();
+      const winner = await this.get(runId, operationId);
+      if (error.failedOps.includes(0) && winner) return sameRequest(winner, digest);
+      if (error.failedOps.includes(1)) {
+        throw new ValidationError(`Sequence number ${clientSeq} was already used on run ${runId} by another operation; number each new operation after the last one sent.`);
+      }
+      assertActive((await this.store.get(runKey(runId))) ?? run);
+      throw error;
+    }
+    await this.release(runId);
+    return { operationId };
+  }
+
+  /** Moves parked operations into the queue while the next one in client order is there. */
+  private async release(runId: string): Promise<void> {
+    for (;;) {
+      const run = await this.store.get(runKey(runId));
+      if (run?.state !== 'active') return;
+      const clientSeq = nextClientSeq(run);
+      const entry = await this.store.get(keys.trainingParkedEntry(runId, clientSeq));
+      if (!entry) return;
+      const operationId = entry.operation_id as string;
+      const seq = (run.op_seq as number) + 1;
+      const counters: Condition =
+        run.client_seq_next === undefined ? { equals: { op_seq: seq - 1, state: 'active' }, absent: ['client_seq_next'] } : { equals: { op_seq: seq - 1, state: 'active', client_seq_next: clientSeq } };
+      try {
+        await this.store.transact([
+          { kind: 'update', key: runKey(runId), update: { set: { op_seq: seq, client_seq_next: clientSeq + 1 }, condition: counters, upsert: false } },
+          { kind: 'update', key: keys.trainingOperation(runId, operationId), update: { set: { state: 'pending' satisfies OperationState, seq }, condition: { equals: { state: 'parked' } }, upsert: false } },
+          { kind: 'delete', key: entry, condition: { exists: true } },
+          { kind: 'put', item: { ...keys.trainingQueueEntry(runId, seq), operation_id: operationId } },
+        ]);
+      } catch (error) {
+        if (!(error instanceof TransactionFailedError)) throw error;
+        // Another submit moved it, or took the queue number: read the run again.
+        continue;
+      }
+      this.wakeups.notify(runTopic(runId));
+    }
+  }
+
+  /**
+   * Fails a parked operation that has waited longer than `sequenceGapS` for a predecessor that
+   * never came (the client lost it): the client hears why instead of waiting for ever.
+   */
+  async failIfGapTooOld(item: Item): Promise<void> {
+    if (item.state !== 'parked' || (item.parked_at as number) + this.settings.sequenceGapS * 1000 > this.clock.now().getTime()) return;
+    const runId = item.run_id as string;
+    const operationId = item.operation_id as string;
+    const run = await this.store.get(runKey(runId));
+    const missing = run ? nextClientSeq(run) : FIRST_CLIENT_SEQ;
+    const error =
+      `Operation ${operationId} (sequence number ${item.client_seq as number}) waited more than ${this.settings.sequenceGapS} s for sequence number ${missing}, ` +
+      'which never arrived; send the missing operation again, or start a new run.';
+    try {
+      await this.store.transact([
+        { kind: 'update', key: keys.trainingOperation(runId, operationId), update: { set: await this.ended(runId, operationId, { status: 'error', error, errorClass: 'ValueError' }), condition: { equals: { state: 'parked' } }, upsert: false } },
+        { kind: 'delete', key: keys.trainingParkedEntry(runId, item.client_seq as number), condition: { exists: true } },
+      ]);
+    } catch (failure) {
+      if (!(failure instanceof TransactionFailedError)) throw failure;
+      // Released or ended meanwhile: that stands.
+      return;
+    }
+    await this.afterEnd(runId, operationId, item);
   }
 
   /** The operation the job holds, handed out again (the trainer asked without answering it). */
@@ -213,6 +335,10 @@ export class OperationQueue {
       await this.store.delete(entry);
       await this.failOne(runId, entry.operation_id as string, 'pending', error, errorClass);
     }
+    for (const entry of (await this.store.query(keys.trainingParked(runId))).items) {
+      await this.store.delete(entry);
+      await this.failOne(runId, entry.operation_id as string, 'parked', error, errorClass);
+    }
   }
 
   /** Fails the operation the run's ended trainer held when it stopped (it never answered it). */
@@ -289,6 +415,10 @@ function answeredOperation(item: Item): AnsweredOperation {
   if (kind === 'forward') return { kind, normalization: item.normalization as Normalization };
   if (kind === 'save') return { kind, what: (item.save as { target: string }).target === 'trainer' ? 'state' : 'sampler' };
   return { kind };
+}
+
+function nextClientSeq(run: Item): number {
+  return (run.client_seq_next as number | undefined) ?? FIRST_CLIENT_SEQ;
 }
 
 function sameRequest(existing: Item, digest: string): Accepted {

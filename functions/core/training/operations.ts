@@ -38,6 +38,26 @@ export class TrainingOperations {
    * key with the same operation answers with the first acceptance; with another, a conflict.
    */
   async submit(actor: Actor, runId: string, input: { idempotencyKey: string; operation: SubmittedOperation }): Promise<Accepted> {
+    return this.accept(actor, runId, input, (run, key, digest, operation, attributes) => this.queue.accept(run, key, digest, operation, attributes));
+  }
+
+  /**
+   * Accepts an operation numbered by the client (Tinker's `seq_id`, from 1 per run): it enters
+   * the run's queue only once every lower number has, parked in the Store until then, so the
+   * operations run in the client's order whatever order they arrive in. A number that stays
+   * missing fails the waiting operations after a few minutes (TrainingSettings.sequenceGapS).
+   * Deduplicated by key, as `submit` is.
+   */
+  async submitInOrder(actor: Actor, runId: string, input: { idempotencyKey: string; operation: SubmittedOperation; clientSeq: number }): Promise<{ operationId: string }> {
+    return this.accept(actor, runId, input, (run, key, digest, operation, attributes) => this.queue.acceptInOrder(run, key, digest, operation, attributes, input.clientSeq));
+  }
+
+  private async accept<T>(
+    actor: Actor,
+    runId: string,
+    input: { idempotencyKey: string; operation: SubmittedOperation },
+    enqueue: (runId: string, key: string, digest: string, operation: TrainerOperation, attributes: Record<string, unknown>) => Promise<T>,
+  ): Promise<T> {
     const key = input.idempotencyKey;
     if (key.length === 0 || key.length > MAX_KEY_LENGTH) {
       throw new ValidationError(`Idempotency-Key must be 1 to ${MAX_KEY_LENGTH} characters long; got ${key.length}.`);
@@ -45,7 +65,7 @@ export class TrainingOperations {
     const run = await this.relay.sync(await this.runs.find(actor, runId));
     assertActive(run);
     const { operation, attributes } = await this.engineOperation(actor, run, input.operation);
-    const accepted = await this.queue.accept(runId, key, digestOf(input.operation), operation, attributes);
+    const accepted = await enqueue(runId, key, digestOf(input.operation), operation, attributes);
     // Read again after accepting: a trainer that stopped idle before this operation arrived is
     // replaced now; one that stops later sees the operation waiting and is replaced on its way out.
     const fresh = await this.relay.sync(await this.runs.find(actor, runId));
@@ -65,7 +85,8 @@ export class TrainingOperations {
     for (;;) {
       const item = await this.queue.get(runId, operationId);
       if (!item) return undefined;
-      const view = await this.queue.view(item);
+      await this.queue.failIfGapTooOld(item);
+      const view = await this.queue.view((await this.queue.get(runId, operationId)) ?? item);
       if (view.status !== 'pending') return view;
       if (Date.now() >= deadline || options.signal?.aborted) {
         // A trainer whose end was not applied (its event lost) must not leave the operation waiting forever.

@@ -69,6 +69,7 @@ export function toRun(run: Item): TrainingRun {
     availabilityModel: run.availability_model as TrainingRun['availabilityModel'],
     scaleDownDelaySeconds: run.scale_down_delay_seconds as number,
     fromPath: run.from_path as string | null,
+    alias: (run.alias as string | null | undefined) ?? null,
     state: run.state as TrainingRun['state'],
     phase: phaseOf(run),
     error: run.error as string | null,

@@ -2,7 +2,7 @@ import type { Clock } from '../../ports/clock.ts';
 import { ignoreConditionFailed, TransactionFailedError, type Item, type Store } from '../../ports/store.ts';
 import type { ModelSpec } from '../../schemas/job-spec.ts';
 import type { Actor } from '../actor.ts';
-import { InvalidInputError, NotFoundError } from '../errors.ts';
+import { ConflictError, InvalidInputError, NotFoundError } from '../errors.ts';
 import type { EventOutbox } from '../events/job-events.ts';
 import type { JobPipeline } from '../jobs/job-pipeline.ts';
 import type { ModelChain } from '../jobs/model-chain.ts';
@@ -39,6 +39,11 @@ export interface CreateRunInput {
   fromPath: string | null;
   /** Where the run's trainers reach this API's relay routes (the origin requests arrive at, as for chat). */
   relayUrl: string;
+  /**
+   * A front's own name for the run (Tinker's `model_id`), unique: creating a run under an alias
+   * the caller already holds answers with that run, so a retried create makes one run.
+   */
+  alias?: string;
 }
 
 export interface RunFilter {
@@ -47,6 +52,9 @@ export interface RunFilter {
 }
 
 /** What the operations of a deactivated run fail with. */
+/** What a create under an alias held by another run answers inside its id draw. */
+const aliasTaken = Symbol('alias taken');
+
 export const DEACTIVATED = 'The run was deactivated before this operation ran; its checkpoints are kept, so create a new run from one to continue training.';
 
 /**
@@ -81,6 +89,10 @@ export class TrainingRuns {
     }
     const modelSpec = await this.modelSpec(actor, input.baseModel);
     if (input.fromPath !== null) await this.assertStartingPoint(actor, input);
+    if (input.alias !== undefined) {
+      const existing = await this.findByAlias(actor, input.alias);
+      if (existing) return existing;
+    }
     const now = this.clock.now();
     const run = await createWithNewId(async (id) => {
       const item: Item = {
@@ -101,6 +113,7 @@ export class TrainingRuns {
         scale_down_delay_seconds: input.scaleDownDelaySeconds,
         from_path: input.fromPath,
         relay_url: input.relayUrl,
+        alias: input.alias ?? null,
         state: 'active',
         error: null,
         op_seq: 0,
@@ -114,16 +127,31 @@ export class TrainingRuns {
           { kind: 'put', item, condition: { exists: false } },
           { kind: 'put', item: { ...keys.activeTrainingRun(id) } },
           eventOutboxOp(event),
+          ...(input.alias === undefined ? [] : [{ kind: 'put' as const, item: { ...keys.trainingRunAlias(input.alias), run_id: id, user_id: actor.userId }, condition: { exists: false } }]),
         ]);
       } catch (error) {
         if (error instanceof TransactionFailedError && error.failedOps.includes(0)) return undefined;
+        if (error instanceof TransactionFailedError && error.failedOps.includes(3)) return aliasTaken;
         throw error;
       }
       await this.outbox.drain([event.id]);
       return item;
     });
+    if (run === aliasTaken) {
+      // A concurrent create under the same alias won.
+      const winner = await this.findByAlias(actor, input.alias as string);
+      if (!winner) throw new ConflictError(`The name '${input.alias as string}' already belongs to another run; choose another.`);
+      return winner;
+    }
     await this.pool.ensure(run);
     return toRun((await this.store.get(runKey(run.id as string))) ?? run);
+  }
+
+  /** The caller's run under the alias; undefined when there is none (or it is someone else's). */
+  async findByAlias(actor: Actor, alias: string): Promise<TrainingRun | undefined> {
+    const pointer = await this.store.get(keys.trainingRunAlias(alias));
+    const run = pointer && (await this.lookup(actor, pointer.run_id as string));
+    return run ? toRun(run) : undefined;
   }
 
   async get(actor: Actor, runId: string): Promise<TrainingRun> {

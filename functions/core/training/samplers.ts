@@ -2,7 +2,7 @@ import type { Clock } from '../../ports/clock.ts';
 import { TransactionFailedError, type Item, type Store } from '../../ports/store.ts';
 import type { ModelSpec } from '../../schemas/job-spec.ts';
 import type { Actor } from '../actor.ts';
-import { InvalidInputError, NotFoundError } from '../errors.ts';
+import { ConflictError, InvalidInputError, NotFoundError } from '../errors.ts';
 import { keys } from '../keys.ts';
 import type { TrainingCheckpoints } from './checkpoints.ts';
 import { createWithNewId } from './ids.ts';
@@ -11,7 +11,8 @@ import { assertActive, runModelSpec } from './run-records.ts';
 import type { TrainingRuns } from './runs.ts';
 import type { TrainingSessions } from './sessions.ts';
 
-export type StandaloneSamplerInput = { sessionId: string; baseModel: string } | { sessionId: string; modelPath: string };
+/** `alias`: a front's own name for the sampler (Tinker's `sampling_session_id`); a create under one the caller holds answers with that sampler. */
+export type StandaloneSamplerInput = ({ sessionId: string; baseModel: string } | { sessionId: string; modelPath: string }) & { alias?: string };
 
 /**
  * Sampler records (loops-data-plane.md §4.2): paired with a run (one per run, whoever asks
@@ -44,6 +45,10 @@ export class TrainingSamplers {
   /** A sampler of a base model (validated as a run's is), or of a `sampler_weights` checkpoint the caller can read. */
   async createStandalone(actor: Actor, input: StandaloneSamplerInput): Promise<TrainingSampler> {
     await this.sessions.get(actor, input.sessionId);
+    if (input.alias !== undefined) {
+      const existing = await this.findByAlias(actor, input.alias);
+      if (existing) return existing;
+    }
     if ('modelPath' in input) {
       const checkpoint = await this.checkpoints.resolve(actor, input.modelPath);
       if (checkpoint.target !== 'sampler') {
@@ -51,10 +56,17 @@ export class TrainingSamplers {
       }
       const run = await this.store.get(keys.trainingRun(checkpoint.runId));
       if (!run) throw new NotFoundError(`Checkpoint ${input.modelPath} not found`);
-      return this.createUnpaired(actor, input.sessionId, { baseModel: checkpoint.baseModel, modelPath: checkpoint.path, modelSpec: runModelSpec(run) });
+      return this.createUnpaired(actor, input.sessionId, { baseModel: checkpoint.baseModel, modelPath: checkpoint.path, modelSpec: runModelSpec(run) }, input.alias);
     }
     const modelSpec = await this.runs.modelSpec(actor, input.baseModel);
-    return this.createUnpaired(actor, input.sessionId, { baseModel: input.baseModel, modelPath: null, modelSpec });
+    return this.createUnpaired(actor, input.sessionId, { baseModel: input.baseModel, modelPath: null, modelSpec }, input.alias);
+  }
+
+  /** The caller's sampler under the alias; undefined when there is none (or it is someone else's). */
+  async findByAlias(actor: Actor, alias: string): Promise<TrainingSampler | undefined> {
+    const pointer = await this.store.get(keys.trainingSamplerAlias(alias));
+    const item = pointer && (await this.store.get(keys.trainingSampler(pointer.sampler_id as string)));
+    return item?.user_id === actor.userId ? toSampler(item) : undefined;
   }
 
   async get(actor: Actor, samplerId: string): Promise<TrainingSampler> {
@@ -76,19 +88,29 @@ export class TrainingSamplers {
     return item.model_spec as ModelSpec;
   }
 
-  private async createUnpaired(actor: Actor, sessionId: string, what: { baseModel: string; modelPath: string | null; modelSpec: ModelSpec }): Promise<TrainingSampler> {
-    // Null only answers a lost pairing race, which a sampler without a run cannot have.
-    return (await this.create(actor, sessionId, { runId: null, ...what })) as TrainingSampler;
+  private async createUnpaired(
+    actor: Actor,
+    sessionId: string,
+    what: { baseModel: string; modelPath: string | null; modelSpec: ModelSpec },
+    alias: string | undefined,
+  ): Promise<TrainingSampler> {
+    const created = await this.create(actor, sessionId, { runId: null, ...what }, alias);
+    if (created) return created;
+    // Null answers a lost race for the alias: the winner's sampler, if it is the caller's.
+    const winner = await this.findByAlias(actor, alias as string);
+    if (!winner) throw new ConflictError(`The name '${alias as string}' already belongs to another sampler; choose another.`);
+    return winner;
   }
 
   /**
-   * Writes a new sampler; for a paired one, with the run's pairing in the same transaction.
-   * Null when the run was paired meanwhile.
+   * Writes a new sampler; for a paired one, with the run's pairing in the same transaction, and
+   * for one with an alias, with the alias. Null when the run was paired (or the alias taken) meanwhile.
    */
   private create(
     actor: Actor,
     sessionId: string,
     what: { runId: string | null; baseModel: string; modelPath: string | null; modelSpec: ModelSpec },
+    alias?: string,
   ): Promise<TrainingSampler | null> {
     const createdAt = this.clock.now().toISOString();
     return createWithNewId<TrainingSampler | null>(async (id) => {
@@ -103,15 +125,17 @@ export class TrainingSamplers {
         base_model: what.baseModel,
         model_path: what.modelPath,
         model_spec: what.modelSpec,
+        alias: alias ?? null,
         created_at: createdAt,
       };
-      const pairing = what.runId === null ? [] : [{ kind: 'put' as const, item: { ...keys.trainingRunSampler(what.runId), sampler_id: id }, condition: { exists: false } }];
+      const claimKey = what.runId !== null ? keys.trainingRunSampler(what.runId) : alias !== undefined ? keys.trainingSamplerAlias(alias) : undefined;
+      const claim = claimKey ? [{ kind: 'put' as const, item: { ...claimKey, sampler_id: id }, condition: { exists: false } }] : [];
       try {
-        await this.store.transact([{ kind: 'put', item, condition: { exists: false } }, ...pairing]);
+        await this.store.transact([{ kind: 'put', item, condition: { exists: false } }, ...claim]);
         return toSampler(item);
       } catch (error) {
         if (!(error instanceof TransactionFailedError)) throw error;
-        // The pairing taken means another call paired the run; the sampler id taken, a fresh draw.
+        // The claim taken means another call paired the run (or took the alias); the sampler id taken, a fresh draw.
         return error.failedOps.includes(1) ? null : undefined;
       }
     });
@@ -126,6 +150,7 @@ function toSampler(item: Item): TrainingSampler {
     runId: item.run_id as string | null,
     baseModel: item.base_model as string,
     modelPath: item.model_path as string | null,
+    ...(typeof item.alias === 'string' ? { alias: item.alias } : {}),
     createdAt: item.created_at as string,
   };
 }

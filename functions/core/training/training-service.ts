@@ -34,11 +34,14 @@ export interface TrainingSettings extends CheckpointSettings {
   pollMs: number;
   /** How long an operation's result stays readable after it ended (loops-data-plane.md §6.3: at least 1 h). */
   resultRetainS: number;
+  /** How long an operation with a client sequence number waits for a missing predecessor before it fails (loops-api.md §2.4: a few minutes). */
+  sequenceGapS: number;
 }
 
 export const DEFAULT_TRAINING_SETTINGS: TrainingSettings = {
   pollMs: 50,
   resultRetainS: 24 * 60 * 60,
+  sequenceGapS: 5 * 60,
   ephemeralKeep: 8,
   ephemeralIdleS: 15 * 60,
   fileUrlExpiresS: 60 * 60,

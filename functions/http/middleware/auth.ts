@@ -5,10 +5,12 @@ import type { AppEnv } from '../env.ts';
 /**
  * Authenticates `Authorization: Bearer <key>` (also `Api-Key <key>` and `X-API-Key`, which Loops
  * clients send) and applies the user override: the `X-User-Id` header, else the `user_id` query.
+ * `stripKeyPrefix`: a prefix a client must put before the key (Tinker's `tml-`), removed before the lookup.
  */
-export function authenticate(apiKeys: ApiKeyService): MiddlewareHandler<AppEnv> {
+export function authenticate(apiKeys: ApiKeyService, options: { stripKeyPrefix?: string } = {}): MiddlewareHandler<AppEnv> {
+  const strip = (key: string | undefined) => (key && options.stripKeyPrefix && key.startsWith(options.stripKeyPrefix) ? key.slice(options.stripKeyPrefix.length) : key);
   return async (c, next) => {
-    const apiKey = presentedKey(c.req.header('authorization'), c.req.header('x-api-key'));
+    const apiKey = strip(presentedKey(c.req.header('authorization'), c.req.header('x-api-key')));
     const override = c.req.header('x-user-id') || c.req.query('user_id') || undefined;
     c.set('actor', await apiKeys.authenticate(apiKey, override));
     c.set('keyHash', hashApiKey(apiKey ?? ''));

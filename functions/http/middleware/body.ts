@@ -3,6 +3,7 @@ import { errorResponse } from '../errors.ts';
 import { tooDeepAt, type JsonPath } from './json-depth.ts';
 
 const JSON_TYPE = /^application\/([\w.-]+\+)?json\b/i;
+const PROTOBUF_TYPE = /^application\/x-protobuf\b/i;
 
 /**
  * The deepest nesting a body may have, counting the body itself as level 1. DynamoDB stores at
@@ -45,7 +46,8 @@ export function readBody(maxBytes: number): MiddlewareHandler {
     c.set('rawBody', raw);
     const text = raw.toString('utf8');
     // Every body is checked, not only JSON-typed ones: some handlers parse theirs whatever the type.
-    const tooDeep = tooDeepAt(text, MAX_BODY_DEPTH);
+    // Protobuf bodies are binary, where a run of `[` bytes (token 91 as int32) is data, not nesting.
+    const tooDeep = PROTOBUF_TYPE.test(c.req.header('content-type') ?? '') ? undefined : tooDeepAt(text, MAX_BODY_DEPTH);
     if (tooDeep) return nestedTooDeep(c, tooDeep);
     const isJson = JSON_TYPE.test(c.req.header('content-type') ?? '');
     c.req.raw = new Request(c.req.raw, { body: text.trim() === '' && isJson ? '{}' : text });

@@ -1,0 +1,76 @@
+/**
+ * The Tinker REST client's routes (loops-api.md §2.6): training runs and their checkpoints — the
+ * same runs and checkpoints the Loops API lists — a checkpoint's archive (302 to a signed URL of
+ * one tarball) and deletion. A `checkpoint_id` holds a slash (`weights/<name>`), so it is routed
+ * as two segments.
+ */
+import type { Context } from 'hono';
+import type { Actor } from '#core/actor.ts';
+import { NotFoundError, ValidationError } from '#core/errors.ts';
+import type { Services } from '#core/services.ts';
+import type { TrainingCheckpoint } from '#core/training/model.ts';
+import { TrainingRunsQuery } from '#schemas/tinker.ts';
+import type { AppEnv } from '../../env.ts';
+import type { App } from '../../openapi.ts';
+import { API } from './requests.ts';
+import { checkpointView, modelIdOf, runOfModel, trainingRunView } from './views.ts';
+
+const CHECKPOINT = `${API}/training_runs/:modelId/checkpoints/:directory/:name`;
+
+function pageOf(c: Context<AppEnv>) {
+  const parsed = TrainingRunsQuery.safeParse(c.req.query());
+  if (!parsed.success) throw new ValidationError('limit and offset must be whole numbers (limit 1 to 1000, offset from 0).');
+  return parsed.data;
+}
+
+export function restRoutes(app: App, services: Services): void {
+  const training = services.training;
+  const actorOf = (c: Context<AppEnv>): Actor => c.get('actor');
+
+  /** The checkpoint a route's model id and two-segment checkpoint id name. */
+  const checkpointOf = async (c: Context<AppEnv>): Promise<TrainingCheckpoint> => {
+    const { modelId, directory, name } = c.req.param() as { modelId: string; directory: string; name: string };
+    const path = `tinker://${modelId}/${directory}/${name}`;
+    const checkpoint = ['weights', 'sampler_weights'].includes(directory) ? await training.checkpoints.find(actorOf(c), path) : undefined;
+    if (!checkpoint) throw new NotFoundError(`Checkpoint ${directory}/${name} of model '${modelId}' not found; list them with GET /api/v1/training_runs/${modelId}/checkpoints.`);
+    return checkpoint;
+  };
+
+  app.get(`${API}/training_runs`, async (c) => {
+    const { limit, offset } = pageOf(c);
+    const runs = await training.runs.list(actorOf(c));
+    const page = await Promise.all(runs.slice(offset, offset + limit).map(async (run) => trainingRunView(run, await training.checkpoints.list(actorOf(c), { runId: run.id }))));
+    return c.json({ training_runs: page, cursor: { offset, limit, total_count: runs.length } });
+  });
+
+  app.get(`${API}/training_runs/:modelId`, async (c) => {
+    const run = await runOfModel(training, actorOf(c), c.req.param('modelId'));
+    return c.json(trainingRunView(run, await training.checkpoints.list(actorOf(c), { runId: run.id })));
+  });
+
+  app.get(`${API}/training_runs/:modelId/checkpoints`, async (c) => {
+    const run = await runOfModel(training, actorOf(c), c.req.param('modelId'));
+    const checkpoints = await training.checkpoints.list(actorOf(c), { runId: run.id });
+    return c.json({ checkpoints: checkpoints.map((checkpoint) => checkpointView(checkpoint, modelIdOf(run))) });
+  });
+
+  /** The caller's checkpoints of every run, newest first. */
+  app.get(`${API}/checkpoints`, async (c) => {
+    const { limit, offset } = pageOf(c);
+    const modelIds = new Map((await training.runs.list(actorOf(c))).map((run) => [run.id, modelIdOf(run)]));
+    const all = (await training.checkpoints.listMine(actorOf(c))).sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+    const page = all.slice(offset, offset + limit).map((checkpoint) => checkpointView(checkpoint, modelIds.get(checkpoint.runId) ?? checkpoint.runId));
+    return c.json({ checkpoints: page, cursor: { offset, limit, total_count: all.length } });
+  });
+
+  app.get(`${CHECKPOINT}/archive`, async (c) => {
+    const checkpoint = await checkpointOf(c);
+    return c.redirect(await training.checkpoints.archiveUrl(actorOf(c), checkpoint.id), 302);
+  });
+
+  app.delete(CHECKPOINT, async (c) => {
+    const checkpoint = await checkpointOf(c);
+    await training.checkpoints.remove(actorOf(c), checkpoint.id);
+    return c.body(null, 204);
+  });
+}
