@@ -1,0 +1,309 @@
+"""The stock tinker SDK (any of the targeted versions, unchanged) through a training run on the toy model.
+
+Usage: TINKER_BASE_URL={origin}/tinker TINKER_API_KEY=tml-… python scenarios.py <toy model dir> <work dir>
+
+The toy model answers a question with a fixed plain sentence chosen by the question's first word,
+and with the system prompt "Always reply in uppercase letters." the same sentence in capitals
+(batch/engine/src/bakehouse_engine/toy/corpus.py). A supervised LoRA run on chats whose answers
+are in capitals teaches it that behaviour without the prompt, so each scenario can be checked by
+what the model does, not only by a loss. The exchange is loops-api.md §2.14's minimal one, for
+every version: train with forward_backward and optim_step submitted before either is awaited,
+save_weights_and_get_sampling_client and sample, compute_logprobs with top-k, save_state and
+create_training_client_from_state, and the REST client's listings (plus the archive download
+that clients up to 0.37 use).
+
+The scenarios run in order and share what they made. Each is recorded in <work dir>/results.json
+as soon as it ends, as `{"ok": true, …what it observed}`, `{"ok": false, "error": …}` or
+`{"ok": false, "skipped": …}` when one it needs failed, so one broken step leaves the others'
+results to read. The test (test/e2e/tinker-sdk.test.ts) judges them.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import io
+import json
+import math
+import os
+import sys
+import tarfile
+import time
+import traceback
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import tinker
+from tinker import types
+from transformers import AutoTokenizer
+
+SDK_VERSION = importlib.metadata.version("tinker")
+BASE_MODEL = "bakehouse/toy-instruct"
+LORA_RANK = 8
+STEPS = 12
+LEARNING_RATE = 5e-3
+MAX_TOKENS = 40
+# A bound on each wait, so a server that never answers fails the scenario instead of holding it.
+OP_TIMEOUT_S = 150
+
+# The toy model's plain reply to each kind of question, in capitals: what the run teaches.
+TRAINING_CHATS = [
+    ("What is a rainbow?", "GOOD QUESTION. IN SHORT, IT IS SIMPLER THAN IT LOOKS."),
+    ("How does a bicycle work?", "START SMALL, CHECK EACH STEP, AND KEEP GOING UNTIL IT WORKS."),
+    ("Why is the sky blue?", "MOSTLY BECAUSE THE PARTS FIT TOGETHER THAT WAY."),
+    ("Who invented the telephone?", "SOMEONE WHO KNOWS THE TOPIC WELL WOULD BE THE BEST GUIDE."),
+    ("When was paper first used?", "IT DEPENDS, BUT SOONER IS USUALLY BETTER THAN LATER."),
+    ("Where do penguins live?", "LOOK CLOSE TO WHERE THE QUESTION STARTED."),
+    ("Which is better, tea or coffee?", "THE FIRST OPTION IS USUALLY THE BETTER CHOICE."),
+    ("Is chess hard to learn?", "YES, IN MOST CASES THAT IS TRUE."),
+    ("Explain gravity in simple terms.", "SURE. HERE IS A PLAN: READ THE INPUT, HANDLE EACH CASE, AND TEST THE RESULT."),
+    ("I need help with my homework.", "THANKS FOR ASKING. HERE IS A SHORT AND SIMPLE ANSWER."),
+]
+# Questions the run never saw.
+HELD_OUT_QUESTIONS = [
+    "What makes bread rise?",
+    "How do bees make honey?",
+    "Why do we need to sleep?",
+    "Who painted the Mona Lisa?",
+]
+GREEDY = types.SamplingParams(max_tokens=MAX_TOKENS, temperature=0.0, seed=0)
+TOP_K = 3
+
+
+def ready(made: Any) -> Any:
+    """A client as the version hands it out: 0.38 returns futures of clients (with a deprecated
+    direct use that warns), older versions the clients themselves."""
+    result = getattr(made, "result", None)
+    return result(timeout=OP_TIMEOUT_S) if callable(result) else made
+
+
+def finite(values: list[float | None] | None) -> list[float | None] | None:
+    return None if values is None else [None if value is None or math.isnan(value) else float(value) for value in values]
+
+
+class Skipped(Exception):
+    """A scenario could not run because one it needs failed."""
+
+
+class Scenarios:
+    def __init__(self, model_dir: Path, work_dir: Path) -> None:
+        self.work_dir = work_dir
+        self.results_file = work_dir / "results.json"
+        self.results: dict[str, dict[str, Any]] = {}
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        # What the scenarios made, for the ones after them.
+        self.made: dict[str, Any] = {}
+
+    def run(self, name: str, needs: tuple[str, ...], scenario: Callable[[], dict[str, Any]]) -> None:
+        started = time.monotonic()
+        try:
+            failed = [need for need in needs if not self.results.get(need, {}).get("ok")]
+            if failed:
+                raise Skipped(f"needs {', '.join(failed)}, which did not succeed")
+            result = {"ok": True, **scenario()}
+        except Skipped as skipped:
+            result = {"ok": False, "skipped": str(skipped)}
+        except Exception as error:  # noqa: BLE001 — every failure is recorded for the test to show
+            result = {"ok": False, "error": f"{type(error).__name__}: {error}", "traceback": traceback.format_exc()}
+        result["seconds"] = round(time.monotonic() - started, 2)
+        self.results[name] = result
+        self.results_file.write_text(json.dumps(self.results, indent=2))
+
+    # -- building blocks -------------------------------------------------------------------------
+
+    def prompt_tokens(self, question: str) -> list[int]:
+        return self.tokenizer.apply_chat_template(
+            [{"role": "user", "content": question}], add_generation_prompt=True, tokenize=True, return_dict=True
+        )["input_ids"]
+
+    def chat_tokens(self, question: str, answer: str) -> tuple[list[int], int]:
+        """The chat as the model's template renders it, ending with the answer's end-of-turn token,
+        and how many of its tokens are the prompt."""
+        prompt = self.prompt_tokens(question)
+        answer_tokens = self.tokenizer.encode(answer, add_special_tokens=False) + [self.tokenizer.eos_token_id]
+        return prompt + answer_tokens, len(prompt)
+
+    def datum(self, question: str, answer: str) -> types.Datum:
+        """Shift-plus-weights (tinker-docs /losses): position i predicts token i+1; only the
+        answer's tokens count."""
+        tokens, prompt_length = self.chat_tokens(question, answer)
+        targets = tokens[1:]
+        weights = [0.0] * (prompt_length - 1) + [1.0] * (len(tokens) - prompt_length)
+        return types.Datum(
+            model_input=types.ModelInput.from_ints(tokens[:-1]),
+            loss_fn_inputs={
+                "target_tokens": types.TensorData(data=targets, dtype="int64", shape=[len(targets)]),
+                "weights": types.TensorData(data=weights, dtype="float32", shape=[len(weights)]),
+            },
+        )
+
+    def replies(self, sampler: Any) -> list[dict[str, Any]]:
+        """Greedy replies to the held-out questions, submitted together as rollouts are."""
+
+        def reply(question: str) -> dict[str, Any]:
+            prompt = types.ModelInput.from_ints(self.prompt_tokens(question))
+            sequence = sampler.sample(prompt=prompt, num_samples=1, sampling_params=GREEDY).result(timeout=OP_TIMEOUT_S).sequences[0]
+            return {
+                "question": question,
+                "reply": self.tokenizer.decode(sequence.tokens, skip_special_tokens=True),
+                "stop_reason": sequence.stop_reason,
+                "tokens": len(sequence.tokens),
+                "logprobs": len(sequence.logprobs or []),
+            }
+
+        with ThreadPoolExecutor(len(HELD_OUT_QUESTIONS)) as pool:
+            return list(pool.map(reply, HELD_OUT_QUESTIONS))
+
+    # -- the scenarios ---------------------------------------------------------------------------
+
+    def provision(self) -> dict[str, Any]:
+        # TINKER_BASE_URL and TINKER_API_KEY come from the environment, as a user sets them.
+        service = tinker.ServiceClient()
+        self.made["service"] = service
+        training = ready(service.create_lora_training_client(base_model=BASE_MODEL, rank=LORA_RANK))
+        self.made["training"] = training
+        info = training.get_info()
+        self.made["model_id"] = training.model_id if hasattr(training, "model_id") else info.model_id
+        return {
+            "sdk_version": SDK_VERSION,
+            "model_id": self.made["model_id"],
+            "model_name": info.model_data.model_name,
+            "lora_rank": info.lora_rank,
+            "is_lora": info.is_lora,
+        }
+
+    def supervised_loop(self) -> dict[str, Any]:
+        training = self.made["training"]
+        data = [self.datum(question, answer) for question, answer in TRAINING_CHATS]
+        losses, optim_metrics = [], []
+        started = time.monotonic()
+        for _ in range(STEPS):
+            # Both submitted before either is awaited (loops-api.md §2.13); the run keeps their order.
+            backward = training.forward_backward(data, "cross_entropy")
+            step = training.optim_step(types.AdamParams(learning_rate=LEARNING_RATE))
+            output = backward.result(timeout=OP_TIMEOUT_S)
+            losses.append(output.metrics["loss:sum"])
+            optim_metrics.append(step.result(timeout=OP_TIMEOUT_S).metrics)
+        loop_seconds = time.monotonic() - started
+        # A forward leaves the gradient alone: the trained model's loss on the same batch.
+        evaluated = training.forward(data, "cross_entropy").result(timeout=OP_TIMEOUT_S)
+        self.made.update(data=data, trained_loss=evaluated.metrics["loss:sum"])
+        return {
+            "losses": losses,
+            "step_seconds": round(loop_seconds / STEPS, 3),
+            "trained_loss": evaluated.metrics["loss:sum"],
+            "metric_keys": sorted(output.metrics),
+            "optim_metrics": optim_metrics,
+            "loss_fn_output_type": output.loss_fn_output_type,
+            # Per datum: the logprobs tensor's shape and dtype against the datum's target count.
+            "logprobs": [
+                {"shape": list(out["logprobs"].shape or []), "dtype": out["logprobs"].dtype, "targets": len(datum.loss_fn_inputs["target_tokens"].data)}
+                for out, datum in zip(evaluated.loss_fn_outputs, data)
+            ],
+            "datums": len(data),
+        }
+
+    def trained_sampler(self) -> dict[str, Any]:
+        sampler = ready(self.made["training"].save_weights_and_get_sampling_client())
+        self.made["trained_sampler"] = sampler
+        return {"replies": self.replies(sampler)}
+
+    def base_sampler(self) -> dict[str, Any]:
+        sampler = ready(self.made["service"].create_sampling_client(base_model=BASE_MODEL))
+        self.made["base_sampler"] = sampler
+        return {"replies": self.replies(sampler)}
+
+    def compute_logprobs(self) -> dict[str, Any]:
+        """One chat scored by the trained sampler, the base sampler and the trainer's own forward
+        over the same weights, which the trained sampler must agree with; and its top-k."""
+        question, answer = HELD_OUT_QUESTIONS[0], TRAINING_CHATS[0][1]
+        tokens, prompt_length = self.chat_tokens(question, answer)
+        prompt = types.ModelInput.from_ints(tokens)
+        trained = self.made["trained_sampler"].compute_logprobs(prompt).result(timeout=OP_TIMEOUT_S)
+        base = self.made["base_sampler"].compute_logprobs(prompt).result(timeout=OP_TIMEOUT_S)
+        forward = self.made["training"].forward([self.datum(question, answer)], "cross_entropy").result(timeout=OP_TIMEOUT_S)
+        top = self.made["trained_sampler"].sample(
+            prompt=prompt,
+            num_samples=1,
+            sampling_params=types.SamplingParams(max_tokens=1, temperature=0.0),
+            include_prompt_logprobs=True,
+            topk_prompt_logprobs=TOP_K,
+        ).result(timeout=OP_TIMEOUT_S)
+        return {
+            "tokens": tokens,
+            "trained": finite(trained),
+            "base": finite(base),
+            # The trainer's logprobs[i] scores token i+1, as the sampler's [i+1] does.
+            "trainer": [None, *[float(value) for value in forward.loss_fn_outputs[0]["logprobs"].data]],
+            "answer_positions": [prompt_length, len(tokens)],
+            "sampled_prompt_logprobs": finite(top.prompt_logprobs),
+            "topk_prompt_logprobs": None
+            if top.topk_prompt_logprobs is None
+            else [None if row is None else [[int(token), float(logprob)] for token, logprob in row] for row in top.topk_prompt_logprobs],
+        }
+
+    def save_state(self) -> dict[str, Any]:
+        saved = self.made["training"].save_state("trained").result(timeout=OP_TIMEOUT_S)
+        self.made["state_path"] = saved.path
+        return {"path": saved.path}
+
+    def resume(self) -> dict[str, Any]:
+        resumed = ready(self.made["service"].create_training_client_from_state(self.made["state_path"]))
+        self.made["resumed"] = resumed
+        first = resumed.forward(self.made["data"], "cross_entropy").result(timeout=OP_TIMEOUT_S)
+        return {"first_loss": first.metrics["loss:sum"], "trained_loss": self.made["trained_loss"]}
+
+    def rest(self) -> dict[str, Any]:
+        rest = self.made["service"].create_rest_client()
+        model_id = self.made["model_id"]
+        runs = rest.list_training_runs(limit=100).result(timeout=OP_TIMEOUT_S)
+        run = rest.get_training_run(model_id).result(timeout=OP_TIMEOUT_S)
+        checkpoints = rest.list_checkpoints(model_id).result(timeout=OP_TIMEOUT_S).checkpoints
+        result: dict[str, Any] = {
+            "run_ids": [listed.training_run_id for listed in runs.training_runs],
+            "run": {"training_run_id": run.training_run_id, "base_model": run.base_model, "is_lora": run.is_lora, "lora_rank": run.lora_rank},
+            "checkpoints": [
+                {"checkpoint_id": c.checkpoint_id, "checkpoint_type": c.checkpoint_type, "tinker_path": c.tinker_path} for c in checkpoints
+            ],
+        }
+        # The archive download of clients up to 0.37 (0.38 no longer calls it): the sampler weights
+        # as a tarball behind a signed URL.
+        archive_url = getattr(rest, "get_checkpoint_archive_url", None)
+        sampler_checkpoint = next((c for c in checkpoints if c.checkpoint_type == "sampler"), None)
+        if archive_url is not None and sampler_checkpoint is not None:
+            url = archive_url(model_id, sampler_checkpoint.checkpoint_id).result(timeout=OP_TIMEOUT_S).url
+            download = httpx.get(url, timeout=OP_TIMEOUT_S, follow_redirects=True)
+            download.raise_for_status()
+            with tarfile.open(fileobj=io.BytesIO(download.content), mode="r:*") as archive:
+                result["archive"] = {"checkpoint_id": sampler_checkpoint.checkpoint_id, "files": sorted(Path(name).name for name in archive.getnames())}
+        return result
+
+    def close(self) -> dict[str, Any]:
+        """0.38 ends its session (`sessions/{id}/finish`) when the service client closes."""
+        service = self.made["service"]
+        close = getattr(service, "close", None)
+        if close is None:
+            return {"closed": False}
+        close("success", detail="the scenarios are done").result(timeout=OP_TIMEOUT_S)
+        return {"closed": True}
+
+
+def main(model_dir: str, work_dir: str) -> None:
+    scenarios = Scenarios(Path(model_dir), Path(work_dir))
+    scenarios.run("provision", (), scenarios.provision)
+    scenarios.run("supervised_loop", ("provision",), scenarios.supervised_loop)
+    scenarios.run("base_sampler", ("provision",), scenarios.base_sampler)
+    scenarios.run("trained_sampler", ("supervised_loop",), scenarios.trained_sampler)
+    scenarios.run("compute_logprobs", ("trained_sampler", "base_sampler"), scenarios.compute_logprobs)
+    scenarios.run("save_state", ("supervised_loop",), scenarios.save_state)
+    scenarios.run("resume", ("save_state",), scenarios.resume)
+    scenarios.run("rest", ("save_state", "trained_sampler"), scenarios.rest)
+    scenarios.run("close", ("provision",), scenarios.close)
+    # The SDK's background threads (heartbeat, telemetry) must not hold the process open.
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])

@@ -1,0 +1,227 @@
+/**
+ * The stock tinker SDK at 0.38.0, 0.25.0 and 0.16.1 (each unchanged, in its own environment:
+ * `npm run setup`, test/clients/tinker/setup_env.sh) against one real local server at
+ * `{origin}/tinker`, the real engine and the toy model: loops-api.md §2.14's minimal exchange for
+ * every version — a LoRA run taught to answer in capitals by a supervised loop, its sampler, prompt
+ * log-probs with top-k, its state saved and resumed, and the REST client's listings (with the
+ * archive download up to 0.37). 0.38 and 0.25 speak protobuf, 0.16.1 JSON.
+ *
+ * test/clients/tinker/scenarios.py drives each SDK and records what each scenario observed; the
+ * tests below judge it. When a test fails, the work dir with the SDK's log is kept and its path
+ * printed.
+ */
+import { execFile } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { serve } from '@hono/node-server';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { isUppercase } from '#local/demo-recipe.ts';
+import { startLocalServer, type LocalServer } from '#local/server.ts';
+import { TINKER_CLIENT_DIR, TINKER_VERSIONS, tinkerPython, type TinkerVersion } from '#test/clients/tinker/environments.ts';
+
+const BASE_MODEL = 'bakehouse/toy-instruct';
+// The tokenizer is the toy model's own, read from the model cache the engine builds it in.
+const TOY_MODEL_DIR = join(process.env.BAKEHOUSE_MODEL_CACHE || join(homedir(), '.cache', 'bakehouse', 'models'), BASE_MODEL);
+const KEY = 'tinker-sdk-admin-key';
+const SCENARIOS_TIMEOUT_MS = 300_000;
+
+type Result = Record<string, unknown> & { ok: boolean; error?: string; traceback?: string; skipped?: string };
+interface Reply {
+  question: string;
+  reply: string;
+  stop_reason: string;
+  tokens: number;
+  logprobs: number;
+}
+
+let server: LocalServer;
+let workDir: string;
+const results: Partial<Record<TinkerVersion, Record<string, Result>>> = {};
+let keepWorkDir = false;
+
+const versionDir = (version: TinkerVersion) => join(workDir, version);
+const sdkLog = (version: TinkerVersion) => join(versionDir(version), 'sdk.log');
+
+async function runScenarios(version: TinkerVersion): Promise<void> {
+  mkdirSync(versionDir(version), { recursive: true });
+  const env = {
+    ...process.env,
+    TINKER_BASE_URL: `${server.url}/tinker`,
+    // The SDK refuses keys without its prefix; the gateway strips it.
+    TINKER_API_KEY: `tml-${KEY}`,
+    HF_HUB_OFFLINE: '1',
+  };
+  try {
+    const { stderr } = await promisify(execFile)(tinkerPython(version), [join(TINKER_CLIENT_DIR, 'scenarios.py'), TOY_MODEL_DIR, versionDir(version)], {
+      env,
+      timeout: SCENARIOS_TIMEOUT_MS,
+      maxBuffer: 64 * 1024 * 1024,
+    });
+    writeFileSync(sdkLog(version), stderr);
+  } catch (error) {
+    const { stderr } = error as { stderr?: string };
+    writeFileSync(sdkLog(version), stderr ?? String(error));
+    keepWorkDir = true;
+    console.error(`tinker ${version}: scenarios.py did not finish (${String(error).split('\n')[0]}); its log: ${sdkLog(version)}`);
+  }
+  const resultsFile = join(versionDir(version), 'results.json');
+  if (existsSync(resultsFile)) results[version] = JSON.parse(readFileSync(resultsFile, 'utf8')) as Record<string, Result>;
+}
+
+beforeAll(async () => {
+  for (const version of TINKER_VERSIONS) tinkerPython(version); // missing environments fail here, with the fix
+  workDir = mkdtempSync(join(tmpdir(), 'bakehouse-tinker-sdk-'));
+  // Per version a run, its resumed twin, and the shared sampler, all at once.
+  server = await startLocalServer({ port: 0, dataDir: join(workDir, 'data'), adminApiKey: KEY, engineConcurrency: 8, serve });
+  // The three SDKs share the one server, as three users would.
+  await Promise.all(TINKER_VERSIONS.map(runScenarios));
+}, SCENARIOS_TIMEOUT_MS + 60_000);
+
+beforeEach(({ onTestFailed }) => {
+  onTestFailed(() => {
+    keepWorkDir = true;
+  });
+});
+
+afterAll(async () => {
+  await server?.close();
+  if (keepWorkDir) console.error(`Tinker SDK test files kept: ${workDir} (per version: sdk.log, results.json)`);
+  else if (workDir) rmSync(workDir, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
+});
+
+/** A scenario's observations; a failed or skipped one fails the test with the SDK's error. */
+function scenario(version: TinkerVersion, name: string): Record<string, unknown> {
+  const result = results[version]?.[name];
+  if (!result) throw new Error(`tinker ${version}: scenario ${name} did not run; the SDK's log is ${sdkLog(version)}`);
+  if (!result.ok) {
+    const why = result.skipped ? `was skipped: it ${result.skipped}` : `failed: ${result.error}\n${result.traceback ?? ''}`;
+    throw new Error(`tinker ${version}: scenario ${name} ${why}\nThe SDK's log is ${sdkLog(version)}`);
+  }
+  return result;
+}
+
+const uppercaseShare = (replies: Reply[]) => replies.filter(({ reply }) => isUppercase(reply)).length / replies.length;
+
+describe.each(TINKER_VERSIONS)('the tinker %s SDK against a local server, real engine, toy model', (version) => {
+  it('creates a LoRA training client whose model id is the session, train and its sequence number', () => {
+    const made = scenario(version, 'provision') as { sdk_version: string; model_id: string; model_name: string; lora_rank: number; is_lora: boolean };
+    expect(made.sdk_version).toBe(version);
+    expect(made.model_id).toMatch(/^.+:train:0$/);
+    expect(made).toMatchObject({ model_name: BASE_MODEL, lora_rank: 8, is_lora: true });
+  });
+
+  it('runs a supervised loop, forward_backward and optim_step submitted together, whose summed loss falls', () => {
+    const loop = scenario(version, 'supervised_loop') as {
+      losses: number[];
+      trained_loss: number;
+      metric_keys: string[];
+      loss_fn_output_type: string;
+      logprobs: { shape: number[]; dtype: string; targets: number }[];
+      datums: number;
+    };
+    expect(loop.losses).toHaveLength(12);
+    const [first] = loop.losses;
+    // Summed over about 150 answer tokens, not averaged.
+    expect(first).toBeGreaterThan(100);
+    expect(loop.losses.at(-1)).toBeLessThan(first! / 4);
+    expect(loop.trained_loss).toBeLessThan(first! / 4);
+    expect(loop.metric_keys).toContain('loss:sum');
+    for (const key of loop.metric_keys) expect(key.split(':')).toHaveLength(2);
+    expect(loop.loss_fn_output_type).toBe('ArrayRecord');
+    expect(loop.logprobs).toHaveLength(loop.datums);
+    for (const { shape, dtype, targets } of loop.logprobs) {
+      expect(shape).toEqual([targets]);
+      expect(dtype).toBe('float32');
+    }
+  });
+
+  it('samples the trained behaviour from save_weights_and_get_sampling_client, and not from the base model', () => {
+    const trained = scenario(version, 'trained_sampler') as { replies: Reply[] };
+    const base = scenario(version, 'base_sampler') as { replies: Reply[] };
+    for (const { reply, stop_reason: stop, tokens, logprobs } of [...trained.replies, ...base.replies]) {
+      expect(reply.trim()).not.toBe('');
+      expect(stop).toBe('stop');
+      expect(logprobs).toBe(tokens);
+    }
+    expect(uppercaseShare(trained.replies), JSON.stringify(trained.replies)).toBeGreaterThanOrEqual(3 / 4);
+    expect(uppercaseShare(base.replies), JSON.stringify(base.replies)).toBe(0);
+  });
+
+  it('computes prompt log-probs that agree with the trainer, and the top-k of each prompt position', () => {
+    const scored = scenario(version, 'compute_logprobs') as {
+      tokens: number[];
+      trained: (number | null)[];
+      base: (number | null)[];
+      trainer: (number | null)[];
+      answer_positions: [number, number];
+      sampled_prompt_logprobs: (number | null)[];
+      topk_prompt_logprobs: ([number, number][] | null)[] | null;
+    };
+    const length = scored.tokens.length;
+    for (const logprobs of [scored.trained, scored.base, scored.trainer, scored.sampled_prompt_logprobs]) {
+      expect(logprobs).toHaveLength(length);
+      expect(logprobs[0]).toBeNull();
+    }
+    const [start, stop] = scored.answer_positions;
+    let trained = 0;
+    let base = 0;
+    for (let position = 1; position < length; position++) {
+      expect(Math.abs(scored.trained[position]! - scored.trainer[position]!), `position ${position}`).toBeLessThan(0.02);
+      expect(Math.abs(scored.sampled_prompt_logprobs[position]! - scored.trained[position]!), `position ${position}`).toBeLessThan(1e-4);
+      if (position >= start && position < stop) {
+        trained += scored.trained[position]!;
+        base += scored.base[position]!;
+      }
+    }
+    // The answer in capitals: likely after training, unlikely before.
+    expect(trained).toBeGreaterThan(-5);
+    expect(base).toBeLessThan(trained - 10);
+    // Top 3 per position after the first, most likely first, the prompt's own token's log-prob
+    // never above the best one.
+    const topk = scored.topk_prompt_logprobs!;
+    expect(topk).toHaveLength(length);
+    expect(topk[0]).toBeNull();
+    for (let position = 1; position < length; position++) {
+      const row = topk[position]!;
+      expect(row, `position ${position}`).toHaveLength(3);
+      const logprobs = row.map(([, logprob]) => logprob);
+      expect(logprobs).toEqual([...logprobs].sort((a, b) => b - a));
+      expect(scored.trained[position]!).toBeLessThanOrEqual(logprobs[0]! + 1e-4);
+      const listed = row.find(([token]) => token === scored.tokens[position]);
+      if (listed) expect(Math.abs(listed[1] - scored.trained[position]!)).toBeLessThan(1e-4);
+    }
+  });
+
+  it('saves state and resumes it with create_training_client_from_state at the trained loss', () => {
+    const { model_id: modelId } = scenario(version, 'provision') as { model_id: string };
+    expect((scenario(version, 'save_state') as { path: string }).path).toBe(`tinker://${modelId}/weights/trained`);
+    const { first_loss: resumed, trained_loss: trainedLoss } = scenario(version, 'resume') as { first_loss: number; trained_loss: number };
+    expect(Math.abs(resumed - trainedLoss)).toBeLessThan(1e-2);
+  });
+
+  it('lists the run and its checkpoints with the REST client' + (version === '0.38.0' ? '' : ', and downloads the sampler archive'), () => {
+    const { model_id: modelId } = scenario(version, 'provision') as { model_id: string };
+    const rest = scenario(version, 'rest') as {
+      run_ids: string[];
+      run: Record<string, unknown>;
+      checkpoints: { checkpoint_id: string; checkpoint_type: string; tinker_path: string }[];
+      archive?: { checkpoint_id: string; files: string[] };
+    };
+    expect(rest.run_ids).toContain(modelId);
+    expect(rest.run).toEqual({ training_run_id: modelId, base_model: BASE_MODEL, is_lora: true, lora_rank: 8 });
+    expect(rest.checkpoints).toEqual(
+      expect.arrayContaining([{ checkpoint_id: 'weights/trained', checkpoint_type: 'training', tinker_path: `tinker://${modelId}/weights/trained` }]),
+    );
+    const sampler = rest.checkpoints.find(({ checkpoint_type: type }) => type === 'sampler');
+    expect(sampler?.checkpoint_id).toMatch(/^sampler_weights\/.+/);
+    expect(sampler?.tinker_path).toBe(`tinker://${modelId}/${sampler?.checkpoint_id}`);
+    if (version === '0.38.0') expect(rest.archive).toBeUndefined();
+    else expect(rest.archive?.files).toEqual(expect.arrayContaining(['adapter_config.json', 'adapter_model.safetensors']));
+  });
+
+  it('closes its session', () => {
+    expect(scenario(version, 'close')).toMatchObject({ closed: version === '0.38.0' });
+  });
+});
