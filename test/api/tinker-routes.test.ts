@@ -271,6 +271,23 @@ describe('checkpoints', () => {
     expect((await alice.call('weights_info', { tinker_path: 'tinker://nope' })).status).toBe(400);
   });
 
+  it('chats with a Tinker sampler checkpoint through /v1/chat/completions by its tinker:// path', async () => {
+    const { modelId, runId, trainer } = await createModel();
+    await save(alice, trainer, 'save_weights_for_sampler', { model_id: modelId, path: 'final', seq_id: 1 });
+    const tinkerPath = `tinker://${modelId}/sampler_weights/final`;
+    const reply = api.request('POST', '/v1/chat/completions', { key: aliceKey, body: { model: tinkerPath, messages: [{ role: 'user', content: 'shout this' }] } });
+    const sampler = await FakeSampler.started(api);
+    const request = await sampler.take();
+    expect(request.model).toEqual({
+      base_model: MODEL,
+      adapters: [{ model_name: `bt://loops:${runId}/sampler_weights/final`, uri: expect.stringMatching(/\/checkpoints\/sampler\/final\/$/), version: expect.any(String) }],
+    });
+    await sampler.answer(request);
+    const response = await reply;
+    expect(response.status, response.text).toBe(200);
+    expect(response.body).toMatchObject({ model: tinkerPath, choices: [{ message: { content: 'shout this' } }] });
+  });
+
   it('makes an ephemeral checkpoint with its sampling session for an unnamed save, once however often it is retrieved', async () => {
     const { modelId, sessionId, trainer } = await createModel();
     const submitted = await alice.ok('save_weights_for_sampler', { model_id: modelId, seq_id: 1, sampling_session_seq_id: 0, kind: 'snapshot' });
