@@ -161,8 +161,10 @@ describe('training operations', () => {
 
   it('decodes a protobuf forward_backward (forward_only makes it a forward) and the ≤ 0.24 /forward route', async () => {
     const { modelId, trainer } = await createModel();
-    const tokens = new Uint8Array(Int32Array.from([91, 91, 91]).buffer);
-    const tensor = (values: number[], dtype: number, array: Float32Array | BigInt64Array) => ({ encoding: { case: 'dense' as const, value: new Uint8Array(array.buffer) }, dtype, shape: [BigInt(values.length)] });
+    // Token 91 is `[` in every int32: a body of them is binary data, not JSON nested 40 deep.
+    const ids = Array.from({ length: 40 }, () => 91);
+    const tokens = new Uint8Array(Int32Array.from(ids).buffer);
+    const tensor = (dtype: number, array: Float32Array | BigInt64Array) => ({ encoding: { case: 'dense' as const, value: new Uint8Array(array.buffer) }, dtype, shape: [BigInt(array.length)] });
     const message = create(ForwardBackwardRequestSchema, {
       modelId,
       seqId: 1,
@@ -171,7 +173,7 @@ describe('training operations', () => {
       data: [
         {
           modelInput: [{ chunk: { case: 'encodedText', value: { tokens } } }],
-          lossFnInputs: { target_tokens: tensor([91, 91, 91], 2, BigInt64Array.from([91n, 91n, 91n])), weights: tensor([1, 1, 1], 1, Float32Array.from([1, 1, 1])) },
+          lossFnInputs: { target_tokens: tensor(2, BigInt64Array.from(ids, BigInt)), weights: tensor(1, Float32Array.from(ids, () => 1)) },
         },
       ],
     });
@@ -182,7 +184,7 @@ describe('training operations', () => {
     });
     expect(response.status, await response.clone().text()).toBe(200);
     const forward = await trainer.take();
-    expect(forward.operation).toMatchObject({ kind: 'forward', backward: false, data: [{ tokens: [91, 91, 91] }] });
+    expect(forward.operation).toMatchObject({ kind: 'forward', backward: false, data: [{ tokens: ids }] });
 
     await alice.ok('forward', { forward_input: { data: [DATUM], loss_fn: 'cross_entropy' }, model_id: modelId, seq_id: 2 });
     await trainer.post(forward.id, { status: 'done', result: FORWARD_RESULT });
@@ -297,6 +299,8 @@ describe('checkpoints', () => {
     const expected = { path: `tinker://${modelId}/sampler_weights/ephemeral_0`, sampling_session_id: `${sessionId}:sample:0`, type: 'save_weights_for_sampler' };
     expect((await alice.settled(submitted.request_id)).body).toEqual(expected);
     expect((await alice.settled(submitted.request_id)).body).toEqual(expected);
+    // Subject to the retention rule of checkpoints published per sampling client.
+    expect((await api.services.training.checkpoints.find({ userId: 'alice', isAdmin: false }, expected.path))?.ephemeral).toBe(true);
     expect((await api.services.training.samplers.list({ userId: 'alice', isAdmin: false })).length).toBe(1);
     expect(await alice.ok(`samplers/${sessionId}:sample:0`)).toEqual({ sampler_id: `${sessionId}:sample:0`, base_model: MODEL, model_path: expected.path });
   });

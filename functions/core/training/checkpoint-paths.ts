@@ -32,8 +32,11 @@ export interface CheckpointReference {
 /** What a save may be named: the characters of a file name, and not `.` or `..`. */
 const CHECKPOINT_NAME = /^[A-Za-z0-9._-]{1,128}$/;
 
-/** Published once per sampling client (`<name>-<uuid4 hex>`, loops-data-plane.md §11): subject to retention. */
-const EPHEMERAL_SUFFIX = /-[0-9a-f]{32}$/;
+/**
+ * Published once per sampling client, and subject to retention: Loops' `<name>-<uuid4 hex>`
+ * (loops-data-plane.md §11) and Tinker's unnamed `ephemeral_<n>` (loops-api.md §2.12).
+ */
+const EPHEMERAL_NAME = /-[0-9a-f]{32}$|^ephemeral_\d+$/;
 
 export function parseCheckpointPath(path: string): CheckpointReference | undefined {
   const scheme = path.startsWith('tinker://') ? 'tinker' : 'bt';
@@ -69,7 +72,7 @@ export function assertCheckpointName(name: string): void {
 }
 
 export function isEphemeralName(name: string): boolean {
-  return EPHEMERAL_SUFFIX.test(name);
+  return EPHEMERAL_NAME.test(name);
 }
 
 /** The blob prefix a checkpoint's files live under; a save overwrites it whole. */
