@@ -214,7 +214,9 @@ export class OperationQueue {
         ]);
       } catch (error) {
         if (!(error instanceof TransactionFailedError)) throw error;
-        // Another submit moved it, or took the queue number: read the run again.
+        // An entry whose operation is no longer parked would stop the run's order for good.
+        if (error.failedOps.includes(1) && (await this.get(runId, operationId))?.state !== 'parked') await this.store.delete(entry);
+        // Otherwise another submit moved it, or took the queue number: read the run again.
         continue;
       }
       this.wakeups.notify(runTopic(runId));
