@@ -76,6 +76,7 @@ export const keys = {
 
   /** Training (core/training): sessions, runs, samplers and checkpoints by id; the ids are base62, free of '#'. */
   trainingSession: (sessionId: string): Key => ({ pk: `TSESSION#${sessionId}`, sk: 'SESSION' }),
+  trainingSessionIndex: (userId: string) => ({ gsi1pk: `USER#${userId}#TSESSIONS` }),
   /** A run: its record, and the owner item of its trainer job (the current one and its summary). */
   trainingRun: (runId: string): Key => ({ pk: `TRUN#${runId}`, sk: 'RUN' }),
   trainingRunIndex: (userId: string) => ({ gsi1pk: `USER#${userId}#TRUNS` }),

@@ -102,6 +102,18 @@ describe('models', () => {
     expect((await api.services.training.runs.list({ userId: 'alice', isAdmin: false })).length).toBe(1);
   });
 
+  it('lists the caller’s sessions, newest first, and a session’s models and sampling sessions', async () => {
+    const { modelId, sessionId } = await createModel();
+    await alice.ok('create_sampling_session', { session_id: sessionId, sampling_session_seq_id: 0, base_model: MODEL });
+    const newer = await alice.createSession();
+    await new TinkerClient(api, await createUserKey(api.request, 'bob')).createSession();
+    expect(await alice.ok('sessions')).toEqual({ sessions: [newer, sessionId] });
+    expect(await alice.ok('sessions?limit=1&offset=1')).toEqual({ sessions: [sessionId] });
+    expect(await alice.ok(`sessions/${sessionId}`)).toEqual({ training_run_ids: [modelId], sampler_ids: [`${sessionId}:sample:0`] });
+    expect(await alice.ok(`sessions/${newer}`)).toEqual({ training_run_ids: [], sampler_ids: [] });
+    expect((await alice.call('sessions?limit=0')).status).toBe(400);
+  });
+
   it('answers bad create_model input with 400 and a sentence', async () => {
     const sessionId = await alice.createSession();
     const base = { session_id: sessionId, model_seq_id: 0, base_model: MODEL };

@@ -17,7 +17,15 @@ export class TrainingSessions {
     const createdAt = this.clock.now().toISOString();
     return createWithNewId(async (id) => {
       const session: TrainingSession = { id, userId: actor.userId, trainingProjectId: input.trainingProjectId, createdAt, finishedAt: null };
-      const item = { ...keys.trainingSession(id), id, user_id: actor.userId, training_project_id: input.trainingProjectId, created_at: createdAt };
+      const item = {
+        ...keys.trainingSession(id),
+        ...keys.trainingSessionIndex(actor.userId),
+        gsi1sk: `${createdAt}#${id}`,
+        id,
+        user_id: actor.userId,
+        training_project_id: input.trainingProjectId,
+        created_at: createdAt,
+      };
       return (await putIf(this.store, item, { exists: false })) ? session : undefined;
     });
   }
@@ -32,6 +40,12 @@ export class TrainingSessions {
       createdAt: item.created_at as string,
       finishedAt: (item.finished_at as string | undefined) ?? null,
     };
+  }
+
+  /** The caller's session ids, newest first. */
+  async listIds(actor: Actor): Promise<string[]> {
+    const { items } = await this.store.query({ pk: keys.trainingSessionIndex(actor.userId).gsi1pk, index: 'gsi1', descending: true });
+    return items.map((item) => item.id as string);
   }
 
   /** Marks the session finished (the first time only); its runs and samplers stay as they are. */

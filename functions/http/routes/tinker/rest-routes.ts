@@ -1,5 +1,5 @@
 /**
- * The Tinker REST client's routes (loops-api.md §2.6): training runs and their checkpoints — the
+ * The Tinker REST client's routes (loops-api.md §2.6): sessions, training runs and their checkpoints — the
  * same runs and checkpoints the Loops API lists — a checkpoint's archive (302 to a signed URL of
  * one tarball) and deletion. A `checkpoint_id` holds a slash (`weights/<name>`), so it is routed
  * as two segments.
@@ -13,7 +13,7 @@ import { TrainingRunsQuery } from '#schemas/tinker.ts';
 import type { AppEnv } from '../../env.ts';
 import type { App } from '../../openapi.ts';
 import { API } from './requests.ts';
-import { checkpointView, modelIdOf, runOfModel, trainingRunView } from './views.ts';
+import { checkpointView, modelIdOf, runOfModel, samplingSessionIdOf, trainingRunView } from './views.ts';
 
 const CHECKPOINT = `${API}/training_runs/:modelId/checkpoints/:directory/:name`;
 
@@ -35,6 +35,20 @@ export function restRoutes(app: App, services: Services): void {
     if (!checkpoint) throw new NotFoundError(`Checkpoint ${directory}/${name} of model '${modelId}' not found; list them with GET /api/v1/training_runs/${modelId}/checkpoints.`);
     return checkpoint;
   };
+
+  app.get(`${API}/sessions`, async (c) => {
+    const { limit, offset } = pageOf(c);
+    const ids = await training.sessions.listIds(actorOf(c));
+    return c.json({ sessions: ids.slice(offset, offset + limit) });
+  });
+
+  /** The models and sampling sessions made in the session. */
+  app.get(`${API}/sessions/:sessionId`, async (c) => {
+    const session = await training.sessions.get(actorOf(c), c.req.param('sessionId'));
+    const runs = (await training.runs.list(actorOf(c))).filter((run) => run.sessionId === session.id);
+    const samplers = (await training.samplers.list(actorOf(c))).filter((sampler) => sampler.sessionId === session.id);
+    return c.json({ training_run_ids: runs.map(modelIdOf), sampler_ids: samplers.map(samplingSessionIdOf) });
+  });
 
   app.get(`${API}/training_runs`, async (c) => {
     const { limit, offset } = pageOf(c);
