@@ -25,7 +25,8 @@ const BASE_MODEL = 'bakehouse/toy-instruct';
 // The tokenizer is the toy model's own, read from the model cache the engine builds it in.
 const TOY_MODEL_DIR = join(process.env.BAKEHOUSE_MODEL_CACHE || join(homedir(), '.cache', 'bakehouse', 'models'), BASE_MODEL);
 const KEY = 'loops-sdk-admin-key';
-const SCENARIOS_TIMEOUT_MS = 240_000;
+// About 1.5 minutes on two idle cores; much more when the whole suite shares them.
+const SCENARIOS_TIMEOUT_MS = 420_000;
 
 type Result = Record<string, unknown> & { ok: boolean; error?: string; traceback?: string; skipped?: string };
 interface Reply {
