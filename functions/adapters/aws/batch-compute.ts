@@ -1,6 +1,8 @@
 /**
  * BatchCompute: the Compute port on AWS Batch. Stim jobs (LLM calls, no GPU) run on the CPU job
- * queue; rollouts, bakes and samplers on the GPU queue. Each job is named `bakehouse-<kind>-<jobId>` and
+ * queue; rollouts, samplers and trainers on the GPU queue; bakes on the GPU lane their estimated
+ * memory fits (functions/core/jobs/bake-lanes.ts), as a multi-node parallel job when they need
+ * more than one of its nodes. Each job is named `bakehouse-<kind>-<jobId>` and
  * tagged `bakehouse:job-id`, so that a state-change event names our job without a lookup
  * (`computeEventFromBatch`, used by the job-events Lambda behind an EventBridge rule).
  *
@@ -10,6 +12,8 @@
 import { DescribeJobsCommand, SubmitJobCommand, TerminateJobCommand, type BatchClient, type JobDetail } from '@aws-sdk/client-batch';
 import type { Compute, ComputeEvent, ComputeFailure, ComputeJob, ComputeState, ComputeStatus } from '#ports/compute.ts';
 import type { JobKind } from '#schemas/job-spec.ts';
+import { estimateBakeMemory } from '#core/jobs/bake-memory.ts';
+import { chooseBakeLane } from '#core/jobs/bake-lanes.ts';
 
 export const JOB_ID_TAG = 'bakehouse:job-id';
 const JOB_NAME = /^bakehouse-(stim|rollout|bake|sampler)-(\d+)$/;
@@ -21,6 +25,23 @@ export interface BatchComputeOptions {
   client: BatchClient;
   queues: { gpu: string; cpu: string };
   definitions: { gpu: string; cpu: string };
+  /**
+   * The GPU lanes bakes may run on, the default GPU queue first (its single-GPU environment).
+   * Omitted: every bake goes to the GPU queue.
+   */
+  gpuLanes?: BatchGpuLane[];
+}
+
+/** A GPU lane as the dispatcher submits to it (lib/constructs/gpu-lane.ts). */
+export interface BatchGpuLane {
+  name: string;
+  queue: string;
+  definition: string;
+  /** For lanes whose bakes may span nodes (maxNodes > 1). */
+  multiNodeDefinition?: string;
+  gpusPerNode: number;
+  gpuMemoryGiB: number;
+  maxNodes: number;
 }
 
 const HARDWARE: Record<JobKind, 'gpu' | 'cpu'> = { stim: 'cpu', rollout: 'gpu', bake: 'gpu', sampler: 'gpu', trainer: 'gpu' };
@@ -29,28 +50,45 @@ export class BatchCompute implements Compute {
   private readonly client: BatchClient;
   private readonly queues: BatchComputeOptions['queues'];
   private readonly definitions: BatchComputeOptions['definitions'];
+  private readonly gpuLanes: BatchGpuLane[];
 
-  constructor({ client, queues, definitions }: BatchComputeOptions) {
+  constructor({ client, queues, definitions, gpuLanes }: BatchComputeOptions) {
     this.client = client;
     this.queues = queues;
     this.definitions = definitions;
+    this.gpuLanes = gpuLanes ?? [];
   }
 
   async submit(job: ComputeJob): Promise<string> {
     const hardware = HARDWARE[job.kind];
     if (!hardware) throw new TypeError(`Unknown job kind: ${String(job.kind)}`);
+    const command = ['run', job.specUri];
+    const common = { jobName: batchJobName(job.kind, job.jobId), tags: { [JOB_ID_TAG]: String(job.jobId) }, propagateTags: true };
+    const placement = this.bakePlacement(job);
     const { jobId } = await this.client.send(
-      new SubmitJobCommand({
-        jobName: batchJobName(job.kind, job.jobId),
-        jobQueue: this.queues[hardware],
-        jobDefinition: this.definitions[hardware],
-        containerOverrides: { command: ['run', job.specUri] },
-        tags: { [JOB_ID_TAG]: String(job.jobId) },
-        propagateTags: true,
-      }),
+      new SubmitJobCommand(
+        !placement
+          ? { ...common, jobQueue: this.queues[hardware], jobDefinition: this.definitions[hardware], containerOverrides: { command } }
+          : placement.nodes === 1
+            ? { ...common, jobQueue: placement.lane.queue, jobDefinition: placement.lane.definition, containerOverrides: { command } }
+            : {
+                ...common,
+                jobQueue: placement.lane.queue,
+                jobDefinition: placement.lane.multiNodeDefinition,
+                // Every node runs the engine on the same spec; torchrun ranks them from Batch's node variables.
+                nodeOverrides: { numNodes: placement.nodes, nodePropertyOverrides: [{ targetNodes: '0:', containerOverrides: { command } }] },
+              },
+      ),
     );
     if (!jobId) throw new Error(`AWS Batch accepted job ${job.jobId} but returned no job id`);
     return jobId;
+  }
+
+  /** Where a bake goes when lanes are configured; undefined for other jobs and without lanes. */
+  private bakePlacement(job: ComputeJob) {
+    if (job.spec.kind !== 'bake' || this.gpuLanes.length === 0) return undefined;
+    const { bake } = job.spec;
+    return chooseBakeLane(estimateBakeMemory(bake.model.base_model, bake.config), this.gpuLanes);
   }
 
   async describe(externalId: string): Promise<ComputeStatus> {
