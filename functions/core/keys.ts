@@ -88,6 +88,11 @@ export const keys = {
   /** Operations that carry the client's own sequence number and wait for a predecessor before they enter the queue. */
   trainingParkedEntry: (runId: string, clientSeq: number): Key => ({ pk: `TRUN#${runId}`, sk: `PARKED#${String(clientSeq).padStart(12, '0')}` }),
   trainingParked: (runId: string) => ({ pk: `TRUN#${runId}`, skPrefix: 'PARKED#' }),
+  /** One row per optimizer step of a run, in the order its optim_step operations were accepted (`seq`). */
+  trainingStepMetric: (runId: string, seq: number): Key => ({ pk: `TRUN#${runId}`, sk: `METRIC#${String(seq).padStart(12, '0')}` }),
+  trainingStepMetrics: (runId: string) => ({ pk: `TRUN#${runId}`, skPrefix: 'METRIC#' }),
+  /** The forward_backward losses and tokens a run accumulated since its last optimizer step. */
+  trainingPendingLoss: (runId: string): Key => ({ pk: `TRUN#${runId}`, sk: 'PENDINGLOSS' }),
   /** A front's own name for a run or a sampler (Tinker's `model_id`, `sampling_session_id`), unique across users. */
   trainingRunAlias: (alias: string): Key => ({ pk: `TRUNALIAS#${alias}`, sk: 'RUN' }),
   trainingSamplerAlias: (alias: string): Key => ({ pk: `TSAMPLERALIAS#${alias}`, sk: 'SAMPLER' }),

@@ -368,3 +368,28 @@ export const SampleRequest = z.looseObject({
   lora: optional(z.string()),
 });
 export type SampleRequest = z.infer<typeof SampleRequest>;
+
+// ── Loss per step (Bakehouse's own) ───────────────────────────────────────────────────────────
+
+export const RunMetricsQuery = z.object({
+  page_size: z.coerce.number().int().min(1).max(1000).default(1000),
+  page_token: z.string().min(1).optional().meta({ description: 'The next_page_token of the previous page; none for the first' }),
+});
+
+export const RunStepMetric = z
+  .object({
+    step: z.number().int().meta({ description: 'Optimizer steps taken, this one included (init and load reset it)' }),
+    loss: z.number().nullable().meta({ description: 'Token-weighted mean loss of the forward_backward calls since the previous step; null when they counted no token' }),
+    learning_rate: z.number(),
+    grad_norm: z.number().meta({ description: 'Before clipping' }),
+    tokens: z.number().int().meta({ description: 'Active tokens of those forward_backward calls' }),
+    time: Timestamp.meta({ description: 'When the step’s result arrived' }),
+  })
+  .meta({ id: 'LoopsRunStepMetric' });
+
+export const RunMetricsResponse = z
+  .object({
+    metrics: z.array(RunStepMetric).meta({ description: 'In the order the steps ran' }),
+    next_page_token: z.string().nullable().meta({ description: 'Pass as page_token for the next page; null at the end' }),
+  })
+  .meta({ id: 'LoopsRunMetrics' });

@@ -114,8 +114,8 @@ export class TrainingOperations {
       const checkpoint = await this.loadable(actor, run, submitted.path);
       return { operation: { kind: 'load', uri: this.blobs.uriFor(checkpointPrefix(checkpoint)), with_optimizer: submitted.withOptimizer }, attributes: {} };
     }
-    // The result of a forward is shaped by its normalization when it is polled.
-    return { operation: submitted, attributes: submitted.kind === 'forward' ? { normalization: submitted.normalization } : {} };
+    // The result of a forward is shaped by its normalization when it is polled; a backward one counts toward the step's loss.
+    return { operation: submitted, attributes: submitted.kind === 'forward' ? { normalization: submitted.normalization, backward: submitted.backward } : {} };
   }
 
   /** A `weights` checkpoint the caller can read, saved from the run's base model at its rank. */

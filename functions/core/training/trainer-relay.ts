@@ -12,6 +12,7 @@ import type { CheckpointAddress } from './checkpoint-paths.ts';
 import type { TrainingCheckpoints } from './checkpoints.ts';
 import type { CheckpointTarget } from './model.ts';
 import type { OperationQueue, Outcome } from './operation-queue.ts';
+import type { RunMetrics } from './run-metrics.ts';
 import { runKey, trainerJobOf } from './run-records.ts';
 import { TrainerRetiredError, type TrainerPool } from './trainer-pool.ts';
 import { checkpointSavedEvent, eventOutboxOp, runEvent } from './training-events.ts';
@@ -30,7 +31,8 @@ export interface TrainerNext {
 /**
  * The trainer side of the relay (functions/schemas/trainer.ts) and the run's reactions to its
  * trainer's end. A trainer says when it is ready, long-polls for operations in order and posts
- * each result; a save's result becomes a checkpoint record before the operation is answered.
+ * each result; a save's result becomes a checkpoint record before the operation is answered, and
+ * a forward_backward's or optim_step's adds to the run's loss per step in the same write.
  * When its job ends, a failure fails the run and everything it had not answered; an idle exit
  * scales the run to zero, and a new trainer starts at once if operations arrived meanwhile.
  */
@@ -42,6 +44,7 @@ export class TrainerRelay {
     private readonly checkpoints: TrainingCheckpoints,
     private readonly pool: TrainerPool,
     private readonly outbox: EventOutbox,
+    private readonly metrics: RunMetrics,
   ) {}
 
   /** The trainer loaded its model (and any autosaved state): the run is ready. */
@@ -97,7 +100,7 @@ export class TrainerRelay {
       return;
     }
     if (item.kind !== 'save') {
-      await this.finish(job, runId, operationId, { status: 'done', result: posted.result });
+      await this.finish(job, runId, operationId, { status: 'done', result: posted.result }, await this.metrics.recordWith(item, posted.result));
       return;
     }
     const result = TrainerResults.save.safeParse(posted.result);

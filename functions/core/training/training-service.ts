@@ -20,6 +20,7 @@ import { TrainingCheckpoints, type CheckpointSettings } from './checkpoints.ts';
 import type { TrainingCheckpoint, TrainingSampler } from './model.ts';
 import { OperationQueue } from './operation-queue.ts';
 import { TrainingOperations } from './operations.ts';
+import { RunMetrics } from './run-metrics.ts';
 import { runKey, runModelSpec } from './run-records.ts';
 import { TrainingRuns } from './runs.ts';
 import { TrainingSamplers } from './samplers.ts';
@@ -72,6 +73,8 @@ export class TrainingService {
   /** The engine side: relay tokens and trainer jobs. */
   readonly trainers: TrainerPool;
   readonly relay: TrainerRelay;
+  /** The runs' loss per optimizer step. */
+  readonly metrics: RunMetrics;
   private readonly store: Store;
   private readonly blobs: Blobs;
 
@@ -82,7 +85,8 @@ export class TrainingService {
     this.sessions = new TrainingSessions(store, clock);
     this.checkpoints = new TrainingCheckpoints(store, blobs, clock, settings);
     this.trainers = new TrainerPool(store, blobs, records, pipeline);
-    this.relay = new TrainerRelay(store, clock, queue, this.checkpoints, this.trainers, outbox);
+    this.metrics = new RunMetrics(store, clock);
+    this.relay = new TrainerRelay(store, clock, queue, this.checkpoints, this.trainers, outbox, this.metrics);
     this.runs = new TrainingRuns(store, clock, models, chain, this.sessions, this.checkpoints, this.trainers, pipeline, queue, this.relay, outbox);
     this.operations = new TrainingOperations(blobs, this.runs, this.checkpoints, queue, this.trainers, this.relay);
     this.samplers = new TrainingSamplers(store, clock, this.sessions, this.runs, this.checkpoints);

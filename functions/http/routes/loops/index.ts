@@ -11,6 +11,7 @@ import { controlPlaneRoutes } from './control-plane.ts';
 import { DATA_PLANE_PREFIX } from './errors.ts';
 import { legacyRoutes } from './legacy.ts';
 import type { LoopsRouteOptions } from './options.ts';
+import { runMetricsRoutes } from './run-metrics.ts';
 import { samplerPlaneRoutes } from './sampler-plane.ts';
 import { trainerPlaneRoutes } from './trainer-plane.ts';
 
@@ -28,6 +29,7 @@ export function loopsRoutes(app: App, services: Services, options: LoopsRouteOpt
   app.use(`${DATA_PLANE_PREFIX}*`, authenticate(services.apiKeys));
   controlPlaneRoutes(app, services, options);
   legacyRoutes(app, services, options);
+  runMetricsRoutes(app, services);
   trainerPlaneRoutes(app, services, options);
   samplerPlaneRoutes(app, services, options);
 }
