@@ -127,6 +127,22 @@ export interface LoopsRun {
   status: { name: string };
 }
 
+/** A row of `GET /v1/loops/runs/{run_id}/metrics`: one optimizer step. */
+export interface RunStepMetric {
+  step: number;
+  loss: number | null;
+  learning_rate: number;
+  grad_norm: number;
+  tokens: number;
+  time: string;
+}
+
+export interface CheckpointFile {
+  url: string;
+  relative_file_name: string;
+  size_bytes: number;
+}
+
 export interface LoopsCheckpoint {
   id: string;
   checkpoint_id: string;

@@ -10,19 +10,19 @@ function columns(rows: MetricsRow[]): uPlot.AlignedData {
   return [rows.map((row) => row.iter), rows.map((row) => (row.loss > 0 ? row.loss : null)), rows.map((row) => row.lr ?? null)];
 }
 
-function options(title: string, width: number): uPlot.Options {
+function options(title: string, unit: string, width: number): uPlot.Options {
   return {
     title,
     width,
     height: HEIGHT,
     scales: { x: { time: false }, loss: { distr: 3 }, lr: {} },
     axes: [
-      { label: 'iteration' },
+      { label: unit },
       { scale: 'loss', label: 'loss (log scale)' },
       { scale: 'lr', label: 'learning rate', side: 1, grid: { show: false }, values: (_chart, ticks) => ticks.map((tick) => tick.toExponential(1)), size: 70 },
     ],
     series: [
-      { label: 'iteration' },
+      { label: unit },
       { label: 'loss', scale: 'loss', stroke: '#1d4ed8', width: 2, points: { show: true, size: 5 } },
       { label: 'learning rate', scale: 'lr', stroke: '#b45309', width: 1.5, dash: [6, 4] },
     ],
@@ -30,16 +30,17 @@ function options(title: string, width: number): uPlot.Options {
 }
 
 /**
- * The loss per iteration on a log axis with the learning rate on a second axis (uPlot, on a
- * canvas); new rows are drawn in place as a running bake logs them.
+ * The loss per iteration (a bake's) or per `unit` (a training run's optimizer steps) on a log
+ * axis with the learning rate on a second axis (uPlot, on a canvas); new rows are drawn in place
+ * as they are logged.
  */
-export function LossChart({ title, rows }: { title: string; rows: MetricsRow[] }) {
+export function LossChart({ title, rows, unit = 'iteration' }: { title: string; rows: MetricsRow[]; unit?: string }) {
   const holder = useRef<HTMLDivElement>(null);
   const chart = useRef<uPlot | null>(null);
 
   useEffect(() => {
     const element = holder.current!;
-    chart.current = new uPlot(options(title, element.clientWidth || 600), columns(rows), element);
+    chart.current = new uPlot(options(title, unit, element.clientWidth || 600), columns(rows), element);
     const resize = new ResizeObserver(() => chart.current?.setSize({ width: element.clientWidth, height: HEIGHT }));
     resize.observe(element);
     return () => {
@@ -47,7 +48,7 @@ export function LossChart({ title, rows }: { title: string; rows: MetricsRow[] }
       chart.current?.destroy();
       chart.current = null;
     };
-  }, [title]);
+  }, [title, unit]);
 
   useEffect(() => {
     chart.current?.setData(columns(rows));
@@ -57,7 +58,7 @@ export function LossChart({ title, rows }: { title: string; rows: MetricsRow[] }
   const last = rows.at(-1);
   const summary =
     first && last
-      ? `Loss chart: ${rows.length} iterations, loss ${first.loss.toPrecision(3)} at iteration ${first.iter} to ${last.loss.toPrecision(3)} at iteration ${last.iter}`
-      : 'Loss chart: no iterations logged yet';
+      ? `Loss chart: ${rows.length} ${unit}s, loss ${first.loss.toPrecision(3)} at ${unit} ${first.iter} to ${last.loss.toPrecision(3)} at ${unit} ${last.iter}`
+      : `Loss chart: no ${unit}s logged yet`;
   return <figure class="chart" ref={holder} role="img" aria-label={summary} data-points={rows.length} />;
 }
