@@ -121,7 +121,7 @@ describe.each(TINKER_VERSIONS)('the tinker %s SDK against a local server, real e
       logprobs: { shape: number[]; dtype: string; targets: number }[];
       datums: number;
     };
-    expect(loop.losses).toHaveLength(12);
+    expect(loop.losses).toHaveLength(8);
     const [first] = loop.losses;
     // Summed over about 150 answer tokens, not averaged.
     expect(first).toBeGreaterThan(100);

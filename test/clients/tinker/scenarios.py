@@ -42,7 +42,7 @@ from transformers import AutoTokenizer
 SDK_VERSION = importlib.metadata.version("tinker")
 BASE_MODEL = "bakehouse/toy-instruct"
 LORA_RANK = 8
-STEPS = 12
+STEPS = 8
 LEARNING_RATE = 5e-3
 MAX_TOKENS = 40
 # A bound on each wait, so a server that never answers fails the scenario instead of holding it.
