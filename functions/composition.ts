@@ -78,6 +78,41 @@ const datasetUriPrefixes = z
   });
 
 /**
+ * The GPU lanes bakes may run on (`BATCH_GPU_LANES`, JSON set by lib/tenant-stack.ts when the
+ * tenant configures `gpuLanes`), the default GPU queue first. Unset: every bake goes to the GPU queue.
+ */
+const gpuLanes = z
+  .string()
+  .optional()
+  .transform((value, ctx) => {
+    if (!value) return undefined;
+    try {
+      return JSON.parse(value) as unknown;
+    } catch {
+      ctx.addIssue({ code: 'custom', message: 'BATCH_GPU_LANES must be JSON' });
+      return z.NEVER;
+    }
+  })
+  .pipe(
+    z
+      .array(
+        z
+          .object({
+            name: z.string().min(1),
+            queue: z.string().min(1),
+            definition: z.string().min(1),
+            multiNodeDefinition: z.string().min(1).optional(),
+            gpusPerNode: z.int().min(1),
+            gpuMemoryGiB: z.number().positive(),
+            maxNodes: z.int().min(1),
+          })
+          .refine((lane) => lane.maxNodes === 1 || lane.multiNodeDefinition, 'a lane of several nodes needs its multiNodeDefinition'),
+      )
+      .min(1)
+      .optional(),
+  );
+
+/**
  * `BAKEHOUSE_WEBHOOK_ALLOW_PRIVATE=1` lets webhooks reach private, link-local and metadata
  * addresses (functions/core/webhooks/ssrf.ts); `BAKEHOUSE_WEBHOOK_ALLOW_HTTP=1` lets them use plain
  * http on AWS. Both are off unless the operator turns them on.
@@ -112,6 +147,7 @@ export const AwsConfig = z.object({
     cpuQueue: z.string().min(1),
     gpuJobDefinition: z.string().min(1),
     cpuJobDefinition: z.string().min(1),
+    gpuLanes,
   }),
   baseModels: modelList,
   defaultBaseModel: defaultBaseModel.default(SPEC_DEFAULT_BASE_MODEL),
@@ -136,6 +172,7 @@ export function awsConfigFromEnv(env: NodeJS.ProcessEnv): AwsConfig {
       cpuQueue: env.BATCH_CPU_QUEUE ?? '',
       gpuJobDefinition: env.BATCH_GPU_JOB_DEFINITION ?? '',
       cpuJobDefinition: env.BATCH_CPU_JOB_DEFINITION ?? '',
+      gpuLanes: env.BATCH_GPU_LANES || undefined,
     },
     baseModels: env.BAKEHOUSE_BASE_MODELS,
     defaultBaseModel: env.BAKEHOUSE_DEFAULT_BASE_MODEL || undefined,
@@ -173,6 +210,7 @@ export function composeAws(input: AwsConfig): Runtime {
       client: new BatchClient({}),
       queues: { gpu: config.batch.gpuQueue, cpu: config.batch.cpuQueue },
       definitions: { gpu: config.batch.gpuJobDefinition, cpu: config.batch.cpuJobDefinition },
+      ...(config.batch.gpuLanes ? { gpuLanes: config.batch.gpuLanes } : {}),
     }),
     clock: systemClock,
     catalog: { baseModels: config.baseModels, defaultBaseModel: config.defaultBaseModel },

@@ -9,6 +9,42 @@ import { DEFAULT_BASE_MODELS, SPEC_DEFAULT_BASE_MODEL } from '../functions/core/
 /** CloudWatch Logs accepts only these retention periods (days). */
 const LOG_RETENTION_DAYS = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653] as const;
 
+const InstanceTypes = z
+  .array(z.string().regex(/^[a-z][a-z0-9-]*\.[a-z0-9]+$/, 'must be an EC2 instance type such as g6e.xlarge'))
+  .min(1, 'must name at least one instance type');
+const PositiveInt = z.int('must be a positive integer').positive('must be a positive integer');
+/** Memory of one GPU, in GiB: what the bake memory estimate (functions/core/bakes/bake-memory.ts) is compared with. */
+const GpuMemoryGiB = z.number('must be a number of GiB').positive('must be a positive number of GiB');
+
+/**
+ * A lane for bakes that outgrow the default GPU environment: its own compute environment and job
+ * queue (lib/constructs/gpu-lane.ts) with every GPU of an instance given to one job, and, when
+ * `maxNodes` > 1, AWS Batch multi-node parallel jobs across instances in a cluster placement group.
+ * The dispatcher sends each bake to the smallest lane its estimated memory fits.
+ */
+const GpuLane = z
+  .strictObject({
+    /** Names the lane's resources; unique among lanes. */
+    name: z.string().regex(/^[a-z][a-z0-9]{0,15}$/, 'must be 1-16 lowercase letters or digits, starting with a letter'),
+    /** EC2 instance types Batch may launch, all with `gpusPerNode` GPUs of `gpuMemoryGiB` each. */
+    instanceTypes: InstanceTypes,
+    gpusPerNode: z.int('must be a whole number of GPUs').min(1, 'must be at least 1').max(16, 'must be at most 16'),
+    gpuMemoryGiB: GpuMemoryGiB,
+    /** Nodes one bake may span: above 1, bakes that need them run as multi-node parallel jobs. */
+    maxNodes: z.int('must be a whole number of nodes').min(1, 'must be at least 1').max(64, 'must be at most 64').default(1),
+    /** Caps the environment, and so the bill: vCPUs across all running instances. */
+    maxVcpus: PositiveInt,
+    spot: z.boolean().default(false),
+    /** What one job reserves on each node, besides all its GPUs: at most what the instance type offers. */
+    jobVcpus: PositiveInt,
+    jobMemoryMiB: z.int('must be a whole number of MiB').min(1024, 'must be at least 1024 MiB'),
+  })
+  .refine((lane) => lane.jobVcpus * lane.maxNodes <= lane.maxVcpus, {
+    message: 'jobVcpus × maxNodes must not exceed maxVcpus (a bake on maxNodes nodes must fit the environment)',
+    path: ['maxVcpus'],
+  });
+export type GpuLaneConfig = z.output<typeof GpuLane>;
+
 const DnsName = z.string().regex(/^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/, 'must be a lowercase DNS name');
 const AcmCertificateArn = z
   .string()
@@ -57,9 +93,12 @@ export const TenantConfig = z.strictObject({
   gpu: z
     .strictObject({
       /** EC2 instance types Batch may launch; ECS_AL2023_NVIDIA AMIs do not support p3 or g3. */
-      instanceTypes: z
-        .array(z.string().regex(/^[a-z][a-z0-9-]*\.[a-z0-9]+$/, 'must be an EC2 instance type such as g6e.xlarge'))
-        .min(1, 'must name at least one instance type'),
+      instanceTypes: InstanceTypes,
+      /**
+       * Memory of the one GPU a job gets here. Default 24 (g5's A10G), the smallest of the common
+       * types: a bake estimated to need more goes to a larger `gpuLanes` entry when there is one.
+       */
+      gpuMemoryGiB: GpuMemoryGiB.default(24),
       /** Caps the environment, and so the bill: vCPUs across all running instances. */
       maxVcpus: z.int('must be a positive integer').positive('must be a positive integer'),
       /** Spot capacity (reclaimed jobs are retried) instead of on-demand. */
@@ -73,6 +112,18 @@ export const TenantConfig = z.strictObject({
       jobMemoryMiB: z.int('must be a whole number of MiB').min(1024, 'must be at least 1024 MiB').default(14_336),
     })
     .refine((gpu) => gpu.jobVcpus <= gpu.maxVcpus, { message: 'must not exceed maxVcpus (one job runs on one instance)', path: ['jobVcpus'] }),
+  /** Larger GPU lanes for bakes (multi-GPU instances, multi-node jobs); none by default. */
+  gpuLanes: z
+    .array(GpuLane)
+    .max(8, 'must list at most 8 lanes')
+    .superRefine((lanes, ctx) => {
+      const seen = new Set<string>();
+      lanes.forEach((lane, index) => {
+        if (seen.has(lane.name)) ctx.addIssue({ code: 'custom', path: [index, 'name'], message: `duplicates lane '${lane.name}'` });
+        seen.add(lane.name);
+      });
+    })
+    .default([]),
   /** The CPU (Fargate) compute environment: stim jobs, which call LLM APIs and need no GPU. */
   cpu: z
     .strictObject({

@@ -74,6 +74,7 @@ export class TenantStack extends Stack {
     this.engine = new EngineBatch(this, 'Engine', {
       network: this.network,
       gpu: tenant.gpu,
+      gpuLanes: tenant.gpuLanes,
       cpuMaxVcpus: tenant.cpu.maxVcpus,
       secrets: this.engineSecrets,
       logRetention,
@@ -91,6 +92,7 @@ export class TenantStack extends Stack {
       BATCH_CPU_QUEUE: this.engine.cpu.jobQueue.jobQueueArn,
       BATCH_GPU_JOB_DEFINITION: this.engine.gpu.jobDefinition.jobDefinitionArn,
       BATCH_CPU_JOB_DEFINITION: this.engine.cpu.jobDefinition.jobDefinitionArn,
+      ...(tenant.gpuLanes.length > 0 ? { BATCH_GPU_LANES: this.gpuLanesSetting(tenant) } : {}),
       ...(tenant.baseModels ? { BAKEHOUSE_BASE_MODELS: tenant.baseModels.join(',') } : {}),
       ...(tenant.defaultBaseModel ? { BAKEHOUSE_DEFAULT_BASE_MODEL: tenant.defaultBaseModel } : {}),
       ...(tenant.samplerIdleMinutes ? { BAKEHOUSE_SAMPLER_IDLE_SECONDS: String(tenant.samplerIdleMinutes * 60) } : {}),
@@ -229,6 +231,26 @@ export class TenantStack extends Stack {
     jobQueue.grantSendJobMessages(server);
     engine.grantTerminateJobs(server);
     webhookDelivery.grantSendDeliveryMessages(server);
+  }
+
+  /**
+   * `BATCH_GPU_LANES` (functions/composition.ts): the lanes bakes may be sent to, the default GPU
+   * queue (one GPU of `gpu.gpuMemoryGiB`) first.
+   */
+  private gpuLanesSetting(tenant: TenantConfig): string {
+    const { gpu, gpuLanes } = this.engine;
+    return this.toJsonString([
+      { name: 'default', queue: gpu.jobQueue.jobQueueArn, definition: gpu.jobDefinition.jobDefinitionArn, gpusPerNode: 1, gpuMemoryGiB: tenant.gpu.gpuMemoryGiB, maxNodes: 1 },
+      ...gpuLanes.map(({ settings, jobQueue, jobDefinition, multiNodeJobDefinition }) => ({
+        name: settings.name,
+        queue: jobQueue.jobQueueArn,
+        definition: jobDefinition.jobDefinitionArn,
+        ...(multiNodeJobDefinition ? { multiNodeDefinition: multiNodeJobDefinition.jobDefinitionArn } : {}),
+        gpusPerNode: settings.gpusPerNode,
+        gpuMemoryGiB: settings.gpuMemoryGiB,
+        maxNodes: settings.maxNodes,
+      })),
+    ]);
   }
 
   /** Each function gets the calls its code makes (functions/core/jobs/job-pipeline.ts), no more. */

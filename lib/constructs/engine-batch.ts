@@ -21,8 +21,10 @@ import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
 import { JOB_ID_TAG } from '../../functions/adapters/aws/batch-compute.ts';
+import type { GpuLaneConfig } from '../config.ts';
 import { acknowledgeWildcard } from './acknowledge.ts';
 import type { BatchNetwork } from './batch-network.ts';
+import { GpuLane } from './gpu-lane.ts';
 import { engineImage } from './engine-image.ts';
 import type { EngineSecrets } from './engine-secrets.ts';
 
@@ -41,6 +43,8 @@ export interface GpuCapacity {
 export interface EngineBatchProps {
   readonly network: BatchNetwork;
   readonly gpu: GpuCapacity;
+  /** Larger lanes for bakes (tenant `gpuLanes`). Default: none. */
+  readonly gpuLanes?: readonly GpuLaneConfig[];
   /** The most Fargate vCPUs stim jobs use at once. Default: 16. */
   readonly cpuMaxVcpus?: number;
   readonly secrets: EngineSecrets;
@@ -83,6 +87,8 @@ export class EngineBatch extends Construct {
   readonly logGroup: LogGroup;
   readonly gpu: EngineLane;
   readonly cpu: EngineLane;
+  /** The tenant's `gpuLanes`, in config order. */
+  readonly gpuLanes: GpuLane[];
 
   constructor(scope: Construct, id: string, props: EngineBatchProps) {
     super(scope, id);
@@ -97,11 +103,25 @@ export class EngineBatch extends Construct {
 
     this.gpu = this.gpuLane(props);
     this.cpu = this.cpuLane(props);
+    this.gpuLanes = (props.gpuLanes ?? []).map(
+      (settings) =>
+        new GpuLane(this, `GpuLane-${settings.name}`, {
+          network: props.network,
+          settings,
+          image: engineImage('engine/Dockerfile'),
+          jobRole: this.jobRole,
+          logGroup: this.logGroup,
+          secrets: props.secrets,
+          timeout: EngineBatch.GPU_JOB_TIMEOUT,
+          attempts: EngineBatch.ATTEMPTS,
+          rootVolumeGiB: EngineBatch.GPU_ROOT_VOLUME_GIB,
+        }),
+    );
   }
 
-  /** Both job queues: what the job-events rule listens to. */
+  /** Every job queue: what the job-events rule listens to. */
   get jobQueueArns(): string[] {
-    return [this.gpu.jobQueue.jobQueueArn, this.cpu.jobQueue.jobQueueArn];
+    return [this.gpu.jobQueue.jobQueueArn, this.cpu.jobQueue.jobQueueArn, ...this.gpuLanes.map((lane) => lane.jobQueue.jobQueueArn)];
   }
 
   /**
@@ -113,7 +133,12 @@ export class EngineBatch extends Construct {
     const submit = Grant.addToPrincipal({
       grantee,
       actions: ['batch:SubmitJob'],
-      resourceArns: [...this.jobQueueArns, this.gpu.jobDefinition.jobDefinitionArn, this.cpu.jobDefinition.jobDefinitionArn],
+      resourceArns: [
+        ...this.jobQueueArns,
+        this.gpu.jobDefinition.jobDefinitionArn,
+        this.cpu.jobDefinition.jobDefinitionArn,
+        ...this.gpuLanes.flatMap((lane) => lane.jobDefinitionArns),
+      ],
     });
     const tag = Grant.addToPrincipal({
       grantee,

@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BatchCompute, type BatchGpuLane } from '#adapters/aws/batch-compute.ts';
+import { AwsConfig, awsConfigFromEnv } from '#functions/composition.ts';
 import type { ComputeJob } from '#ports/compute.ts';
 import type { JobSpec } from '#schemas/job-spec.ts';
 import { FakeBatch } from '#test/support/fake-batch.ts';
@@ -93,5 +94,33 @@ describe('BatchCompute with GPU lanes', () => {
     const job: ComputeJob = { jobId: 14, kind: 'rollout', specUri: 's3://artifacts/jobs/14/spec.json', spec: {} as JobSpec };
     await computeWith([defaultLane, quad, nodes]).submit(job);
     expect(fake.requests.at(-1)!.body).toMatchObject({ jobQueue: 'gpu-queue', jobDefinition: 'gpu-def:1' });
+  });
+});
+
+describe('BATCH_GPU_LANES', () => {
+  const env = (lanes: string | undefined) => ({
+    TABLE_NAME: 'items',
+    ARTIFACT_BUCKET: 'artifacts',
+    JOB_QUEUE_URL: 'https://sqs.eu-west-1.amazonaws.com/123456789012/jobs',
+    WEBHOOK_DELIVERY_QUEUE_URL: 'https://sqs.eu-west-1.amazonaws.com/123456789012/webhooks',
+    BATCH_GPU_QUEUE: 'gpu-queue',
+    BATCH_CPU_QUEUE: 'cpu-queue',
+    BATCH_GPU_JOB_DEFINITION: 'gpu-def:1',
+    BATCH_CPU_JOB_DEFINITION: 'cpu-def:1',
+    ...(lanes === undefined ? {} : { BATCH_GPU_LANES: lanes }),
+  });
+
+  it('reads the lanes the stack sets, and none when unset', () => {
+    expect(AwsConfig.parse(awsConfigFromEnv(env(JSON.stringify([defaultLane, nodes])))).batch.gpuLanes).toEqual([defaultLane, nodes]);
+    expect(AwsConfig.parse(awsConfigFromEnv(env(undefined))).batch.gpuLanes).toBeUndefined();
+  });
+
+  it.each([
+    ['not JSON', 'BATCH_GPU_LANES must be JSON'],
+    [JSON.stringify([{ ...nodes, multiNodeDefinition: undefined }]), 'a lane of several nodes needs its multiNodeDefinition'],
+  ])('refuses %s', (value, message) => {
+    const result = AwsConfig.safeParse(awsConfigFromEnv(env(value)));
+    expect(result.success).toBe(false);
+    expect(result.error!.issues.map((issue) => issue.message)).toContain(message);
   });
 });
