@@ -40,6 +40,7 @@ from tinker import types
 from transformers import AutoTokenizer
 
 SDK_VERSION = importlib.metadata.version("tinker")
+STANDALONE_REST_CLIENT = tuple(int(part) for part in SDK_VERSION.split(".")[:2]) >= (0, 38)
 BASE_MODEL = "bakehouse/toy-instruct"
 LORA_RANK = 8
 STEPS = 8
@@ -256,7 +257,9 @@ class Scenarios:
         return {"first_loss": first.metrics["loss:sum"], "trained_loss": self.made["trained_loss"]}
 
     def rest(self) -> dict[str, Any]:
-        rest = self.made["service"].create_rest_client()
+        # 0.38 makes a RestClient on its own, with no session (loops-api.md §2.14); older
+        # versions through their service client.
+        rest = tinker.RestClient() if STANDALONE_REST_CLIENT else self.made["service"].create_rest_client()
         model_id = self.made["model_id"]
         runs = rest.list_training_runs(limit=100).result(timeout=OP_TIMEOUT_S)
         run = rest.get_training_run(model_id).result(timeout=OP_TIMEOUT_S)
