@@ -4,7 +4,7 @@
  * listed first. A bake that fits nowhere goes to the largest placement there is: the engine's plan
  * may still make it fit with CPU offload, or fails with a sentence naming what it needs.
  */
-import { gibPerGpu, type BakeMemory } from './bake-memory.ts';
+import type { BakeMemory } from './bake-memory.ts';
 
 export interface GpuLaneShape {
   gpusPerNode: number;
@@ -33,7 +33,7 @@ export function chooseBakeLane<Lane extends GpuLaneShape>(memory: BakeMemory | u
       const gpus = nodes * lane.gpusPerNode;
       const gib = gpus * lane.gpuMemoryGiB;
       if (!largest || gib > largest.gib) largest = { placement: { lane, nodes }, gib };
-      if (gibPerGpu(memory, gpus) <= lane.gpuMemoryGiB && (!cheapest || gib < cheapest.gib)) {
+      if (memory(gpus) <= lane.gpuMemoryGiB && (!cheapest || gib < cheapest.gib)) {
         cheapest = { placement: { lane, nodes }, gib };
       }
     }
