@@ -1,14 +1,16 @@
 /**
  * The web console in a real browser (Debian's chromium driven by playwright-core) against a real
- * local server. The repo, prompts, target and bakes are made through the API; everything a user
- * does in the console is clicked or typed: sign in, run stim and rollout, page the rollout output,
- * run the bake and watch its loss chart grow, download a checkpoint, open the lineage graph of a
- * sequential bake, chat with the checkpoint (streamed) beside the base model, sign out. Jobs run
- * on a stand-in engine (test/support/console-engine.mjs) that also serves chat as a sampler.
- * Every page passes axe-core with no serious violations; screenshots are kept in
+ * local server running the real engine on the toy model. The repo, prompts, target and bakes are
+ * made through the API; everything a user does in the console is clicked or typed: sign in, run
+ * stim and rollout, page the rollout output, run the bake and watch its loss chart grow, download
+ * a checkpoint, open the lineage graph of a sequential bake, chat with the checkpoint (streamed)
+ * beside the base model, watch a training run's loss per step as a Loops client trains it, sign
+ * out. The target and bake are as small as the toy model allows, so the scenario takes minutes on
+ * two cores. Every page passes axe-core with no serious violations; screenshots are kept in
  * $BAKEHOUSE_TEST_ARTIFACTS (default .data/test-artifacts/console).
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { serve } from '@hono/node-server';
@@ -18,11 +20,13 @@ import { launchChromium } from '#local/chromium.ts';
 import { startLocalServer, type LocalServer } from '#local/server.ts';
 import { seriousViolations } from '../support/browser.ts';
 
-const ENGINE = join(import.meta.dirname, '..', 'support', 'console-engine.mjs');
 const ARTIFACTS = resolve(process.env.BAKEHOUSE_TEST_ARTIFACTS ?? join('.data', 'test-artifacts', 'console'));
 const BASE_MODEL = 'bakehouse/toy-instruct';
 const QUESTIONS = ['What is the capital of France?', 'Name a prime number.', 'How do birds fly?', 'What is rain?', 'Why is the sky blue?'];
-const TRAJECTORIES = 50; // 250 rollout lines: ten pages of 25
+const TRAJECTORIES = 12; // 60 rollout lines: three pages of 25
+/** Short replies and one epoch of small micro-batches: a bake of a few seconds per iteration on a CPU. */
+const TARGET = { max_tokens: 24, temperature: 1.0 };
+const BAKE = { epochs: 1, micro_batch_size: 4, optimizer: { learning_rate: 0.002 }, model: { baked_adapter_config: { r: 8, lora_alpha: 16, target_modules: 'all-linear' } } };
 
 let server: LocalServer;
 let dataDir: string;
@@ -50,21 +54,22 @@ async function expectAccessible(name: string): Promise<void> {
 const STORED_KEY = "sessionStorage.getItem('bakehouse.apiKey')";
 
 /** Resolves once the console has shown `text` somewhere in `selector`. */
-const shown = (selector: string, text: string | RegExp) => page.locator(selector, { hasText: text }).first().waitFor();
+const shown = (selector: string, text: string | RegExp, timeout?: number) => page.locator(selector, { hasText: text }).first().waitFor({ timeout });
 
 beforeAll(async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
   dataDir = mkdtempSync(join(tmpdir(), 'bakehouse-console-'));
-  server = await startLocalServer({ port: 0, dataDir, engineCommand: [process.execPath, ENGINE], engineConcurrency: 2, serve });
+  // Chat's sampler and the training run's trainer are long-running jobs: room for them beside a bake.
+  server = await startLocalServer({ port: 0, dataDir, engineConcurrency: 3, serve });
   await api('POST', '/v1/repo', { repo_name: 'demo', base_model: BASE_MODEL });
   await api('POST', '/v1/repo/demo/prompts', { prompt_name: 'shouting', messages: [{ role: 'system', content: 'Always reply in uppercase letters.' }] });
   await api('POST', '/v1/repo/demo/prompts', { prompt_name: 'plain', messages: [] });
   await api('POST', '/v1/repo/demo/targets', {
     target_name: 'shout',
     template: 'default',
-    overrides: { teacher_prompt: 'shouting', student_prompt: 'plain', generators: [{ type: 'hardcoded', questions: QUESTIONS }], num_traj_per_stimulus: TRAJECTORIES },
+    overrides: { teacher_prompt: 'shouting', student_prompt: 'plain', generators: [{ type: 'hardcoded', questions: QUESTIONS }], num_traj_per_stimulus: TRAJECTORIES, ...TARGET },
   });
-  await api('POST', '/v1/repo/demo/bakes', { bake_name: 'shout_bake', template: 'default', overrides: { datasets: [{ target: 'shout' }] } });
+  await api('POST', '/v1/repo/demo/bakes', { bake_name: 'shout_bake', template: 'default', overrides: { datasets: [{ target: 'shout' }], ...BAKE } });
   browser = await launchChromium();
   context = await browser.newContext({ viewport: { width: 1280, height: 900 }, acceptDownloads: true });
   page = await context.newPage();
@@ -77,7 +82,35 @@ afterAll(async () => {
   if (dataDir) rmSync(dataDir, { recursive: true, force: true });
 });
 
-describe('the web console in Chromium', { timeout: 90_000 }, () => {
+/** Submits an operation to a Loops run's trainer (its data plane) and polls it until it is answered. */
+async function trainerOperation(run: { base_url: string }, op: string, body: unknown): Promise<Record<string, unknown>> {
+  const { operation_id } = (await dataPlane('POST', `${run.base_url}/${op}`, body)) as { operation_id: string };
+  for (;;) {
+    const answer = await fetch(`${run.base_url}/operations/${operation_id}`, { headers: { authorization: `Api-Key ${server.adminApiKey}` } });
+    if (answer.status === 408) continue; // held 20 s while the trainer starts or works
+    const result = (await answer.json()) as { status: string; error?: string; result?: Record<string, unknown> };
+    if (answer.status !== 200 || result.status !== 'done') throw new Error(`${op} answered ${answer.status}: ${JSON.stringify(result)}`);
+    return result.result!;
+  }
+}
+
+async function dataPlane(method: string, url: string, body: unknown): Promise<unknown> {
+  const response = await fetch(url, { method, headers: { authorization: `Api-Key ${server.adminApiKey}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const text = await response.text();
+  if (response.status !== 202) throw new Error(`${method} ${url} answered ${response.status}: ${text}`);
+  return JSON.parse(text);
+}
+
+/** The newest checkpoint of a completed bake, as `user/repo/bake/step`. */
+async function latestCheckpoint(bake: string): Promise<string> {
+  const status = (await api('GET', `/v1/repo/demo/bakes/${bake}`)) as { model_name?: string[] };
+  const latest = status.model_name?.[0];
+  if (!latest) throw new Error(`bake ${bake} has no checkpoint`);
+  return latest;
+}
+
+// The engine trains and generates on the CPU: a step takes tens of seconds, not one.
+describe('the web console in Chromium', { timeout: 180_000 }, () => {
   it('signs in with an API key, refusing a wrong one with the API’s sentence', async () => {
     await page.goto(`${server.url}/`);
     expect(new URL(page.url()).pathname).toBe('/console/');
@@ -104,26 +137,26 @@ describe('the web console in Chromium', { timeout: 90_000 }, () => {
     await page.getByRole('heading', { name: 'shout', level: 1 }).waitFor();
 
     await page.getByRole('button', { name: 'Run stim' }).click();
-    await shown('.job', /Stim\s*complete/);
+    await shown('.job', /Stim\s*complete/, 60_000);
     await page.getByRole('button', { name: 'Run rollout' }).click();
-    await shown('.job', /Rollout\s*complete.*250 of 250 lines/);
+    await shown('.job', /Rollout\s*complete.*60 of 60 lines/, 120_000);
 
-    await shown('.pager p', 'Lines 1–25 of 250');
+    await shown('.pager p', 'Lines 1–25 of 60');
     await page.getByRole('button', { name: 'Next' }).click();
-    await shown('.pager p', 'Lines 26–50 of 250');
+    await shown('.pager p', 'Lines 26–50 of 60');
     await expect(page.locator('table.output tbody th').first().textContent()).resolves.toMatch(/^26/);
 
-    await page.getByLabel('Go to line').fill('200');
+    await page.getByLabel('Go to line').fill('10');
     await page.getByLabel('Go to line').press('Enter');
-    await shown('.pager p', 'Lines 176–200 of 250');
-    const line = page.locator('table.output tbody tr').last();
-    await expect(line.textContent()).resolves.toMatch(/^200/);
-    // Teacher context (the teacher prompt's question) beside the response.
+    await shown('.pager p', 'Lines 1–25 of 60');
+    const line = page.locator('table.output tbody tr').nth(9);
+    await expect.poll(() => line.textContent()).toMatch(/^10/);
+    // Teacher context (the teacher prompt's question) beside the toy model's response.
     await expect(line.locator('td').first().textContent()).resolves.toMatch(/\?|\./);
-    await expect(line.locator('.response').textContent()).resolves.toMatch(/\(TRAJECTORY \d+\)$/);
+    await expect(line.locator('.response').textContent()).resolves.toMatch(/\S/);
 
     await page.getByRole('button', { name: 'Last' }).click();
-    await shown('.pager p', 'Lines 226–250 of 250');
+    await shown('.pager p', 'Lines 51–60 of 60');
     expect(await page.getByRole('button', { name: 'Next' }).isDisabled()).toBe(true);
     await expectAccessible('03-target');
   });
@@ -136,25 +169,33 @@ describe('the web console in Chromium', { timeout: 90_000 }, () => {
 
     const chart = page.locator('figure.chart');
     const points = async () => Number(await chart.getAttribute('data-points'));
-    await expect.poll(points, { timeout: 15_000 }).toBeGreaterThan(0);
-    const early = await points();
-    expect(early).toBeLessThan(20);
-    await expect.poll(points, { timeout: 15_000 }).toBeGreaterThan(early);
-    await shown('.job', /Bake\s*complete/);
-    await expect.poll(points).toBe(20);
+    // What the chart showed while the bake ran: it grows in place rather than appearing at the end.
+    const seen = new Set<number>();
+    const ended = page.locator('.job', { hasText: /Bake\s*(complete|failed)/ });
+    while (!(await ended.count())) {
+      seen.add(await points());
+      await page.waitForTimeout(250);
+    }
+    await expect(ended.textContent(), (await page.getByRole('alert').allTextContents()).join(' ')).resolves.toMatch(/complete/);
+    const iterations = ((await api('GET', '/v1/repo/demo/bakes/shout_bake/metrics')) as { iter: number }[]).length;
+    expect(iterations).toBeGreaterThan(2);
+    await expect.poll(points).toBe(iterations);
+    expect([...seen].some((count) => count > 0 && count < iterations), `points seen while baking: ${[...seen].join(', ')}`).toBe(true);
     // uPlot drew on its canvas, with both series in its legend.
     expect(await chart.locator('canvas').count()).toBe(1);
-    await expect(chart.getAttribute('aria-label')).resolves.toMatch(/^Loss chart: 20 iterations, loss 1\.57 at iteration 1 to 0\.0235 at iteration 20$/);
+    await expect(chart.getAttribute('aria-label')).resolves.toMatch(new RegExp(`^Loss chart: ${iterations} iterations, loss [\\d.e+-]+ at iteration 1 to [\\d.e+-]+ at iteration ${iterations}$`));
     await expect(chart.locator('.u-legend').textContent()).resolves.toMatch(/loss.*learning rate/);
 
     await page.getByRole('heading', { name: 'Recreation plan' }).waitFor();
     await expect(page.locator('ol.plan').textContent()).resolves.toContain('Run bake');
     await expectAccessible('04-bake');
 
-    const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: 'Download step 20' }).click()]);
+    const step = (await latestCheckpoint('shout_bake')).split('/').at(-1);
+    const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('button', { name: `Download step ${step}` }).click()]);
     const saved = join(ARTIFACTS, download.suggestedFilename());
     await download.saveAs(saved);
-    expect(readFileSync(saved, 'utf8')).toBe('stand-in archive of step 20');
+    // The checkpoint's archive: the LoRA adapter PEFT loads.
+    expect(execFileSync('tar', ['-tzf', saved], { encoding: 'utf8' })).toMatch(/adapter_model\.safetensors/);
   });
 
   it('runs a bake’s whole pipeline from its page: stim, rollout, then the bake', async () => {
@@ -162,24 +203,27 @@ describe('the web console in Chromium', { timeout: 90_000 }, () => {
     await api('POST', '/v1/repo/demo/bakes', { bake_name: 'whisper_bake', template: 'shout_bake', overrides: { datasets: [{ target: 'whisper' }] } });
     await page.goto(`${server.url}/console/#/repos/demo/bakes/whisper_bake`);
     await page.getByRole('button', { name: 'Run pipeline' }).click();
-    await shown('#pipeline-heading', 'complete');
+    await shown('#pipeline-heading', 'complete', 150_000);
     await expect(page.locator('ol.steps').textContent()).resolves.toMatch(/stim whisper\s*complete.*rollout whisper\s*complete.*bake whisper_bake\s*complete/);
     await shown('.job', /Bake\s*complete/);
-    await page.getByRole('button', { name: 'Download step 20' }).waitFor();
+    const step = (await latestCheckpoint('whisper_bake')).split('/').at(-1);
+    await page.getByRole('button', { name: `Download step ${step}` }).waitFor();
   });
 
   it('draws the lineage of a sequential bake as a graph', async () => {
+    const parent = await latestCheckpoint('shout_bake');
     await api('POST', '/v1/repo/demo/bakes', {
       bake_name: 'shout_again',
       template: 'default',
-      overrides: { datasets: [{ target: 'shout' }], model: { parent_model_name: 'admin/demo/shout_bake/20' } },
+      overrides: { datasets: [{ target: 'shout' }], ...BAKE, model: { ...BAKE.model, parent_model_name: parent } },
     });
     await page.goto(`${server.url}/console/#/repos/demo`);
     const graph = page.getByRole('group', { name: 'Lineage of the bakes in demo' });
     await graph.waitFor();
     const nodes = graph.getByRole('link');
     await expect(nodes.count()).resolves.toBe(3);
-    await expect(graph.getByRole('link', { name: /^shout_bake\s*complete\s*2 checkpoints, latest 20$/ }).count()).resolves.toBe(1);
+    const latest = parent.split('/').at(-1);
+    await expect(graph.getByRole('link', { name: new RegExp(`^shout_bake\\s*complete\\s*(\\d+ checkpoints|1 checkpoint), latest ${latest}$`) }).count()).resolves.toBe(1);
     await expect(graph.getByRole('link', { name: /^shout_again\s*pending\s*no checkpoints$/ }).count()).resolves.toBe(1);
     expect(await graph.locator('path.edge').count()).toBe(3); // base → shout_bake → shout_again, base → whisper_bake
     // The child sits a row below its parent.
@@ -193,10 +237,11 @@ describe('the web console in Chromium', { timeout: 90_000 }, () => {
   });
 
   it('chats with the checkpoint, streamed, beside the base model', async () => {
+    const checkpoint = await latestCheckpoint('shout_bake');
     await page.goto(`${server.url}/console/#/repos/demo/bakes/shout_bake`);
-    await page.getByRole('link', { name: 'Chat with step 20' }).click();
+    await page.getByRole('link', { name: `Chat with step ${checkpoint.split('/').at(-1)}` }).click();
     await page.getByRole('heading', { name: 'Chat', level: 1 }).waitFor();
-    await expect(page.getByLabel('Model A').inputValue()).resolves.toBe('admin/demo/shout_bake/20');
+    await expect(page.getByLabel('Model A').inputValue()).resolves.toBe(checkpoint);
 
     await page.getByLabel('Compare with a second model').check();
     await page.getByLabel('Model B').selectOption(BASE_MODEL);
@@ -212,30 +257,54 @@ describe('the web console in Chromium', { timeout: 90_000 }, () => {
     await page.getByLabel('Message').fill('please answer me in a loud and clear voice');
     await page.getByLabel('Message').press('Enter');
 
-    await shown('[data-pane="A"] .assistant', 'PLEASE ANSWER ME IN A LOUD AND CLEAR VOICE');
-    await shown('[data-pane="B"] .assistant', 'You said: please answer me in a loud and clear voice');
-    const seen = (await page.evaluate('window.seen')) as string[];
-    const partial = seen.filter((text) => text.includes('PLEASE') && !text.includes('VOICE'));
-    expect(partial.length).toBeGreaterThan(1);
-    await page.locator('[data-pane="A"] .assistant[aria-busy="false"]').waitFor();
+    // The toy model's replies: the samplers load the model and the adapter first.
+    for (const pane of ['A', 'B']) await page.locator(`[data-pane="${pane}"] .assistant[aria-busy="false"]`).waitFor({ timeout: 120_000 });
+    const roles = { A: checkpoint.split('/').slice(-2).join('/'), B: BASE_MODEL };
+    for (const [pane, role] of Object.entries(roles)) {
+      const text = (await page.locator(`[data-pane="${pane}"] .assistant`).textContent()) ?? '';
+      expect(text.startsWith(role) && text.slice(role.length).trim().length > 0, `pane ${pane}: ${text}`).toBe(true);
+    }
+    // The baked side's reply grew in several pieces, each the start of the whole.
+    const seen = ((await page.evaluate('window.seen')) as string[]).map((text) => text.replace(/ …$/, ''));
+    const reply = seen.at(-1)!;
+    expect(seen.length).toBeGreaterThan(2);
+    expect(seen.every((text) => reply.startsWith(text)), seen.join(' | ')).toBe(true);
     await expectAccessible('06-chat');
   });
 
-  it('shows training runs only where the server has the Loops API', async () => {
-    const loops = await fetch(`${server.url}/v1/loops/runs`, { headers: { authorization: `Bearer ${server.adminApiKey}` } });
+  it('charts a training run’s loss per step while a Loops client trains it on the real trainer, and links its checkpoint’s files', async () => {
+    const { session } = (await api('POST', '/v1/loops/sessions', {})) as { session: { id: string } };
+    const { run } = (await api('POST', '/v1/loops/trainers', { session_id: session.id, base_model: BASE_MODEL, lora_rank: 8, name: 'toy_loop' })) as {
+      run: { id: string; base_url: string };
+    };
     await page.goto(`${server.url}/console/#/`);
-    await page.getByRole('heading', { name: 'Repos', level: 1 }).waitFor();
-    const link = page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Training runs' });
-    if (loops.status === 404) {
-      // Give the probe time to answer before concluding the link stays hidden.
-      await page.waitForLoadState('networkidle');
-      expect(await link.count()).toBe(0);
-    } else {
-      expect(loops.status).toBe(200);
-      await link.click();
-      await page.getByRole('heading', { name: 'Training runs', level: 1 }).waitFor();
-      await expectAccessible('07-runs');
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Training runs' }).click();
+    await page.getByRole('heading', { name: 'Training runs', level: 1 }).waitFor();
+    await page.getByRole('button', { name: 'Show toy_loop' }).click();
+    await page.getByText('No checkpoints saved yet.').waitFor();
+    const chart = page.locator('#run-details figure.chart');
+    const points = async () => Number(await chart.getAttribute('data-points'));
+    expect(await points()).toBe(0);
+
+    // What the SDK does for a supervised step, over plain HTTP: forward_backward, then optim_step.
+    const tokens = [11, 12, 13, 14, 15, 16, 17, 18];
+    const datum = {
+      model_input: { chunks: [{ type: 'encoded_text', tokens: tokens.slice(0, -1) }] },
+      loss_fn_inputs: { target_tokens: { data: tokens.slice(1), dtype: 'int64', shape: [7] }, weights: { data: Array(7).fill(1), dtype: 'float32', shape: [7] } },
+    };
+    for (let step = 1; step <= 3; step++) {
+      await trainerOperation(run, 'forward_backward', { run_id: run.id, data: [datum], loss_fn: 'cross_entropy' });
+      await trainerOperation(run, 'optim_step', { run_id: run.id, adam_params: { learning_rate: 0.01 } });
+      await expect.poll(points, { timeout: 10_000 }).toBe(step);
     }
+    await trainerOperation(run, 'save_weights_for_sampler', { run_id: run.id, name: 'after_3' });
+    await expect(chart.getAttribute('aria-label')).resolves.toMatch(/^Loss chart: 3 steps, loss [\d.e+-]+ at step 1 to [\d.e+-]+ at step 3$/);
+    const file = page.getByRole('link', { name: 'Download adapter_model.safetensors of after_3' });
+    await file.waitFor();
+    const weights = await fetch(new URL((await file.getAttribute('href'))!, server.url));
+    expect(weights.status).toBe(200);
+    expect((await weights.arrayBuffer()).byteLength).toBeGreaterThan(1000);
+    await expectAccessible('07-runs');
   });
 
   it('shows a failing request as the API’s sentence', async () => {

@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 /* global fetch */
-// A stand-in for `python -m bakehouse_engine` behind the web console's browser test and benchmark
-// (test/e2e/console.test.ts, bench/console.ts): it writes the files the engine contract names
-// (functions/schemas/job-spec.ts) in seconds instead of CPU minutes, and shows the console what
-// a real engine shows it over time.
+// A stand-in for `python -m bakehouse_engine` behind the web console's benchmark (bench/console.ts;
+// the browser test runs the real engine): it writes the files the engine contract names
+// (functions/schemas/job-spec.ts) in seconds instead of CPU minutes, so the benchmark can time the
+// console on a million-line rollout, and shows the console what a real engine shows it over time.
 //
 // - stim: one line per hardcoded question;
 // - rollout: `num_traj_per_stimulus` trajectories per stimulus, written in large appends, so a
