@@ -115,6 +115,16 @@ describe('sessions', () => {
     expect(read.body.session.id).toBe(created.body.session.id);
   });
 
+  it('creates a session from an empty POST with Content-Length 0 and no Content-Type, as httpx sends it', async () => {
+    const response = await api.app.request('/v1/loops/sessions', {
+      method: 'POST',
+      headers: { authorization: `Api-Key ${aliceKey}`, 'content-length': '0' },
+      body: new Uint8Array(0),
+    });
+    expect(response.status, await response.clone().text()).toBe(200);
+    expect(((await response.json()) as { session: { id: string } }).session.id).toEqual(expect.any(String));
+  });
+
   it('keeps a training_project_id when one is given', async () => {
     const created = await loops('POST', '/v1/loops/sessions', { training_project_id: 'proj1' });
     expect(created.body.session.training_project_id).toBe('proj1');

@@ -50,7 +50,9 @@ export function readBody(maxBytes: number): MiddlewareHandler {
     const tooDeep = PROTOBUF_TYPE.test(c.req.header('content-type') ?? '') ? undefined : tooDeepAt(text, MAX_BODY_DEPTH);
     if (tooDeep) return nestedTooDeep(c, tooDeep);
     const isJson = JSON_TYPE.test(c.req.header('content-type') ?? '');
-    c.req.raw = new Request(c.req.raw, { body: text.trim() === '' && isJson ? '{}' : text });
+    // The bytes, not the text: a string body would make the Request add `Content-Type: text/plain`
+    // to a request that sent none (an empty POST), which a route with an optional JSON body refuses.
+    c.req.raw = new Request(c.req.raw, { body: text.trim() === '' && isJson ? '{}' : raw });
     return next();
   };
 }
