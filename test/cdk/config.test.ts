@@ -29,7 +29,8 @@ describe('tenant config', () => {
     expect(loadTenants({ tenants: [valid] })).toEqual([
       {
         ...valid,
-        gpu: { ...valid.gpu, spot: false, jobVcpus: 4, jobMemoryMiB: 14_336 },
+        gpu: { ...valid.gpu, spot: false, jobVcpus: 4, jobMemoryMiB: 14_336, gpuMemoryGiB: 24 },
+        gpuLanes: [],
         cpu: { maxVcpus: 16 },
         deletionProtection: true,
         api: { logRetentionDays: 30 },
