@@ -56,7 +56,8 @@ export function futureRoutes(app: App, services: Services, options: TinkerRouteO
         // The sampling session behind an unnamed save: made once, found again on a repeated retrieve.
         const run = await training.runs.get(actor, ref.run);
         const sampler = await training.samplers.createStandalone(actor, { sessionId: run.sessionId, modelPath: path, alias: `${run.sessionId}:sample:${ref.samplingSessionSeq}` });
-        return c.json({ path, sampling_session_id: samplingSessionIdOf(sampler), type: 'save_weights_for_sampler' });
+        // No `path` for an unnamed save: tinker 0.16.1 asserts it is absent, later clients read only the session.
+        return c.json({ sampling_session_id: samplingSessionIdOf(sampler), type: 'save_weights_for_sampler' });
       }
       case 'load_weights':
         return c.json({ model_id: ref.model, type: 'load_weights' });
