@@ -5,7 +5,7 @@
  */
 import { Aspects, Stack, type CfnResource } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
-import { AwsSolutionsChecks } from 'cdk-nag';
+import { AwsSolutionsChecks, ServerlessChecks } from 'cdk-nag';
 import type { IConstruct } from 'constructs';
 import { describe, expect, it } from 'vitest';
 import { loadTenants } from '../../lib/config.ts';
@@ -28,6 +28,7 @@ const app = cdkApp({ '@aws-cdk/core:annotationsInValidationReport': false });
 const stack = new TenantStack(app, 'Bakehouse-lanes', { tenant: tenantConfig({ tenantId: 'lanes', gpuLanes: [quad, p5] }) });
 const plain = new TenantStack(app, 'Bakehouse-plain', { tenant: tenantConfig({ tenantId: 'plain' }) });
 Aspects.of(app).add(new AwsSolutionsChecks({ verbose: true }));
+Aspects.of(app).add(new ServerlessChecks({ verbose: true }));
 const assembly = app.synth();
 const template = Template.fromStack(stack);
 // Template JSON is untyped; the assertions below are what check its shape.
@@ -156,7 +157,7 @@ describe('GPU lanes', () => {
 
   it('passes cdk-nag, acknowledging per lane only the ECS agent’s managed policy and the ECR login, with reasons', () => {
     const artifact = assembly.getStackArtifact(stack.artifactId);
-    const findings = artifact.messages.filter((message) => ['error', 'warning'].includes(message.level) && /^AwsSolutions-/.test(String(message.entry.data)));
+    const findings = artifact.messages.filter((message) => ['error', 'warning'].includes(message.level) && /^(AwsSolutions|Serverless)-|^CdkNagValidationFailure/.test(String(message.entry.data)));
     expect(findings.map((finding) => `${finding.id}: ${String(finding.entry.data)}`)).toEqual([]);
     for (const lane of [quadLane!, p5Lane!]) {
       const laneResources = Object.entries(resources).filter(([id]) => id.includes(`GpuLane${lane.node.id.split('-')[1]}`));
