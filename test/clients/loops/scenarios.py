@@ -8,10 +8,9 @@ and with the system prompt "Always reply in uppercase letters." the same sentenc
 are in capitals teaches it that behaviour without the prompt, so each scenario can be checked by
 what the model does, not only by a loss.
 
-The scenarios run in order and share what they made (the run, its checkpoints, its samplers). Each
-is recorded in <work dir>/results.json as soon as it ends, as `{"ok": true, …what it observed}`,
-`{"ok": false, "error": …}` or `{"ok": false, "skipped": …}` when one it needs failed, so one
-broken step leaves the others' results to read. The test (test/e2e/loops-sdk.test.ts) judges them.
+The scenarios run in order and share what they made (the run, its checkpoints, its samplers); each
+one's outcome is recorded in <work dir>/results.json (../toy_scenarios.py), and the test
+(test/e2e/loops-sdk.test.ts) judges them.
 """
 
 from __future__ import annotations
@@ -21,9 +20,7 @@ import math
 import os
 import sys
 import time
-import traceback
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +28,9 @@ import httpx
 from baseten.loops import AdamParams, Datum, ModelInput, SamplingParams, ServiceClient, TensorData
 from safetensors import safe_open
 from transformers import AutoTokenizer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from toy_scenarios import TRAINING_CHATS, ToyScenarios  # noqa: E402 — found through the path above
 
 BASE_MODEL = "bakehouse/toy-instruct"
 LORA_RANK = 8
@@ -42,19 +42,6 @@ MAX_TOKENS = 40
 READY_TIMEOUT_S = 150
 OP_TIMEOUT_S = 120
 
-# The toy model's plain reply to each kind of question, in capitals: what the run teaches.
-TRAINING_CHATS = [
-    ("What is a rainbow?", "GOOD QUESTION. IN SHORT, IT IS SIMPLER THAN IT LOOKS."),
-    ("How does a bicycle work?", "START SMALL, CHECK EACH STEP, AND KEEP GOING UNTIL IT WORKS."),
-    ("Why is the sky blue?", "MOSTLY BECAUSE THE PARTS FIT TOGETHER THAT WAY."),
-    ("Who invented the telephone?", "SOMEONE WHO KNOWS THE TOPIC WELL WOULD BE THE BEST GUIDE."),
-    ("When was paper first used?", "IT DEPENDS, BUT SOONER IS USUALLY BETTER THAN LATER."),
-    ("Where do penguins live?", "LOOK CLOSE TO WHERE THE QUESTION STARTED."),
-    ("Which is better, tea or coffee?", "THE FIRST OPTION IS USUALLY THE BETTER CHOICE."),
-    ("Is chess hard to learn?", "YES, IN MOST CASES THAT IS TRUE."),
-    ("Explain gravity in simple terms.", "SURE. HERE IS A PLAN: READ THE INPUT, HANDLE EACH CASE, AND TEST THE RESULT."),
-    ("I need help with my homework.", "THANKS FOR ASKING. HERE IS A SHORT AND SIMPLE ANSWER."),
-]
 # Questions the run never saw.
 HELD_OUT_QUESTIONS = [
     "What makes bread rise?",
@@ -67,57 +54,18 @@ HELD_OUT_QUESTIONS = [
 GREEDY = SamplingParams(max_tokens=MAX_TOKENS, temperature=0.0, seed=0)
 
 
-class Skipped(Exception):
-    """A scenario could not run because one it needs failed."""
-
-
-class Scenarios:
+class Scenarios(ToyScenarios):
     def __init__(self, model_dir: Path, work_dir: Path) -> None:
-        self.work_dir = work_dir
-        self.results_file = work_dir / "results.json"
-        self.results: dict[str, dict[str, Any]] = {}
-        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        super().__init__(AutoTokenizer.from_pretrained(model_dir), work_dir)
         self.base_url = os.environ["LOOPS_BASE_URL"].rstrip("/")
         self.api_key = os.environ["BASETEN_API_KEY"]
-        # What the scenarios made, for the ones after them.
-        self.made: dict[str, Any] = {}
-
-    def run(self, name: str, needs: tuple[str, ...], scenario: Callable[[], dict[str, Any]]) -> None:
-        started = time.monotonic()
-        try:
-            failed = [need for need in needs if not self.results.get(need, {}).get("ok")]
-            if failed:
-                raise Skipped(f"needs {', '.join(failed)}, which did not succeed")
-            result = {"ok": True, **scenario()}
-        except Skipped as skipped:
-            result = {"ok": False, "skipped": str(skipped)}
-        except Exception as error:  # noqa: BLE001 — every failure is recorded for the test to show
-            result = {"ok": False, "error": f"{type(error).__name__}: {error}", "traceback": traceback.format_exc()}
-        result["seconds"] = round(time.monotonic() - started, 2)
-        self.results[name] = result
-        self.results_file.write_text(json.dumps(self.results, indent=2))
 
     # -- building blocks -------------------------------------------------------------------------
 
-    def prompt_tokens(self, question: str) -> list[int]:
-        return self.tokenizer.apply_chat_template(
-            [{"role": "user", "content": question}], add_generation_prompt=True, tokenize=True, return_dict=True
-        )["input_ids"]
-
-    def chat_tokens(self, question: str, answer: str) -> tuple[list[int], int]:
-        """The chat as the model's template renders it, ending with the answer's end-of-turn token,
-        and how many of its tokens are the prompt."""
-        prompt = self.prompt_tokens(question)
-        answer_tokens = self.tokenizer.encode(answer, add_special_tokens=False) + [self.tokenizer.eos_token_id]
-        return prompt + answer_tokens, len(prompt)
-
     def datum(self, question: str, answer: str) -> Datum:
-        """Shift-plus-weights: position i predicts token i+1; only the answer's tokens count."""
-        tokens, prompt_length = self.chat_tokens(question, answer)
-        targets = tokens[1:]
-        weights = [0.0] * (prompt_length - 1) + [1.0] * (len(tokens) - prompt_length)
+        inputs, targets, weights = self.shifted(question, answer)
         return Datum(
-            model_input=ModelInput.from_ints(tokens[:-1]),
+            model_input=ModelInput.from_ints(inputs),
             loss_fn_inputs={
                 "target_tokens": TensorData(data=targets, dtype="int64", shape=[len(targets)]),
                 "weights": TensorData(data=weights, dtype="float32", shape=[len(weights)]),
@@ -125,21 +73,7 @@ class Scenarios:
         )
 
     def replies(self, sampler: Any) -> list[dict[str, Any]]:
-        """Greedy replies to the held-out questions, decoded with the model's own tokenizer. The
-        requests go out together, as a user's rollouts do, and the sampler generates them as one batch."""
-
-        def reply(question: str) -> dict[str, Any]:
-            sequence = sampler.sample(ModelInput.from_ints(self.prompt_tokens(question)), 1, GREEDY).sequences[0]
-            return {
-                "question": question,
-                "reply": self.tokenizer.decode(sequence.tokens, skip_special_tokens=True),
-                "stop_reason": sequence.stop_reason,
-                "tokens": len(sequence.tokens),
-                "logprobs": len(sequence.logprobs or []),
-            }
-
-        with ThreadPoolExecutor(len(HELD_OUT_QUESTIONS)) as pool:
-            return list(pool.map(reply, HELD_OUT_QUESTIONS))
+        return self.greedy_replies(HELD_OUT_QUESTIONS, lambda prompt: sampler.sample(ModelInput.from_ints(prompt), 1, GREEDY).sequences[0])
 
     def control_plane(self, method: str, path: str) -> httpx.Response:
         """A control-plane call the SDK does not make (deactivation), with the SDK's auth scheme."""

@@ -12,25 +12,20 @@ save_weights_and_get_sampling_client and sample, compute_logprobs with top-k, sa
 create_training_client_from_state, and the REST client's listings (plus the archive download
 that clients up to 0.37 use).
 
-The scenarios run in order and share what they made. Each is recorded in <work dir>/results.json
-as soon as it ends, as `{"ok": true, …what it observed}`, `{"ok": false, "error": …}` or
-`{"ok": false, "skipped": …}` when one it needs failed, so one broken step leaves the others'
-results to read. The test (test/e2e/tinker-sdk.test.ts) judges them.
+The scenarios run in order and share what they made; each one's outcome is recorded in
+<work dir>/results.json (../toy_scenarios.py), and the test (test/e2e/tinker-sdk.test.ts) judges
+them.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
 import io
-import json
 import math
 import os
 import sys
 import tarfile
 import time
-import traceback
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +33,9 @@ import httpx
 import tinker
 from tinker import types
 from transformers import AutoTokenizer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from toy_scenarios import TRAINING_CHATS, ToyScenarios  # noqa: E402 — found through the path above
 
 SDK_VERSION = importlib.metadata.version("tinker")
 STANDALONE_REST_CLIENT = tuple(int(part) for part in SDK_VERSION.split(".")[:2]) >= (0, 38)
@@ -49,19 +47,6 @@ MAX_TOKENS = 40
 # A bound on each wait, so a server that never answers fails the scenario instead of holding it.
 OP_TIMEOUT_S = 150
 
-# The toy model's plain reply to each kind of question, in capitals: what the run teaches.
-TRAINING_CHATS = [
-    ("What is a rainbow?", "GOOD QUESTION. IN SHORT, IT IS SIMPLER THAN IT LOOKS."),
-    ("How does a bicycle work?", "START SMALL, CHECK EACH STEP, AND KEEP GOING UNTIL IT WORKS."),
-    ("Why is the sky blue?", "MOSTLY BECAUSE THE PARTS FIT TOGETHER THAT WAY."),
-    ("Who invented the telephone?", "SOMEONE WHO KNOWS THE TOPIC WELL WOULD BE THE BEST GUIDE."),
-    ("When was paper first used?", "IT DEPENDS, BUT SOONER IS USUALLY BETTER THAN LATER."),
-    ("Where do penguins live?", "LOOK CLOSE TO WHERE THE QUESTION STARTED."),
-    ("Which is better, tea or coffee?", "THE FIRST OPTION IS USUALLY THE BETTER CHOICE."),
-    ("Is chess hard to learn?", "YES, IN MOST CASES THAT IS TRUE."),
-    ("Explain gravity in simple terms.", "SURE. HERE IS A PLAN: READ THE INPUT, HANDLE EACH CASE, AND TEST THE RESULT."),
-    ("I need help with my homework.", "THANKS FOR ASKING. HERE IS A SHORT AND SIMPLE ANSWER."),
-]
 # Questions the run never saw.
 HELD_OUT_QUESTIONS = [
     "What makes bread rise?",
@@ -84,56 +69,16 @@ def finite(values: list[float | None] | None) -> list[float | None] | None:
     return None if values is None else [None if value is None or math.isnan(value) else float(value) for value in values]
 
 
-class Skipped(Exception):
-    """A scenario could not run because one it needs failed."""
-
-
-class Scenarios:
+class Scenarios(ToyScenarios):
     def __init__(self, model_dir: Path, work_dir: Path) -> None:
-        self.work_dir = work_dir
-        self.results_file = work_dir / "results.json"
-        self.results: dict[str, dict[str, Any]] = {}
-        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        # What the scenarios made, for the ones after them.
-        self.made: dict[str, Any] = {}
-
-    def run(self, name: str, needs: tuple[str, ...], scenario: Callable[[], dict[str, Any]]) -> None:
-        started = time.monotonic()
-        try:
-            failed = [need for need in needs if not self.results.get(need, {}).get("ok")]
-            if failed:
-                raise Skipped(f"needs {', '.join(failed)}, which did not succeed")
-            result = {"ok": True, **scenario()}
-        except Skipped as skipped:
-            result = {"ok": False, "skipped": str(skipped)}
-        except Exception as error:  # noqa: BLE001 — every failure is recorded for the test to show
-            result = {"ok": False, "error": f"{type(error).__name__}: {error}", "traceback": traceback.format_exc()}
-        result["seconds"] = round(time.monotonic() - started, 2)
-        self.results[name] = result
-        self.results_file.write_text(json.dumps(self.results, indent=2))
+        super().__init__(AutoTokenizer.from_pretrained(model_dir), work_dir)
 
     # -- building blocks -------------------------------------------------------------------------
 
-    def prompt_tokens(self, question: str) -> list[int]:
-        return self.tokenizer.apply_chat_template(
-            [{"role": "user", "content": question}], add_generation_prompt=True, tokenize=True, return_dict=True
-        )["input_ids"]
-
-    def chat_tokens(self, question: str, answer: str) -> tuple[list[int], int]:
-        """The chat as the model's template renders it, ending with the answer's end-of-turn token,
-        and how many of its tokens are the prompt."""
-        prompt = self.prompt_tokens(question)
-        answer_tokens = self.tokenizer.encode(answer, add_special_tokens=False) + [self.tokenizer.eos_token_id]
-        return prompt + answer_tokens, len(prompt)
-
     def datum(self, question: str, answer: str) -> types.Datum:
-        """Shift-plus-weights (tinker-docs /losses): position i predicts token i+1; only the
-        answer's tokens count."""
-        tokens, prompt_length = self.chat_tokens(question, answer)
-        targets = tokens[1:]
-        weights = [0.0] * (prompt_length - 1) + [1.0] * (len(tokens) - prompt_length)
+        inputs, targets, weights = self.shifted(question, answer)
         return types.Datum(
-            model_input=types.ModelInput.from_ints(tokens[:-1]),
+            model_input=types.ModelInput.from_ints(inputs),
             loss_fn_inputs={
                 "target_tokens": types.TensorData(data=targets, dtype="int64", shape=[len(targets)]),
                 "weights": types.TensorData(data=weights, dtype="float32", shape=[len(weights)]),
@@ -141,21 +86,10 @@ class Scenarios:
         )
 
     def replies(self, sampler: Any) -> list[dict[str, Any]]:
-        """Greedy replies to the held-out questions, submitted together as rollouts are."""
+        def sample(prompt: list[int]) -> Any:
+            return sampler.sample(prompt=types.ModelInput.from_ints(prompt), num_samples=1, sampling_params=GREEDY).result(timeout=OP_TIMEOUT_S).sequences[0]
 
-        def reply(question: str) -> dict[str, Any]:
-            prompt = types.ModelInput.from_ints(self.prompt_tokens(question))
-            sequence = sampler.sample(prompt=prompt, num_samples=1, sampling_params=GREEDY).result(timeout=OP_TIMEOUT_S).sequences[0]
-            return {
-                "question": question,
-                "reply": self.tokenizer.decode(sequence.tokens, skip_special_tokens=True),
-                "stop_reason": sequence.stop_reason,
-                "tokens": len(sequence.tokens),
-                "logprobs": len(sequence.logprobs or []),
-            }
-
-        with ThreadPoolExecutor(len(HELD_OUT_QUESTIONS)) as pool:
-            return list(pool.map(reply, HELD_OUT_QUESTIONS))
+        return self.greedy_replies(HELD_OUT_QUESTIONS, sample)
 
     # -- the scenarios ---------------------------------------------------------------------------
 
