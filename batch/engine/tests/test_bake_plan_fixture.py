@@ -8,7 +8,6 @@ fixture do.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 from bakehouse_engine.bake.plan import GIB, BakeRequest, Devices, ModelShape, estimate_bytes
@@ -35,11 +34,19 @@ SHAPES = {
 CONFIGS = [
     ({}, BakeRequest(2, 2, 1, 3000, True, 32)),
     (
-        {"micro_batch_size": 1, "data": {"max_length": 8192}, "model": {"baked_adapter_config": {"r": 8, "target_modules": ["q_proj", "v_proj"]}}},
+        {
+            "micro_batch_size": 1,
+            "data": {"max_length": 8192},
+            "model": {"baked_adapter_config": {"r": 8, "target_modules": ["q_proj", "v_proj"]}},
+        },
         BakeRequest(2, 1, 1, 8192, True, 8, ["q_proj", "v_proj"]),
     ),
     (
-        {"micro_batch_size": 4, "data": {"max_length": 1024}, "model": {"dtype": "fp32", "disable_activation_checkpoint": True}},
+        {
+            "micro_batch_size": 4,
+            "data": {"max_length": 1024},
+            "model": {"dtype": "fp32", "disable_activation_checkpoint": True},
+        },
         BakeRequest(4, 4, 1, 1024, False, 32),
     ),
 ]
@@ -66,9 +73,9 @@ def test_toy_shape_is_the_toy_models_config():
 
     from bakehouse_engine.models import resolve_model_path
 
-    assert ModelShape.from_config(AutoConfig.from_pretrained(resolve_model_path("bakehouse/toy-instruct"))) == SHAPES["bakehouse/toy-instruct"]
+    config = AutoConfig.from_pretrained(resolve_model_path("bakehouse/toy-instruct"))
+    assert ModelShape.from_config(config) == SHAPES["bakehouse/toy-instruct"]
 
 
 if __name__ == "__main__":
     FIXTURE.write_text(json.dumps(estimates(), indent=1) + "\n")
-    sys.exit(0)
