@@ -192,6 +192,13 @@ export const JobResult = z
       .array(z.string())
       .optional()
       .meta({ description: 'Config fields accepted but not applied on this hardware, each with the reason' }),
+    applied_config: z
+      .array(z.string())
+      .optional()
+      .meta({
+        description:
+          'Bake: how the deepspeed block and activation offload were applied (FSDP sharding, CPU offload) and what the memory plan changed to fit, one sentence each',
+      }),
   })
   .meta({ id: 'JobResult' });
 export type JobResult = z.infer<typeof JobResult>;

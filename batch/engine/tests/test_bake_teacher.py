@@ -26,9 +26,9 @@ def bake_three_epochs(tiny_model, monkeypatch, top_k: int | None) -> tuple[list[
     passes: list[list[int]] = []
     original = teacher_module.TeacherCache._teacher_pass
 
-    def recording_pass(self, model, indices, device):
+    def recording_pass(self, model, run_decoder, indices, device):
         passes.append(list(indices))
-        return original(self, model, indices, device)
+        return original(self, model, run_decoder, indices, device)
 
     monkeypatch.setattr(teacher_module.TeacherCache, "_teacher_pass", recording_pass)
     torch.manual_seed(0)

@@ -28,6 +28,7 @@ export interface JobOutcome {
   checkpoints?: number[];
   loss?: LossSummary | null;
   unhonoured_config?: string[];
+  applied_config?: string[];
 }
 
 export interface JobRecord extends JobOutcome {

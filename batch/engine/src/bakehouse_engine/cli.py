@@ -24,6 +24,7 @@ from types import ModuleType
 
 from bakehouse_engine import storage
 from bakehouse_engine.context import JobContext
+from bakehouse_engine.distributed import is_main_node
 from bakehouse_engine.errors import JobFailure, failure_sentence
 from bakehouse_engine.outputs import EngineLog, Metrics, OutputLines, Progress
 from bakehouse_engine.spec import SpecError, load_spec
@@ -96,6 +97,9 @@ def run_job(source: str) -> int:
 
     kind, output_uri = spec["kind"], spec["output_uri"]
     workdir = Path(tempfile.mkdtemp(prefix=f"bakehouse-{kind}-{spec['job_id']}-"))
+    if not is_main_node():
+        # Another node of a multi-node bake: it trains, and the main node writes the job's outputs.
+        output_uri = (workdir / "node-outputs").as_uri() + "/"
     engine_log = EngineLog(output_uri, workdir)
     try:
         log.info("%s job %s starting; output under %s", kind, spec["job_id"], output_uri)

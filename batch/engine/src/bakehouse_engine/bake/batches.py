@@ -64,11 +64,12 @@ class MicroBatch:
     indices: list[int]  # the examples' indices, which key the teacher cache
     student: Side
     count: int  # loss positions
+    weight: float = 1.0  # 0 for a repeat that only keeps the processes of a distributed bake in step (ranks.py)
 
     @classmethod
-    def build(cls, examples: list[TrainingExample], indices: list[int], pad_id: int) -> MicroBatch:
+    def build(cls, examples: list[TrainingExample], indices: list[int], pad_id: int, weight: float = 1.0) -> MicroBatch:
         chosen = [examples[index] for index in indices]
-        return cls(indices, student_side(chosen, pad_id), sum(example.count for example in chosen))
+        return cls(indices, student_side(chosen, pad_id), sum(example.count for example in chosen), weight)
 
 
 def epoch_steps(examples: list[TrainingExample], micro_batch_size: int, accumulate: int, seed: int, epoch: int) -> list[list[list[int]]]:

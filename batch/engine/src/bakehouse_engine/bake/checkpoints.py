@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bakehouse_engine import storage
+from bakehouse_engine.bake.ranks import Ranks
 from bakehouse_engine.errors import disk_full_is_a_failure
 
 ADAPTER_FILES = ("adapter_model.safetensors", "adapter_config.json")
@@ -69,14 +70,15 @@ class CheckpointWriter:
         self.parents = parents
         self.steps: list[int] = []
 
-    def save(self, peft_model: Any, step: int) -> None:
+    def save(self, peft_model: Any, step: int, state: dict | None = None) -> None:
+        """`state`: the adapter's weights gathered whole, for a model sharded across processes."""
         with disk_full_is_a_failure(f"writing checkpoint {step}", "bake"):
-            self._save(peft_model, step)
+            self._save(peft_model, step, state)
         self.steps.append(step)
 
-    def _save(self, peft_model: Any, step: int) -> None:
+    def _save(self, peft_model: Any, step: int, state: dict | None) -> None:
         local = self.workdir / str(step)
-        peft_model.save_pretrained(str(local))
+        peft_model.save_pretrained(str(local), state_dict=state)
         (local / "README.md").unlink(missing_ok=True)  # PEFT's model card template, not part of the adapter
         # PEFT records the local path the base was loaded from. The catalog name goes in afterwards:
         # set before saving, PEFT would look the name up on the Hub.
@@ -109,3 +111,22 @@ class CheckpointWriter:
                 for name in ADAPTER_FILES:
                     if (parent.local_dir / name).is_file():
                         tar.add(parent.local_dir / name, arcname=f"{folder}/{name}")
+
+
+class GatheringWriter:
+    """A distributed bake's writer, on every process: they all take part in gathering the sharded LoRA
+    weights whole (full state dict of the trainable parameters only), and the main process saves them
+    as a standard PEFT adapter with its CheckpointWriter (`writer`, None on the other processes)."""
+
+    def __init__(self, ranks: Ranks, writer: CheckpointWriter | None, peft_model: Any) -> None:
+        self.ranks = ranks
+        self.writer = writer
+        # Named before training: FSDP's unsharded views after a no-grad forward do not keep requires_grad.
+        self.names = {name for name, parameter in peft_model.named_parameters() if parameter.requires_grad}
+        self.steps: list[int] = []
+
+    def save(self, peft_model: Any, step: int) -> None:
+        state = self.ranks.full_state(peft_model, self.names)
+        if self.writer is not None:
+            self.writer.save(peft_model, step, state)
+        self.steps.append(step)

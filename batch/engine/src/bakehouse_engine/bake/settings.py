@@ -7,8 +7,10 @@ documented ones are read from the loose config objects:
 - `scheduler.warmup_steps` (int) or `scheduler.warmup_ratio` (fraction of all steps): LR warmup,
   default none.
 
-Fields that this engine accepts but cannot apply (multi-GPU sharding, Weights & Biases, data-loader
-workers, …) are collected in `unhonoured`, each with the reason, for result.json.
+Fields that this engine accepts but cannot apply (Weights & Biases, data-loader workers, …) are
+collected in `unhonoured`, each with the reason, for result.json. The `deepspeed` block is mapped
+onto PyTorch FSDP (sharding.py); how each of its fields was applied goes to `applied`, once the
+number of processes is known.
 """
 
 from __future__ import annotations
@@ -51,7 +53,11 @@ class BakeSettings:
     top_k: int | None = None
     log_interval: int = 1
     checkpoints: list[dict] = field(default_factory=list)
+    # From the deepspeed block (sharding.py): ZeRO stage and whether params/optimizer go to CPU memory.
+    zero_stage: int | None = None
+    offload: list[str] = field(default_factory=list)  # the offload fields the config turned on
     unhonoured: list[str] = field(default_factory=list)
+    applied: list[str] = field(default_factory=list)
 
 
 def _get(config: dict, key: str) -> dict:
@@ -77,9 +83,10 @@ def resolve_settings(config: dict, device: str) -> BakeSettings:
             note(f"checkpoint.type {entry['type']}: checkpoints are saved as PEFT (huggingface) adapters")
     if config.get("eval_interval"):
         note("eval_interval: evaluation during training is not implemented")
-    stage = _get(_get(config, "deepspeed"), "zero_optimization").get("stage")
-    if stage:
-        note(f"deepspeed.zero_optimization.stage {stage}: ZeRO shards training state across GPUs; this engine trains on one device")
+    zero = _get(_get(config, "deepspeed"), "zero_optimization")
+    if zero.get("stage") is not None:
+        settings.zero_stage = int(zero["stage"])
+    settings.offload = [key for key in ("offload_param", "offload_optimizer") if _offloads(zero.get(key))]
     if _get(config, "wandb").get("enable"):
         note("wandb.enable: the engine does not report to Weights & Biases; metrics are in metrics.jsonl")
     if config.get("activation_checkpoint_cpu_offload"):
@@ -88,6 +95,13 @@ def resolve_settings(config: dict, device: str) -> BakeSettings:
         else:
             settings.activation_cpu_offload = True
     return settings
+
+
+def _offloads(entry: Any) -> bool:
+    """DeepSpeed's `offload_*: {device: cpu | nvme | none}` (or a bare true) asks for offload."""
+    if isinstance(entry, dict):
+        return str(entry.get("device") or "cpu").lower() != "none"
+    return bool(entry)
 
 
 def _resolve_model(model: dict, device: str, settings: BakeSettings) -> None:

@@ -14,7 +14,7 @@ the bake starts); an example whose entry does not fit has its teacher pass run a
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -68,20 +68,31 @@ class TeacherCache:
         self.entries: dict[int, Teacher] = {}
         self.used_bytes = 0
 
-    def targets(self, model: Any, indices: list[int], device: torch.device) -> tuple[Teacher, int]:
+    def targets(
+        self, model: Any, indices: list[int], device: torch.device, run_decoder: Any = None,
+        any_process: Callable[[bool], bool] = bool,
+    ) -> tuple[Teacher, int]:
         """The teacher's distribution over these examples' loss positions, in order, on `device`, and the
-        number of teacher tokens that had to run through the model for it (0 when all were cached)."""
+        number of teacher tokens that had to run through the model for it (0 when all were cached).
+
+        `run_decoder`: the decoder to call (a sharded one in a distributed bake). `any_process(flag)`: whether
+        any process of the bake needs a teacher pass; a sharded decoder needs every process in each pass,
+        so one whose examples are all cached runs its first example again.
+        """
         missing = [index for index in indices if index not in self.entries]
-        fresh, teacher_tokens = self._teacher_pass(model, missing, device) if missing else ({}, 0)
+        if any_process(bool(missing)) and not missing:
+            missing = indices[:1]
+        run_decoder = run_decoder or decoder(model)
+        fresh, teacher_tokens = self._teacher_pass(model, run_decoder, missing, device) if missing else ({}, 0)
         parts = [fresh[index] if index in fresh else _to(self.entries[index], device) for index in indices]
         return _concat(parts), teacher_tokens
 
-    def _teacher_pass(self, model: Any, indices: list[int], device: torch.device) -> tuple[dict[int, Teacher], int]:
+    def _teacher_pass(self, model: Any, run_decoder: Any, indices: list[int], device: torch.device) -> tuple[dict[int, Teacher], int]:
         examples = [self.examples[index] for index in indices]
         side = teacher_side(examples, self.pad_id)
         model.eval()
         with torch.no_grad(), model.disable_adapter():
-            hidden = side.hidden(decoder(model), device)
+            hidden = side.hidden(run_decoder, device)
         model.train()
         fresh: dict[int, Teacher] = {}
         for index, part in zip(indices, hidden.split([example.count for example in examples])):
@@ -89,7 +100,7 @@ class TeacherCache:
             if self.top_k:
                 teacher = TopKTeacher.from_full(teacher, self.top_k, self.temperature)
             fresh[index] = teacher
-            if self.used_bytes + _nbytes(teacher) <= self.budget_bytes:
+            if index not in self.entries and self.used_bytes + _nbytes(teacher) <= self.budget_bytes:
                 self.entries[index] = _to(teacher, "cpu")
                 self.used_bytes += _nbytes(teacher)
         return fresh, side.tokens

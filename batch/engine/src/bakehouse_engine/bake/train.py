@@ -27,9 +27,10 @@ import torch
 from transformers import get_scheduler
 
 from bakehouse_engine.bake.batches import MicroBatch, epoch_steps
-from bakehouse_engine.bake.checkpoints import CheckpointPlan, CheckpointWriter
+from bakehouse_engine.bake.checkpoints import CheckpointPlan, CheckpointWriter, GatheringWriter
 from bakehouse_engine.bake.loss import head_kl
 from bakehouse_engine.bake.model_parts import Heads, decoder
+from bakehouse_engine.bake.ranks import Ranks
 from bakehouse_engine.bake.sequences import TrainingExample
 from bakehouse_engine.bake.settings import MAX_GRAD_NORM, BakeSettings
 from bakehouse_engine.bake.teacher import TeacherCache
@@ -86,20 +87,27 @@ def _synchronize(device: torch.device) -> None:
 
 def accumulate_gradients(
     model: Any, batches: list[MicroBatch], teachers: TeacherCache, heads: Heads, settings: BakeSettings,
-    device: torch.device, offload: Callable,
+    device: torch.device, offload: Callable, step_tokens: int | None = None, ranks: Ranks | None = None,
 ) -> tuple[float, int]:
-    """Teacher and student passes over one step's micro-batches; returns the step's per-token KL and
-    the teacher tokens that ran through the model."""
-    step_tokens = sum(batch.count for batch in batches)
+    """Teacher and student passes over this process's micro-batches of one step; returns their part of
+    the step's per-token KL and the teacher tokens that ran through the model.
+
+    `step_tokens`: the step's response tokens over all processes (default: these batches'); `ranks`:
+    this process's place in a distributed bake (ranks.py).
+    """
+    ranks = ranks or Ranks()
+    step_tokens = step_tokens or sum(batch.count for batch in batches)
+    run_decoder = ranks.decoder or decoder(model)
     step_loss, teacher_tokens = 0.0, 0
     for batch in batches:
-        teacher, ran = teachers.targets(model, batch.indices, device)
+        teacher, ran = teachers.targets(model, batch.indices, device, run_decoder, ranks.any)
         teacher_tokens += ran
         model.train()
         with offload():
-            hidden = batch.student.hidden(decoder(model), device)
-            loss = head_kl(hidden, heads.student(), teacher, settings.temperature) / step_tokens
-            loss.backward()
+            hidden = batch.student.hidden(run_decoder, device)
+            loss = head_kl(hidden, heads.student(), teacher, settings.temperature) * (batch.weight / step_tokens)
+            # FSDP and DDP average gradients over processes; the step's loss is a sum over them.
+            (loss * ranks.world).backward()
         step_loss += loss.item()
         del teacher, hidden, loss
     return step_loss, teacher_tokens
@@ -111,12 +119,20 @@ def train(
     settings: BakeSettings,
     pad_id: int,
     n_matmul: int,
-    writer: CheckpointWriter,
+    writer: CheckpointWriter | GatheringWriter,
     on_metrics: Callable[[dict], None],
     on_progress: Callable[[int, int], None],
+    ranks: Ranks | None = None,
+    heads: Heads | None = None,
 ) -> TrainingOutcome:
-    device = next(model.parameters()).device
-    steps_per_epoch = len(epoch_steps(examples, settings.micro_batch_size, settings.gradient_accumulation_steps, settings.seed, 0))
+    """Trains the adapter; in a distributed bake (`ranks`), only the main process reports metrics and
+    progress, and `heads` were taken before the model was sharded."""
+    ranks = ranks or Ranks()
+    # A sharded model's parameters may sit in host memory (CPU offload); its inputs go to the process's device.
+    device = ranks.device if ranks.decoder is not None else next(model.parameters()).device
+    # A step holds micro_batch_size × gradient_accumulation_steps examples per process.
+    accumulate = settings.gradient_accumulation_steps * ranks.world
+    steps_per_epoch = len(epoch_steps(examples, settings.micro_batch_size, accumulate, settings.seed, 0))
     total_steps = steps_per_epoch * settings.epochs
     trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
     optimizer = torch.optim.AdamW(
@@ -131,17 +147,20 @@ def train(
         if settings.activation_cpu_offload
         else contextlib.nullcontext
     )
-    heads = Heads(model)
+    heads = heads or Heads(model)
     teachers = TeacherCache(examples, heads, pad_id, settings.temperature, settings.top_k)
     window, losses, step = MetricsWindow(), [], 0
     iter_started = time.perf_counter()
     for epoch in range(settings.epochs):
-        steps = epoch_steps(examples, settings.micro_batch_size, settings.gradient_accumulation_steps, settings.seed, epoch)
+        steps = epoch_steps(examples, settings.micro_batch_size, accumulate, settings.seed, epoch)
         for micro_batches in steps:
-            batches = [MicroBatch.build(examples, indices, pad_id) for indices in micro_batches]
+            batches = [MicroBatch.build(examples, indices, pad_id, weight) for indices, weight in ranks.share(micro_batches)]
+            step_tokens = sum(examples[index].count for indices in micro_batches for index in indices)
             _synchronize(device)
             compute_started = time.perf_counter()
-            step_loss, teacher_tokens = accumulate_gradients(model, batches, teachers, heads, settings, device, offload)
+            step_loss, teacher_tokens = accumulate_gradients(
+                model, batches, teachers, heads, settings, device, offload, step_tokens, ranks
+            )
             torch.nn.utils.clip_grad_norm_(trainable, MAX_GRAD_NORM)
             lr = scheduler.get_last_lr()[0]
             optimizer.step()
@@ -150,22 +169,29 @@ def train(
             _synchronize(device)
             step += 1
             now = time.perf_counter()
+            student_tokens = sum(batch.student.tokens for batch in batches if batch.weight)
+            sequences = sum(len(batch.indices) for batch in batches if batch.weight)
+            step_loss, student_tokens, teacher_tokens, sequences = ranks.total(
+                [step_loss, student_tokens, teacher_tokens, sequences]
+            )
             window.iters += 1
             window.loss += step_loss
             window.step_time += now - compute_started
             window.iter_time += now - iter_started
-            window.student_tokens += sum(batch.student.tokens for batch in batches)
-            window.flops += sum(batch.student.tokens for batch in batches) * student_flops + teacher_tokens * 2 * n_matmul
-            window.seqlen_sum += sum(batch.student.tokens for batch in batches)
-            window.sequences += sum(len(batch.indices) for batch in batches)
+            window.student_tokens += student_tokens
+            window.flops += student_tokens * student_flops + teacher_tokens * 2 * n_matmul
+            window.seqlen_sum += student_tokens
+            window.sequences += sequences
             if step % settings.log_interval == 0 or step == total_steps:
                 row = window.row(step, lr, step / steps_per_epoch)
                 losses.append(row["loss"])
-                on_metrics(row)
+                if ranks.main:
+                    on_metrics(row)
                 window.reset()
             if plan.due(step):
                 writer.save(model, step)
-            on_progress(step, total_steps)
+            if ranks.main:
+                on_progress(step, total_steps)
             iter_started = time.perf_counter()
     forced = not writer.steps
     if forced:
