@@ -5,13 +5,14 @@
  * tokens/s for one stream at a time, then for 8 concurrent streams; the one-stream figures are
  * the baseline the concurrent ones are compared with. Results go to bench/results/chat.json.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { serve } from '@hono/node-server';
 import OpenAI from 'openai';
 import { HELD_OUT_QUESTIONS, TOY_MODEL } from '#local/demo-recipe.ts';
 import { startLocalServer } from '#local/server.ts';
+import { recordResults } from './record.ts';
 import { quantile, round } from './stats.ts';
 
 const ROUNDS = Number(process.env.BENCH_CHAT_ROUNDS ?? 4);
@@ -101,12 +102,5 @@ export async function benchChat(): Promise<Record<string, unknown>> {
 }
 
 if (process.argv[1] === import.meta.filename) {
-  const results = {
-    recorded_at: new Date().toISOString(),
-    machine: { cpus: cpus().length, cpu: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, loadavg_1m: round(loadavg()[0]!, 2) },
-    chat_sampler_embedded: await benchChat(),
-  };
-  mkdirSync('bench/results', { recursive: true });
-  writeFileSync('bench/results/chat.json', `${JSON.stringify(results, null, 2)}\n`);
-  console.log(JSON.stringify(results, null, 2));
+  recordResults('chat', { chat_sampler_embedded: await benchChat() });
 }

@@ -13,12 +13,13 @@
  * Results go to bench/results/loops.json; bench/RESULTS.md records them.
  */
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { serve } from '@hono/node-server';
 import { startLocalServer } from '#local/server.ts';
+import { recordResults } from './record.ts';
 import { quantile, round } from './stats.ts';
 
 const ROOT = join(import.meta.dirname, '..');
@@ -103,12 +104,5 @@ export async function benchLoops(): Promise<Record<string, unknown>> {
 }
 
 if (process.argv[1] === import.meta.filename) {
-  const results = {
-    recorded_at: new Date().toISOString(),
-    machine: { cpus: cpus().length, cpu: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, loadavg_1m: round(loadavg()[0]!, 2) },
-    loops_embedded: await benchLoops(),
-  };
-  mkdirSync('bench/results', { recursive: true });
-  writeFileSync('bench/results/loops.json', `${JSON.stringify(results, null, 2)}\n`);
-  console.log(JSON.stringify(results, null, 2));
+  recordResults('loops', { loops_embedded: await benchLoops() });
 }

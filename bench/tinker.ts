@@ -15,8 +15,8 @@
  * Results go to bench/results/tinker.json; bench/RESULTS.md records them.
  */
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isDeepStrictEqual, promisify } from 'node:util';
 import { serve } from '@hono/node-server';
@@ -25,6 +25,7 @@ import { jsonForward, toForward } from '#http/routes/tinker/wire.ts';
 import { startLocalServer } from '#local/server.ts';
 import { ForwardBackwardRequest } from '#schemas/tinker.ts';
 import { tinkerPython } from '#test/clients/tinker/environments.ts';
+import { recordResults } from './record.ts';
 import { measure, quantile, round } from './stats.ts';
 
 const DRIVER = join(import.meta.dirname, 'tinker_sdk.py');
@@ -120,14 +121,9 @@ async function benchOverhead(): Promise<Record<string, unknown>> {
 }
 
 if (process.argv[1] === import.meta.filename) {
-  const results = {
-    recorded_at: new Date().toISOString(),
-    machine: { cpus: cpus().length, cpu: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version, loadavg_1m: round(loadavg()[0]!, 2) },
+  recordResults('tinker', {
     sdk: 'tinker 0.38.0',
     decode_forward_backward_request: await benchDecode(),
     gateway_overhead: await benchOverhead(),
-  };
-  mkdirSync('bench/results', { recursive: true });
-  writeFileSync('bench/results/tinker.json', `${JSON.stringify(results, null, 2)}\n`);
-  console.log(JSON.stringify(results, null, 2));
+  });
 }
