@@ -125,3 +125,21 @@ def test_a_32b_bake_fits_one_141_gib_gpu_offloads_on_48_gib_and_fails_with_a_sen
     assert offloaded.cpu_offload and offloaded.changes[-1].startswith("weights and training state offloaded")
     with pytest.raises(JobFailure, match=r"needs ~\d+ GiB across GPUs.*offers 1 × 8 GiB.*more GPUs"):
         plan_bake(shape, request(max_length=40000), Devices(1, 8 * GIB))
+
+
+def test_a_bake_that_fits_nowhere_fails_before_loading_any_weight(tmp_path, monkeypatch):
+    import bakehouse_engine.bake as bake
+    from bakehouse_engine.toy import ensure_toy_model
+    from job_harness import bake_spec, job_context, rollout_lines
+
+    ensure_toy_model()
+    monkeypatch.setenv("BAKEHOUSE_DEVICE", "cpu")
+    monkeypatch.setenv("BAKEHOUSE_BAKE_DEVICE_MEMORY_GIB", "0.001")
+
+    def no_weights(*_args, **_kwargs):
+        raise AssertionError("weights were loaded")
+
+    monkeypatch.setattr(bake, "load_model", no_weights)
+    spec = bake_spec(tmp_path, "bakehouse/toy-instruct", [("main", 1.0, rollout_lines(2))], total=2)
+    with pytest.raises(JobFailure, match=r"needs ~\d+ MiB across CPU processes .* offers 1 × 1 MiB\. Run it on GPUs"):
+        bake.run(job_context(spec, tmp_path))

@@ -212,10 +212,17 @@ def plan_bake(shape: ModelShape, request: BakeRequest, devices: Devices) -> Bake
             )
     smallest = replace(request, sharding="full", activation_checkpointing=True, micro_batch_size=1, cpu_offload=False)
     total = estimate_bytes(shape, smallest, devices) * devices.world_size
-    offered = f"{devices.world_size} × {devices.bytes_each / GIB:.0f} GiB"
+    offered = f"{devices.world_size} × {_size(devices.bytes_each)}"
     where = "GPUs" if devices.kind == "cuda" else "CPU processes"
-    raise JobFailure(
-        f"This bake needs ~{total / GIB:.0f} GiB across {where} (a {shape.parameters / 1e9:.1f}B-parameter model, "
-        f"max_length {request.max_length}); this machine offers {offered}. Use a lane with more GPUs, a smaller "
-        "model or a shorter data.max_length."
+    advice = (
+        "Use a lane with more GPUs, a smaller model or a shorter data.max_length." if devices.kind == "cuda"
+        else "Run it on GPUs, or use a smaller model or a shorter data.max_length."
     )
+    raise JobFailure(
+        f"This bake needs ~{_size(total)} across {where} (a {shape.parameters / 1e9:.1f}B-parameter model, "
+        f"max_length {request.max_length}); this machine offers {offered}. {advice}"
+    )
+
+
+def _size(nbytes: float) -> str:
+    return f"{nbytes / GIB:.0f} GiB" if nbytes >= GIB else f"{nbytes / 2**20:.0f} MiB"
