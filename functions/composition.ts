@@ -34,6 +34,8 @@ import type { Store } from '#ports/store.ts';
 const samplerIdleSeconds = z.coerce.number().int().min(1).optional();
 /** The most tokens a sampling request without `max_tokens` generates (`BAKEHOUSE_SAMPLER_MAX_TOKENS`); unset, the domain's default. */
 const samplerMaxTokens = z.coerce.number().int().min(1).optional();
+/** Requests that may wait for one base model's sampler before more are refused (`BAKEHOUSE_SAMPLER_MAX_QUEUED`); unset, the domain's default. */
+const samplerMaxQueued = z.coerce.number().int().min(1).optional();
 
 /**
  * The training data plane's public origin (`BAKEHOUSE_DATA_PLANE_URL`): Loops run and sampler base
@@ -153,6 +155,7 @@ export const AwsConfig = z.object({
   defaultBaseModel: defaultBaseModel.default(SPEC_DEFAULT_BASE_MODEL),
   samplerIdleSeconds,
   samplerMaxTokens,
+  samplerMaxQueued,
   datasetUriPrefixes,
   dataPlaneUrl,
 }).superRefine(defaultInCatalog);
@@ -178,6 +181,7 @@ export function awsConfigFromEnv(env: NodeJS.ProcessEnv): AwsConfig {
     defaultBaseModel: env.BAKEHOUSE_DEFAULT_BASE_MODEL || undefined,
     samplerIdleSeconds: env.BAKEHOUSE_SAMPLER_IDLE_SECONDS || undefined,
     samplerMaxTokens: env.BAKEHOUSE_SAMPLER_MAX_TOKENS || undefined,
+    samplerMaxQueued: env.BAKEHOUSE_SAMPLER_MAX_QUEUED || undefined,
     datasetUriPrefixes: env.BAKEHOUSE_DATASET_URI_PREFIXES,
     dataPlaneUrl: env.BAKEHOUSE_DATA_PLANE_URL || undefined,
   };
@@ -215,6 +219,7 @@ export function composeAws(input: AwsConfig): Runtime {
     clock: systemClock,
     catalog: { baseModels: config.baseModels, defaultBaseModel: config.defaultBaseModel },
     sampler: samplerSettings(config),
+    samplerMaxQueued: config.samplerMaxQueued,
     datasetUriPrefixes: config.datasetUriPrefixes,
     webhookDelivery: {
       queue: new SqsDeliveryQueue({ client: sqs, queueUrl: config.deliveryQueueUrl }),
@@ -244,6 +249,7 @@ export const EmbeddedConfig = z.object({
   hubAccess: z.boolean().default(false),
   samplerIdleSeconds,
   samplerMaxTokens,
+  samplerMaxQueued,
   datasetUriPrefixes,
   /** Webhooks may reach private addresses; loopback and plain http are always allowed here, for local tools. */
   webhookAllowPrivate: z.boolean().default(false),
@@ -311,6 +317,7 @@ export async function composeEmbedded(input: EmbeddedConfig): Promise<EmbeddedRu
     clock: systemClock,
     catalog: { baseModels: config.baseModels, defaultBaseModel: config.defaultBaseModel },
     sampler: samplerSettings(config),
+    samplerMaxQueued: config.samplerMaxQueued,
     datasetUriPrefixes: config.datasetUriPrefixes,
     webhookDelivery: {
       queue: deliveryQueue,

@@ -144,6 +144,11 @@ export const TenantConfig = z.strictObject({
    */
   samplerIdleMinutes: z.int('must be a whole number of minutes').min(1, 'must be at least 1').max(1440, 'must be at most 1440 (a day)').optional(),
   /**
+   * Requests that may wait for one base model's sampler before new chat and sampling requests are
+   * refused with a retry-after (`BAKEHOUSE_SAMPLER_MAX_QUEUED`). Default: functions/core's 256.
+   */
+  samplerMaxQueued: z.int('must be a whole number of requests').min(1, 'must be at least 1').optional(),
+  /**
    * S3 folders whose JSONL/CSV files `from_dataset` generators may name by URI, besides shipped and
    * uploaded datasets (`BAKEHOUSE_DATASET_URI_PREFIXES`); the engine's job role may read them. None
    * by default: a target naming any other URI is refused.

@@ -96,6 +96,7 @@ export class TenantStack extends Stack {
       ...(tenant.baseModels ? { BAKEHOUSE_BASE_MODELS: tenant.baseModels.join(',') } : {}),
       ...(tenant.defaultBaseModel ? { BAKEHOUSE_DEFAULT_BASE_MODEL: tenant.defaultBaseModel } : {}),
       ...(tenant.samplerIdleMinutes ? { BAKEHOUSE_SAMPLER_IDLE_SECONDS: String(tenant.samplerIdleMinutes * 60) } : {}),
+      ...(tenant.samplerMaxQueued ? { BAKEHOUSE_SAMPLER_MAX_QUEUED: String(tenant.samplerMaxQueued) } : {}),
       ...(tenant.datasetUriPrefixes?.length ? { BAKEHOUSE_DATASET_URI_PREFIXES: tenant.datasetUriPrefixes.join(',') } : {}),
       ...(tenant.webhooks.allowPrivateAddresses ? { BAKEHOUSE_WEBHOOK_ALLOW_PRIVATE: '1' } : {}),
       ...(tenant.webhooks.allowHttp ? { BAKEHOUSE_WEBHOOK_ALLOW_HTTP: '1' } : {}),

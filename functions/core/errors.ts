@@ -82,6 +82,21 @@ export class ValidationError extends DomainError {
   readonly code = 'VALIDATION_ERROR';
 }
 
+/**
+ * Too many requests wait already; the same request may succeed after `retryAfterS` seconds (429,
+ * with `retry-after`). A front whose protocol retries another status under load maps it there.
+ */
+export class RateLimitedError extends DomainError {
+  readonly code = 'RATE_LIMITED';
+  override readonly retryable = true;
+  constructor(
+    message: string,
+    readonly retryAfterS: number,
+  ) {
+    super(message);
+  }
+}
+
 /** Nothing can serve the request right now (no sampler answered in time, or it stopped); retry (503). */
 export class UnavailableError extends DomainError {
   readonly code = 'UNAVAILABLE';

@@ -39,6 +39,8 @@ export interface ServiceDeps {
   clock: Clock;
   catalog: ModelCatalog;
   sampler?: Partial<SamplerSettings>;
+  /** Requests that may wait for one base model's sampler before more are refused (chat-relay.ts). */
+  samplerMaxQueued?: number;
   chatTiming?: Partial<ChatTiming>;
   /** Training polls, result retention and checkpoint retention (core/training). */
   training?: Partial<TrainingSettings>;
@@ -53,7 +55,7 @@ export interface ServiceDeps {
 export type Services = ReturnType<typeof createServices>;
 
 /** Wires the domain services over the ports; the only place they are constructed. */
-export function createServices({ store, blobs, queue, compute, clock, catalog, sampler, chatTiming, training: trainingSettings, datasetUriPrefixes, publisher, webhookDelivery = NO_DELIVERY }: ServiceDeps) {
+export function createServices({ store, blobs, queue, compute, clock, catalog, sampler, samplerMaxQueued, chatTiming, training: trainingSettings, datasetUriPrefixes, publisher, webhookDelivery = NO_DELIVERY }: ServiceDeps) {
   const models = new ModelResolver(store, catalog);
   const repos = new RepoService(store, models, clock);
   const prompts = new PromptService(store, repos);
@@ -70,7 +72,7 @@ export function createServices({ store, blobs, queue, compute, clock, catalog, s
   const chain = new ModelChain(store, models, outputs);
   const samplers = new SamplerPool(store, records, pipeline, { ...DEFAULT_SAMPLER_SETTINGS, ...sampler });
   const timing = { ...DEFAULT_CHAT_TIMING, ...chatTiming };
-  const relay = new ChatRelay(store, blobs, clock, timing.pollMs);
+  const relay = new ChatRelay(store, blobs, clock, timing.pollMs, samplerMaxQueued);
   const watch = new SamplerWatch(relay, records, samplers, timing.leaseMs);
   const training = new TrainingService({
     store, blobs, clock, models, chain, records, pipeline, outbox,

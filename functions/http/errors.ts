@@ -2,7 +2,7 @@ import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { z } from 'zod';
-import { DomainError, type ErrorCode } from '#core/errors.ts';
+import { DomainError, RateLimitedError, type ErrorCode } from '#core/errors.ts';
 import type { OpenAiError } from '#schemas/chat.ts';
 import { isLoopsPath, loopsErrorResponse } from './routes/loops/errors.ts';
 import { isTinkerPath } from './routes/tinker/requests.ts';
@@ -74,6 +74,8 @@ export function validationErrorResponse(c: Context, target: string, error: z.Zod
 
 export function handleError(error: Error, c: Context) {
   if (error instanceof DomainError) {
+    // Clients wait this long before they retry (bread-api.md §1.6 rule 2; capped at 60 s by them).
+    if (error instanceof RateLimitedError) c.header('retry-after', String(error.retryAfterS));
     return errorResponse(c, STATUS_OF[error.code], { message: error.message, code: error.code }, error.retryable);
   }
   if (error instanceof HTTPException) {

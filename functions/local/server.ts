@@ -35,6 +35,8 @@ export interface LocalServerOptions {
   samplerIdleSeconds?: string;
   /** The most tokens a sampling request without max_tokens generates; default 4096. */
   samplerMaxTokens?: string;
+  /** Requests that may wait for one base model's sampler before more are refused; default 256. */
+  samplerMaxQueued?: string;
   /** Where Loops clients reach the training data plane (`BAKEHOUSE_DATA_PLANE_URL`), e.g. behind a proxy; default the origin requests arrive at. */
   dataPlaneUrl?: string;
   /** Comma-separated URI prefixes `from_dataset` generators may read (`BAKEHOUSE_DATASET_URI_PREFIXES`); default none. */
@@ -96,6 +98,7 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Loc
     hubAccess: options.hubAccess,
     samplerIdleSeconds: options.samplerIdleSeconds,
     samplerMaxTokens: options.samplerMaxTokens,
+    samplerMaxQueued: options.samplerMaxQueued,
     datasetUriPrefixes: options.datasetUriPrefixes,
     webhookAllowPrivate: options.webhookAllowPrivate,
     webhookConcurrency: options.webhookConcurrency,

@@ -47,7 +47,7 @@ export interface TestAppOptions extends AppOptions {
   /** Also serve the test blobs' signed URLs (`GET /v1/blobs/…`), so downloads can be fetched. */
   serveBlobs?: boolean;
   /** Sampler settings and chat timings for the chat routes; training settings; the model catalog; allowed dataset URIs; where events go. */
-  services?: Partial<Pick<ServiceDeps, 'sampler' | 'chatTiming' | 'training' | 'catalog' | 'datasetUriPrefixes' | 'publisher'>>;
+  services?: Partial<Pick<ServiceDeps, 'sampler' | 'samplerMaxQueued' | 'chatTiming' | 'training' | 'catalog' | 'datasetUriPrefixes' | 'publisher'>>;
   /** The Store underneath; default SQLite in memory. */
   store?: () => Promise<Store>;
 }

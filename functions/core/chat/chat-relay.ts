@@ -2,7 +2,7 @@ import type { Blobs } from '../../ports/blobs.ts';
 import type { Clock } from '../../ports/clock.ts';
 import { ConditionFailedError, TransactionFailedError, type Item, type Store } from '../../ports/store.ts';
 import { RelayChunk, SamplerRequest } from '../../schemas/relay.ts';
-import { NotFoundError } from '../errors.ts';
+import { NotFoundError, RateLimitedError } from '../errors.ts';
 import { keys } from '../keys.ts';
 import { Wakeups } from './wakeups.ts';
 
@@ -14,6 +14,10 @@ const RETAIN_S = 24 * 60 * 60;
 /** Bodies and chunks larger than this go to Blobs (a Store item holds at most 400 KB). */
 const MAX_INLINE_BODY_BYTES = 256 * 1024;
 /** Under the artifact bucket's tmp/ lifecycle on AWS, so a body left behind still expires. */
+/** How many requests may wait in one base model's inbox before new ones are refused (`BAKEHOUSE_SAMPLER_MAX_QUEUED`). */
+export const DEFAULT_MAX_QUEUED = 256;
+/** What a refused asker is told to wait: about the time a sampler takes to work through a few batches. */
+export const QUEUE_FULL_RETRY_AFTER_S = 5;
 const bodyBlobKey = (requestId: string) => `tmp/chat/${requestId}.json`;
 const chunkBlobKey = (requestId: string, seq: number) => `tmp/chat/${requestId}.chunks/${seq}.json`;
 
@@ -62,6 +66,8 @@ export class ChatRelay {
     private readonly clock: Clock,
     /** How often a poll loop (a sampler's long poll, a reply waiting for chunks) looks again. */
     private readonly pollMs: number,
+    /** Waiting requests per base model past which `submit` refuses new ones. */
+    private readonly maxQueued = DEFAULT_MAX_QUEUED,
     private readonly wakeups = new Wakeups(),
   ) {}
 
@@ -78,9 +84,11 @@ export class ChatRelay {
   /**
    * Queues the request for its base model's sampler. Returns false, queuing nothing, when a request
    * with its id exists already (a submit that deduplicates by id). `meta` is kept with the request
-   * for the submitter (`status`).
+   * for the submitter (`status`). Throws `RateLimitedError` while the inbox holds `maxQueued`
+   * requests: that many already wait for a sampler.
    */
   async submit(request: SamplerRequest, meta: Record<string, unknown> = {}): Promise<boolean> {
+    await this.refuseWhenFull(request.model.base_model);
     const now = this.clock.now();
     const ttl = Math.floor(now.getTime() / 1000) + RETAIN_S;
     const body = JSON.stringify(request);
@@ -111,6 +119,21 @@ export class ChatRelay {
     }
     this.wakeups.notify(inboxTopic(request.model.base_model));
     return true;
+  }
+
+  /**
+   * Counts the inbox with a query capped at the limit rather than a counter item: the count stays
+   * exact when entries expire by TTL (which no counter would see), costs one read of at most
+   * `maxQueued` small items, and the claim stays a plain delete. Concurrent submits may each see
+   * room and overshoot by a few; the limit is for backpressure, not an exact quota.
+   */
+  private async refuseWhenFull(baseModel: string): Promise<void> {
+    const { items } = await this.store.query({ ...keys.chatInbox(baseModel), limit: this.maxQueued });
+    if (items.length < this.maxQueued) return;
+    throw new RateLimitedError(
+      `${this.maxQueued} requests are already waiting for the ${baseModel} sampler; retry in ${QUEUE_FULL_RETRY_AFTER_S} s.`,
+      QUEUE_FULL_RETRY_AFTER_S,
+    );
   }
 
   /** Merges `meta` into what the submitter keeps with the request. */

@@ -31,12 +31,15 @@ const REASONS: Record<string, string> = {
 /**
  * The status a Loops client must see. The control plane answers bad input with 400 (Part 1's
  * convention). On the data plane the SDK retries a 400 or 404 submit for an hour, so bad input is
- * 422; and it raises a 503 at once as a shutdown, so a transient fault is 502, which it retries.
+ * 422; and it raises a 503 at once as a shutdown, so a transient fault is 502, which it retries,
+ * while a full sampler queue (429, always with Retry-After) is the 503 it waits out.
  */
 function loopsStatus(path: string, status: ContentfulStatusCode): ContentfulStatusCode {
   if (!isLoopsDataPlane(path)) return status === 422 ? 400 : status;
   if (status === 400) return 422;
   if (status === 503) return 502;
+  // Sampler backpressure: the SDK retries a 503 that carries Retry-After and raises a 429 (§9.4).
+  if (status === 429) return 503;
   return status;
 }
 
