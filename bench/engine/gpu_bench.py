@@ -21,7 +21,8 @@ Accounting (baking.md §7.2): N = matmul parameters, LM head included. Model FLO
 student when activation checkpointing is on. Attention-score FLOPs are left out (about 10 % at this
 length), so both are slight underestimates. `tokens_per_s` counts student tokens.
 
-Usage (from the repository root, with the engine environment; about 6-8 minutes on one H100/H200):
+Usage (from the repository root, with the engine environment; sized to finish within 10 minutes on
+one H100/H200, not yet timed on one):
     batch/engine/.venv/bin/python bench/engine/gpu_bench.py [--models qwen3-0.6b qwen3-8b] [--steps 6]
 Writes bench/results/engine-gpu.json and prints it. Refuses to run without CUDA, except with
 `--cpu-smoke`: the same code paths on tiny architectures on the CPU in seconds (a test runs it), for
