@@ -1,9 +1,8 @@
 import { ConditionFailedError, type Item, type Store } from '../../ports/store.ts';
 import { JOB_SPEC_VERSION } from '../../schemas/job-spec.ts';
-import { UnauthorizedError } from '../errors.ts';
 import { keys } from '../keys.ts';
 import type { JobPipeline } from '../jobs/job-pipeline.ts';
-import { newRelayToken, relayTokenMatches } from '../jobs/relay-tokens.ts';
+import { relayJobOf, startRelayJob } from '../jobs/relay-jobs.ts';
 import { currentJob, samplerOwner, type JobRecord, type JobRecords } from '../jobs/job-records.ts';
 import { isTerminal } from '../jobs/state-machine.ts';
 
@@ -45,32 +44,25 @@ export class SamplerPool {
     const slot = await this.slot(baseModel);
     const current = currentJob(slot, 'sampler');
     if (current && !isTerminal(current.state)) return current;
-    return this.pipeline.start({
+    return startRelayJob(this.pipeline, {
       kind: 'sampler',
       owner: samplerOwner(baseModel),
       ownerItem: slot,
-      restartComplete: true,
-      build: async (jobId, outputUri) => {
-        const { token, sha256 } = newRelayToken();
-        return {
-          spec: {
-            version: JOB_SPEC_VERSION,
-            job_id: jobId,
-            kind: 'sampler',
-            output_uri: outputUri,
-            sampler: {
-              base_model: baseModel,
-              relay_url: relayUrl,
-              relay_token: token,
-              idle_timeout_s: this.settings.idleTimeoutS,
-              max_hot_adapters: this.settings.maxHotAdapters,
-              max_batch: this.settings.maxBatch,
-              max_unset_tokens: this.settings.maxUnsetTokens,
-            },
-          },
-          config: { relay_token_sha256: sha256 },
-        };
-      },
+      spec: (jobId, outputUri, relayToken) => ({
+        version: JOB_SPEC_VERSION,
+        job_id: jobId,
+        kind: 'sampler',
+        output_uri: outputUri,
+        sampler: {
+          base_model: baseModel,
+          relay_url: relayUrl,
+          relay_token: relayToken,
+          idle_timeout_s: this.settings.idleTimeoutS,
+          max_hot_adapters: this.settings.maxHotAdapters,
+          max_batch: this.settings.maxBatch,
+          max_unset_tokens: this.settings.maxUnsetTokens,
+        },
+      }),
     });
   }
 
@@ -79,11 +71,7 @@ export class SamplerPool {
    * has ended or a newer sampler took its place.
    */
   async authorize(jobId: number, token: string): Promise<JobRecord> {
-    const job = await this.records.get(jobId);
-    const expected = job?.kind === 'sampler' ? job.config?.relay_token_sha256 : undefined;
-    if (!job || !relayTokenMatches(expected, token)) {
-      throw new UnauthorizedError('Invalid relay token');
-    }
+    const job = await relayJobOf(this.records, 'sampler', jobId, token);
     if (isTerminal(job.state)) throw new SamplerRetiredError(jobId);
     const current = await this.records.current('sampler', job.owner);
     if (current?.job_id !== jobId) throw new SamplerRetiredError(jobId);

@@ -1,10 +1,9 @@
 import type { Blobs } from '../../ports/blobs.ts';
 import type { Item, Store } from '../../ports/store.ts';
 import { JOB_SPEC_VERSION } from '../../schemas/job-spec.ts';
-import { UnauthorizedError } from '../errors.ts';
 import type { JobPipeline } from '../jobs/job-pipeline.ts';
 import type { JobRecord, JobRecords } from '../jobs/job-records.ts';
-import { newRelayToken, relayTokenMatches } from '../jobs/relay-tokens.ts';
+import { relayJobOf, startRelayJob } from '../jobs/relay-jobs.ts';
 import { isTerminal } from '../jobs/state-machine.ts';
 import { runStatePrefix } from './checkpoint-paths.ts';
 import { runKey, runModelSpec, trainerJobOf, trainerOwner } from './run-records.ts';
@@ -34,34 +33,27 @@ export class TrainerPool {
   async ensure(run: Item): Promise<JobRecord> {
     const current = trainerJobOf(run);
     if (current && !isTerminal(current.state)) return current;
-    return this.pipeline.start({
+    return startRelayJob(this.pipeline, {
       kind: 'trainer',
       owner: trainerOwner(run),
       ownerItem: run,
-      restartComplete: true,
-      build: async (jobId, outputUri) => {
-        const { token, sha256 } = newRelayToken();
-        return {
-          spec: {
-            version: JOB_SPEC_VERSION,
-            job_id: jobId,
-            kind: 'trainer',
-            output_uri: outputUri,
-            trainer: {
-              run_id: run.id as string,
-              model: runModelSpec(run),
-              lora_rank: run.lora_rank as number,
-              seed: run.seed as number | null,
-              max_seq_len: run.max_seq_len as number | null,
-              relay_url: run.relay_url as string,
-              relay_token: token,
-              idle_timeout_s: run.scale_down_delay_seconds as number,
-              state_uri: this.blobs.uriFor(runStatePrefix(run.id as string)),
-            },
-          },
-          config: { relay_token_sha256: sha256 },
-        };
-      },
+      spec: (jobId, outputUri, relayToken) => ({
+        version: JOB_SPEC_VERSION,
+        job_id: jobId,
+        kind: 'trainer',
+        output_uri: outputUri,
+        trainer: {
+          run_id: run.id as string,
+          model: runModelSpec(run),
+          lora_rank: run.lora_rank as number,
+          seed: run.seed as number | null,
+          max_seq_len: run.max_seq_len as number | null,
+          relay_url: run.relay_url as string,
+          relay_token: relayToken,
+          idle_timeout_s: run.scale_down_delay_seconds as number,
+          state_uri: this.blobs.uriFor(runStatePrefix(run.id as string)),
+        },
+      }),
     });
   }
 
@@ -71,11 +63,7 @@ export class TrainerPool {
    * the run no longer takes operations.
    */
   async authorize(jobId: number, token: string): Promise<{ job: JobRecord; run: Item }> {
-    const job = await this.records.get(jobId);
-    const expected = job?.kind === 'trainer' ? job.config?.relay_token_sha256 : undefined;
-    if (!job || !relayTokenMatches(expected, token)) {
-      throw new UnauthorizedError('Invalid relay token');
-    }
+    const job = await relayJobOf(this.records, 'trainer', jobId, token);
     if (isTerminal(job.state)) throw new TrainerRetiredError(jobId);
     const run = await this.store.get(runKey(job.owner.name));
     if (!run || run.state !== 'active' || run.trainer_job_id !== jobId) throw new TrainerRetiredError(jobId);
