@@ -10,32 +10,18 @@
  * is kept and its path printed.
  */
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { homedir, tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { serve } from '@hono/node-server';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { isUppercase } from '#local/demo-recipe.ts';
-import { startLocalServer, type LocalServer } from '#local/server.ts';
+import { BASE_MODEL, judgeScenario, runScenarioScript, startSdkServer, uppercaseShare, type Reply, type ScenarioResults, type SdkServer } from '../support/sdk-server.ts';
 
 const LOOPS_CLIENT = join(import.meta.dirname, '..', 'clients', 'loops');
 const PYTHON = join(LOOPS_CLIENT, '.venv', 'bin', 'python');
-const BASE_MODEL = 'bakehouse/toy-instruct';
-// The tokenizer is the toy model's own, read from the model cache the engine builds it in.
-const TOY_MODEL_DIR = join(process.env.BAKEHOUSE_MODEL_CACHE || join(homedir(), '.cache', 'bakehouse', 'models'), BASE_MODEL);
 const KEY = 'loops-sdk-admin-key';
 // About 1.5 minutes on two idle cores; much more when the whole suite shares them.
 const SCENARIOS_TIMEOUT_MS = 420_000;
 
-type Result = Record<string, unknown> & { ok: boolean; error?: string; traceback?: string; skipped?: string };
-interface Reply {
-  question: string;
-  reply: string;
-  stop_reason: string;
-  tokens: number;
-  logprobs: number;
-}
 interface Exchange {
   method: string;
   url: string;
@@ -48,64 +34,34 @@ interface Exchange {
   responseBody: unknown;
 }
 
-let server: LocalServer;
-let workDir: string;
+let sdk: SdkServer | undefined;
+let server: SdkServer['server'];
 let requestLog: string;
 let sdkLog: string;
-let results: Record<string, Result> = {};
-let keepWorkDir = false;
+let results: ScenarioResults = {};
 
 beforeAll(async () => {
   if (!existsSync(PYTHON)) throw new Error(`${PYTHON} is missing: create it with \`npm run setup\` (test/clients/loops/setup_env.sh).`);
-  workDir = mkdtempSync(join(tmpdir(), 'bakehouse-loops-sdk-'));
-  requestLog = join(workDir, 'loops-requests.jsonl');
-  sdkLog = join(workDir, 'sdk.log');
   // Two trainers (the run and the one resumed from its state) and the sampler run at once.
-  server = await startLocalServer({ port: 0, dataDir: join(workDir, 'data'), adminApiKey: KEY, engineConcurrency: 4, serve });
+  sdk = await startSdkServer({
+    workDirPrefix: 'bakehouse-loops-sdk-',
+    adminApiKey: KEY,
+    engineConcurrency: 4,
+    kept: (workDir) => `Loops SDK test files kept: ${requestLog} (the SDK's traffic), ${sdkLog} (its log), ${workDir}/results.json`,
+  });
+  server = sdk.server;
+  requestLog = join(sdk.workDir, 'loops-requests.jsonl');
+  sdkLog = join(sdk.workDir, 'sdk.log');
   const env = { ...process.env, LOOPS_BASE_URL: server.url, BASETEN_API_KEY: KEY, LOOPS_REQUEST_LOG: requestLog, HF_HUB_OFFLINE: '1' };
-  try {
-    const { stderr } = await promisify(execFile)(PYTHON, [join(LOOPS_CLIENT, 'scenarios.py'), TOY_MODEL_DIR, workDir], {
-      env,
-      timeout: SCENARIOS_TIMEOUT_MS,
-      maxBuffer: 64 * 1024 * 1024,
-    });
-    writeFileSync(sdkLog, stderr);
-  } catch (error) {
-    const { stderr } = error as { stderr?: string };
-    writeFileSync(sdkLog, stderr ?? String(error));
-    keepWorkDir = true;
-    console.error(`scenarios.py did not finish (${String(error).split('\n')[0]}); its log: ${sdkLog}`);
-  }
-  const resultsFile = join(workDir, 'results.json');
-  if (existsSync(resultsFile)) results = JSON.parse(readFileSync(resultsFile, 'utf8')) as Record<string, Result>;
+  results = await runScenarioScript(sdk, { python: PYTHON, script: join(LOOPS_CLIENT, 'scenarios.py'), dir: sdk.workDir, sdkLog, env, timeoutMs: SCENARIOS_TIMEOUT_MS, label: '' });
 }, SCENARIOS_TIMEOUT_MS + 60_000);
 
-beforeEach(({ onTestFailed }) => {
-  onTestFailed(() => {
-    keepWorkDir = true;
-  });
-});
+beforeEach(({ onTestFailed }) => onTestFailed(() => sdk?.keep()));
 
-afterAll(async () => {
-  await server?.close();
-  if (keepWorkDir) console.error(`Loops SDK test files kept: ${requestLog} (the SDK's traffic), ${sdkLog} (its log), ${workDir}/results.json`);
-  else if (workDir) rmSync(workDir, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
-});
+afterAll(() => sdk?.close());
 
 /** A scenario's observations; a failed or skipped one fails the test with the SDK's error. */
-function scenario(name: string): Record<string, unknown> {
-  const result = results[name];
-  if (!result) throw new Error(`scenario ${name} did not run; the SDK's log is ${sdkLog}`);
-  if (!result.ok) {
-    const why = result.skipped ? `was skipped: it ${result.skipped}` : `failed: ${result.error}\n${result.traceback ?? ''}`;
-    throw new Error(`scenario ${name} ${why}\nThe SDK's traffic is recorded in ${requestLog}`);
-  }
-  return result;
-}
-
-function uppercaseShare(replies: Reply[]): number {
-  return replies.filter(({ reply }) => isUppercase(reply)).length / replies.length;
-}
+const scenario = (name: string) => judgeScenario(results, name, { label: '', sdkLog, details: `The SDK's traffic is recorded in ${requestLog}` });
 
 /** The SDK's recording: one request line and one response line per exchange, paired by seq. */
 function recordedExchanges(): Exchange[] {

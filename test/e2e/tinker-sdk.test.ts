@@ -10,99 +10,61 @@
  * tests below judge it. When a test fails, the work dir with the SDK's log is kept and its path
  * printed.
  */
-import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { homedir, tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
-import { serve } from '@hono/node-server';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { isUppercase } from '#local/demo-recipe.ts';
-import { startLocalServer, type LocalServer } from '#local/server.ts';
+import { BASE_MODEL, judgeScenario, runScenarioScript, startSdkServer, uppercaseShare, type Reply, type ScenarioResults, type SdkServer } from '../support/sdk-server.ts';
 import { TINKER_CLIENT_DIR, TINKER_VERSIONS, tinkerPython, type TinkerVersion } from '#test/clients/tinker/environments.ts';
 
-const BASE_MODEL = 'bakehouse/toy-instruct';
-// The tokenizer is the toy model's own, read from the model cache the engine builds it in.
-const TOY_MODEL_DIR = join(process.env.BAKEHOUSE_MODEL_CACHE || join(homedir(), '.cache', 'bakehouse', 'models'), BASE_MODEL);
 const KEY = 'tinker-sdk-admin-key';
 const SCENARIOS_TIMEOUT_MS = 300_000;
 
-type Result = Record<string, unknown> & { ok: boolean; error?: string; traceback?: string; skipped?: string };
-interface Reply {
-  question: string;
-  reply: string;
-  stop_reason: string;
-  tokens: number;
-  logprobs: number;
-}
+let sdk: SdkServer | undefined;
+const results: Partial<Record<TinkerVersion, ScenarioResults>> = {};
 
-let server: LocalServer;
-let workDir: string;
-const results: Partial<Record<TinkerVersion, Record<string, Result>>> = {};
-let keepWorkDir = false;
-
-const versionDir = (version: TinkerVersion) => join(workDir, version);
+const versionDir = (version: TinkerVersion) => join(sdk!.workDir, version);
 const sdkLog = (version: TinkerVersion) => join(versionDir(version), 'sdk.log');
 
 async function runScenarios(version: TinkerVersion): Promise<void> {
   mkdirSync(versionDir(version), { recursive: true });
   const env = {
     ...process.env,
-    TINKER_BASE_URL: `${server.url}/tinker`,
+    TINKER_BASE_URL: `${sdk!.server.url}/tinker`,
     // The SDK refuses keys without its prefix; the gateway strips it.
     TINKER_API_KEY: `tml-${KEY}`,
     HF_HUB_OFFLINE: '1',
   };
-  try {
-    const { stderr } = await promisify(execFile)(tinkerPython(version), [join(TINKER_CLIENT_DIR, 'scenarios.py'), TOY_MODEL_DIR, versionDir(version)], {
-      env,
-      timeout: SCENARIOS_TIMEOUT_MS,
-      maxBuffer: 64 * 1024 * 1024,
-    });
-    writeFileSync(sdkLog(version), stderr);
-  } catch (error) {
-    const { stderr } = error as { stderr?: string };
-    writeFileSync(sdkLog(version), stderr ?? String(error));
-    keepWorkDir = true;
-    console.error(`tinker ${version}: scenarios.py did not finish (${String(error).split('\n')[0]}); its log: ${sdkLog(version)}`);
-  }
-  const resultsFile = join(versionDir(version), 'results.json');
-  if (existsSync(resultsFile)) results[version] = JSON.parse(readFileSync(resultsFile, 'utf8')) as Record<string, Result>;
+  results[version] = await runScenarioScript(sdk!, {
+    python: tinkerPython(version),
+    script: join(TINKER_CLIENT_DIR, 'scenarios.py'),
+    dir: versionDir(version),
+    sdkLog: sdkLog(version),
+    env,
+    timeoutMs: SCENARIOS_TIMEOUT_MS,
+    label: `tinker ${version}: `,
+  });
 }
 
 beforeAll(async () => {
   for (const version of TINKER_VERSIONS) tinkerPython(version); // missing environments fail here, with the fix
-  workDir = mkdtempSync(join(tmpdir(), 'bakehouse-tinker-sdk-'));
   // Per version a run, its resumed twin, and the shared sampler, all at once.
-  server = await startLocalServer({ port: 0, dataDir: join(workDir, 'data'), adminApiKey: KEY, engineConcurrency: 8, serve });
+  sdk = await startSdkServer({
+    workDirPrefix: 'bakehouse-tinker-sdk-',
+    adminApiKey: KEY,
+    engineConcurrency: 8,
+    kept: (workDir) => `Tinker SDK test files kept: ${workDir} (per version: sdk.log, results.json)`,
+  });
   // The three SDKs share the one server, as three users would.
   await Promise.all(TINKER_VERSIONS.map(runScenarios));
 }, SCENARIOS_TIMEOUT_MS + 60_000);
 
-beforeEach(({ onTestFailed }) => {
-  onTestFailed(() => {
-    keepWorkDir = true;
-  });
-});
+beforeEach(({ onTestFailed }) => onTestFailed(() => sdk?.keep()));
 
-afterAll(async () => {
-  await server?.close();
-  if (keepWorkDir) console.error(`Tinker SDK test files kept: ${workDir} (per version: sdk.log, results.json)`);
-  else if (workDir) rmSync(workDir, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 });
-});
+afterAll(() => sdk?.close());
 
 /** A scenario's observations; a failed or skipped one fails the test with the SDK's error. */
-function scenario(version: TinkerVersion, name: string): Record<string, unknown> {
-  const result = results[version]?.[name];
-  if (!result) throw new Error(`tinker ${version}: scenario ${name} did not run; the SDK's log is ${sdkLog(version)}`);
-  if (!result.ok) {
-    const why = result.skipped ? `was skipped: it ${result.skipped}` : `failed: ${result.error}\n${result.traceback ?? ''}`;
-    throw new Error(`tinker ${version}: scenario ${name} ${why}\nThe SDK's log is ${sdkLog(version)}`);
-  }
-  return result;
-}
-
-const uppercaseShare = (replies: Reply[]) => replies.filter(({ reply }) => isUppercase(reply)).length / replies.length;
+const scenario = (version: TinkerVersion, name: string) =>
+  judgeScenario(results[version], name, { label: `tinker ${version}: `, sdkLog: sdkLog(version), details: `The SDK's log is ${sdkLog(version)}` });
 
 describe.each(TINKER_VERSIONS)('the tinker %s SDK against a local server, real engine, toy model', (version) => {
   it('creates a LoRA training client whose model id is the session, train and its sequence number', () => {
