@@ -94,6 +94,7 @@ describe('sessions', () => {
     expect(await training.sessions.get(ALICE, session.id)).toEqual(session);
     await expect(training.sessions.get(BOB, session.id)).rejects.toThrow(NotFoundError);
     await expect(training.sessions.get(ALICE, 'nope123')).rejects.toThrow(NotFoundError);
+    await expect(training.sessions.get(ALICE, 'nope123')).rejects.toThrow("Session 'nope123' not found for this API key; check the session id, or create a session.");
   });
 });
 
@@ -182,6 +183,7 @@ describe('runs', () => {
     const { run: bobs } = await newRun(BOB);
     expect((await training.runs.get(ALICE, first.id)).id).toBe(first.id);
     await expect(training.runs.get(BOB, first.id)).rejects.toThrow(NotFoundError);
+    await expect(training.runs.get(BOB, first.id)).rejects.toThrow(`Training run '${first.id}' not found for this API key; check the run id, or list your runs to find it.`);
     expect((await training.runs.list(ALICE)).map((run) => run.id)).toEqual([second.id, first.id]);
     expect((await training.runs.list(ALICE, { baseModel: TOY })).map((run) => run.id)).toEqual([first.id]);
     expect((await training.runs.list(ALICE, { runId: second.id })).map((run) => run.id)).toEqual([second.id]);
@@ -378,6 +380,7 @@ describe('checkpoints', () => {
     const [checkpoint] = await training.checkpoints.list(ALICE, { runId: run.id });
     await expect(training.checkpoints.get(BOB, checkpoint!.id)).rejects.toThrow(NotFoundError);
     await expect(training.checkpoints.resolve(BOB, checkpoint!.path)).rejects.toThrow(NotFoundError);
+    await expect(training.checkpoints.resolve(BOB, checkpoint!.path)).rejects.toThrow(`Checkpoint ${checkpoint!.path} not found for this API key; check the path, or list your checkpoints to find it.`);
     await expect(training.checkpoints.list(BOB, { runId: run.id })).rejects.toThrow(NotFoundError);
     expect(await training.checkpoints.list(BOB, { path: checkpoint!.path })).toEqual([]);
     expect(await training.checkpoints.list(BOB, { baseModel: TOY })).toEqual([]);
@@ -417,7 +420,7 @@ describe('checkpoints', () => {
     expect((await training.checkpoints.validate(ALICE, path)).path).toBe(path);
     await expect(training.checkpoints.validate(ALICE, 'not a path')).rejects.toThrow(/is not a checkpoint path/);
     await expect(training.checkpoints.validate(ALICE, `bt://loops:${run.id}/weights/state`)).rejects.toThrow(/holds training state/);
-    await expect(training.checkpoints.validate(ALICE, `bt://loops:${run.id}/sampler_weights/none`)).rejects.toThrow(/does not exist or you cannot read it/);
+    await expect(training.checkpoints.validate(ALICE, `bt://loops:${run.id}/sampler_weights/none`)).rejects.toThrow(/does not exist or you cannot read it; list your checkpoints to find its path\.$/);
     await expect(training.checkpoints.validate(BOB, path)).rejects.toThrow(InvalidInputError);
     const { run: other } = await newRun(ALICE, { baseModel: 'Qwen/Qwen3-8B' });
     await expect(training.checkpoints.validate(ALICE, path, other.id)).rejects.toThrow(`was trained on ${TOY}, but run ${other.id} trains Qwen/Qwen3-8B`);

@@ -67,7 +67,7 @@ export function isCheckpointName(name: string): boolean {
 
 export function assertCheckpointName(name: string): void {
   if (!isCheckpointName(name)) {
-    throw new ValidationError(`name: '${name}' is not a checkpoint name; use 1 to 128 letters, digits, '.', '_' or '-' (not only dots)`);
+    throw new ValidationError(`name: '${name}' is not a checkpoint name; use 1 to 128 letters, digits, '.', '_' or '-' (not only dots).`);
   }
 }
 

@@ -70,7 +70,7 @@ export class TrainingCheckpoints {
       return found ? [found] : [];
     }
     if ('runId' in filter) {
-      if (!isOwnRun(actor, await this.store.get(runKey(filter.runId)))) throw new NotFoundError(`Run ${filter.runId} not found`);
+      if (!isOwnRun(actor, await this.store.get(runKey(filter.runId)))) throw new NotFoundError(`Training run '${filter.runId}' not found for this API key; check the run id, or list your runs to find it.`);
       const { items } = await this.store.query(keys.trainingCheckpoints(filter.runId));
       return this.live(items).sort((a, b) => a.createdAt.localeCompare(b.createdAt));
     }
@@ -87,7 +87,7 @@ export class TrainingCheckpoints {
     const pointer = await this.store.get(keys.trainingCheckpointId(checkpointId));
     const item = pointer && (await this.store.get(keys.trainingCheckpoint(pointer.run_id as string, pointer.target as string, pointer.name as string)));
     const checkpoint = item && this.live([item])[0];
-    if (!checkpoint || checkpoint.userId !== actor.userId || checkpoint.id !== checkpointId) throw new NotFoundError(`Checkpoint ${checkpointId} not found`);
+    if (!checkpoint || checkpoint.userId !== actor.userId || checkpoint.id !== checkpointId) throw new NotFoundError(`Checkpoint '${checkpointId}' not found for this API key; check its id, or list your checkpoints to find it.`);
     return checkpoint;
   }
 
@@ -95,7 +95,7 @@ export class TrainingCheckpoints {
   async resolve(actor: Actor, path: string): Promise<TrainingCheckpoint> {
     if (!parseCheckpointPath(path)) throw new InvalidInputError(NOT_A_PATH(path));
     const checkpoint = await this.find(actor, path);
-    if (!checkpoint) throw new NotFoundError(`Checkpoint ${path} not found`);
+    if (!checkpoint) throw new NotFoundError(`Checkpoint ${path} not found for this API key; check the path, or list your checkpoints to find it.`);
     return checkpoint;
   }
 
@@ -147,7 +147,7 @@ export class TrainingCheckpoints {
   async remove(actor: Actor, checkpointId: string): Promise<void> {
     const checkpoint = await this.get(actor, checkpointId);
     const item = await this.store.get(keys.trainingCheckpoint(checkpoint.runId, checkpoint.target, checkpoint.name));
-    if (!item || !(await this.delete(item))) throw new NotFoundError(`Checkpoint ${checkpoint.path} not found`);
+    if (!item || !(await this.delete(item))) throw new NotFoundError(`Checkpoint ${checkpoint.path} was deleted meanwhile; list your checkpoints to see the ones left.`);
   }
 
   /**
@@ -161,10 +161,10 @@ export class TrainingCheckpoints {
       throw new InvalidInputError(`${path} holds training state, which a sampler cannot load; use a bt://loops:<run_id>/sampler_weights/<name> checkpoint (save_weights_for_sampler).`);
     }
     const checkpoint = await this.find(actor, path);
-    if (!checkpoint) throw new InvalidInputError(`Checkpoint ${path} does not exist or you cannot read it; list yours with GET /v1/loops/checkpoints.`);
+    if (!checkpoint) throw new InvalidInputError(`Checkpoint ${path} does not exist or you cannot read it; list your checkpoints to find its path.`);
     if (runId !== undefined) {
       const run = await this.store.get(runKey(runId));
-      if (!isOwnRun(actor, run)) throw new InvalidInputError(`Run ${runId} does not exist or is not yours.`);
+      if (!isOwnRun(actor, run)) throw new InvalidInputError(`Run ${runId} does not exist or is not yours; check the run id, or list your runs to find it.`);
       if (checkpoint.baseModel !== run.base_model) {
         throw new InvalidInputError(
           `Checkpoint ${path} was trained on ${checkpoint.baseModel}, but run ${runId} trains ${run.base_model as string}; sample it with a sampler of ${checkpoint.baseModel}.`,

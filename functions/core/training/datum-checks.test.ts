@@ -25,7 +25,7 @@ describe('assertTrainerData', () => {
   it('needs dpo rows in chosen/rejected pairs, each with weights and ref_logprobs', () => {
     const row = datum({ weights: tensor([0, 1, 1], [3]), ref_logprobs: tensor([-1, -1, 0], [3]) });
     expect(() => assertTrainerData([row, row], 'dpo')).not.toThrow();
-    expect(() => assertTrainerData([row], 'dpo')).toThrow(/dpo needs chosen and rejected rows in pairs, but 1 datums were sent/);
+    expect(() => assertTrainerData([row], 'dpo')).toThrow(/dpo needs chosen and rejected rows in pairs, but 1 datums were sent; send each chosen datum followed by its rejected one\.$/);
     expect(() => assertTrainerData([row, datum({ weights: tensor([0, 1, 1], [3]) })], 'dpo')).toThrow(/dpo needs ref_logprobs/);
   });
 });

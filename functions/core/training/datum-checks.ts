@@ -23,22 +23,22 @@ export const LOSS_INPUTS: Record<LossFn, readonly string[]> = {
  */
 export function assertTrainerData(data: readonly TrainerDatum[], lossFn: LossFn): void {
   if (lossFn === 'dpo' && data.length % 2 !== 0) {
-    throw new ValidationError(`data: dpo needs chosen and rejected rows in pairs, but ${data.length} datums were sent`);
+    throw new ValidationError(`data: dpo needs chosen and rejected rows in pairs, but ${data.length} datums were sent; send each chosen datum followed by its rejected one.`);
   }
   data.forEach((datum, index) => {
     const at = `data.${index}.loss_fn_inputs`;
     for (const name of LOSS_INPUTS[lossFn]) {
-      if (!datum.loss_fn_inputs[name]) throw new ValidationError(`${at}: ${lossFn} needs ${name}`);
+      if (!datum.loss_fn_inputs[name]) throw new ValidationError(`${at}: ${lossFn} needs ${name}; add it to every datum, or choose a loss that does not use it.`);
     }
     for (const [name, tensor] of Object.entries(datum.loss_fn_inputs)) {
       const cells = tensor.shape.reduce((product, size) => product * size, 1);
       if (cells !== tensor.data.length) {
-        throw new ValidationError(`${at}.${name}: shape [${tensor.shape.join(', ')}] holds ${cells} values, but data has ${tensor.data.length}`);
+        throw new ValidationError(`${at}.${name}: shape [${tensor.shape.join(', ')}] holds ${cells} values, but data has ${tensor.data.length}; send as many values as the shape holds.`);
       }
       const perDatum = name === 'advantages' && tensor.shape.length === 1 && tensor.shape[0] === 1;
       if (!perDatum && tensor.shape[0] !== datum.tokens.length) {
         throw new ValidationError(
-          `${at}.${name}: must be as long as model_input (${datum.tokens.length} tokens, position i predicting target i), but its shape is [${tensor.shape.join(', ')}]`,
+          `${at}.${name}: must be as long as model_input (${datum.tokens.length} tokens, position i predicting target i), but its shape is [${tensor.shape.join(', ')}]; give it one entry per token.`,
         );
       }
     }

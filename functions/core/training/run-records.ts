@@ -51,7 +51,9 @@ export function assertActive(run: Item): void {
     throw new RunInactiveError(`Run ${run.id as string} was deactivated; its checkpoints are kept, so create a new run from one to continue training.`);
   }
   if (run.state === 'failed') {
-    throw new RunInactiveError(`Run ${run.id as string} failed: ${(run.error as string | null) ?? 'its trainer stopped'}`);
+    // The trainer's reasons already say what to do next (trainer-pool.ts); this one is for a run failed without one.
+    const reason = (run.error as string | null) ?? 'its trainer stopped; create a new run, from one of its checkpoints if it saved any, to continue training.';
+    throw new RunInactiveError(`Run ${run.id as string} failed: ${reason}`);
   }
 }
 

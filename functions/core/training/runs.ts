@@ -211,7 +211,7 @@ export class TrainingRuns {
   /** The caller's run item; NotFoundError for a run that is missing or someone else's. */
   async find(actor: Actor, runId: string): Promise<Item> {
     const run = await this.lookup(actor, runId);
-    if (!run) throw new NotFoundError(`Run ${runId} not found`);
+    if (!run) throw new NotFoundError(`Training run '${runId}' not found for this API key; check the run id, or list your runs to find it.`);
     return run;
   }
 

@@ -55,7 +55,7 @@ export class TrainingSamplers {
         throw new InvalidInputError(`${input.modelPath} holds training state, which a sampler cannot load; use a bt://loops:<run_id>/sampler_weights/<name> checkpoint.`);
       }
       const run = await this.store.get(keys.trainingRun(checkpoint.runId));
-      if (!run) throw new NotFoundError(`Checkpoint ${input.modelPath} not found`);
+      if (!run) throw new NotFoundError(`Checkpoint ${input.modelPath} not found for this API key; check the path, or list your checkpoints to find it.`);
       return this.createUnpaired(actor, input.sessionId, { baseModel: checkpoint.baseModel, modelPath: checkpoint.path, modelSpec: runModelSpec(run) }, input.alias);
     }
     const modelSpec = await this.runs.modelSpec(actor, input.baseModel);
@@ -71,7 +71,7 @@ export class TrainingSamplers {
 
   async get(actor: Actor, samplerId: string): Promise<TrainingSampler> {
     const item = await this.store.get(keys.trainingSampler(samplerId));
-    if (item?.user_id !== actor.userId) throw new NotFoundError(`Sampler ${samplerId} not found`);
+    if (item?.user_id !== actor.userId) throw new NotFoundError(`Sampler '${samplerId}' not found for this API key; check the sampler id, or create a sampler.`);
     return toSampler(item);
   }
 
@@ -84,7 +84,7 @@ export class TrainingSamplers {
   /** The base model with its adapter chain that the sampler serves when no checkpoint is asked for (its model_path's run's chain first). */
   async baseSpec(sampler: TrainingSampler): Promise<ModelSpec> {
     const item = await this.store.get(keys.trainingSampler(sampler.id));
-    if (!item) throw new NotFoundError(`Sampler ${sampler.id} not found`);
+    if (!item) throw new NotFoundError(`Sampler '${sampler.id}' was deleted meanwhile; create a new sampler.`);
     return item.model_spec as ModelSpec;
   }
 

@@ -32,7 +32,7 @@ export class TrainingSessions {
 
   async get(actor: Actor, sessionId: string): Promise<TrainingSession> {
     const item = await this.store.get(keys.trainingSession(sessionId));
-    if (item?.user_id !== actor.userId) throw new NotFoundError(`Session ${sessionId} not found`);
+    if (item?.user_id !== actor.userId) throw new NotFoundError(`Session '${sessionId}' not found for this API key; check the session id, or create a session.`);
     return {
       id: sessionId,
       userId: actor.userId,

@@ -92,7 +92,7 @@ export class TrainerRelay {
    */
   async postResult(job: JobRecord, runId: string, operationId: string, posted: TrainerOperationResult): Promise<void> {
     const item = await this.queue.get(runId, operationId);
-    if (!item) throw new NotFoundError(`Operation ${operationId} not found on run ${runId}`);
+    if (!item) throw new NotFoundError(`Run ${runId} has no operation ${operationId}; post results only for operations this trainer was handed.`);
     if (item.state === 'done' || item.state === 'error') return;
     if (item.state !== 'held' || item.held_by !== job.job_id) throw new TrainerRetiredError(job.job_id);
     if (posted.status === 'error') {
