@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
 
 from json_server import serve_json
 
@@ -45,14 +46,9 @@ class FakeRelay:
         return self.chunks[request_id][-1]
 
     def answer(self, path: str, token: str | None, body: dict) -> tuple[int, dict]:
-        if token != f"Bearer {TOKEN}":
-            return 401, {"message": "bad token"}
-        if self.status is not None:
-            return self.status, {"message": "forced"}
-        with self.lock:
-            if self.failures_left > 0:
-                self.failures_left -= 1
-                return 503, {"message": "restarting"}
+        refused = refusal(self, token)
+        if refused:
+            return refused
         if _NEXT.match(path):
             self.next_calls.append(body)
             deadline = time.monotonic() + body["wait_s"]
@@ -74,8 +70,36 @@ class FakeRelay:
         return 404, {"message": "no such route"}
 
 
+class Relay(Protocol):
+    """What a fake relay (this one, the trainer's) holds for `refusal` and `serve`."""
+
+    status: int | None
+    failures_left: int
+    url: str
+    lock: threading.Condition
+
+    def answer(self, path: str, token: str | None, body: dict) -> tuple[int, dict]: ...
+
+
+AnyRelay = TypeVar("AnyRelay", bound=Relay)
+
+
+def refusal(relay: Relay, token: str | None) -> tuple[int, dict] | None:
+    """What a relay answers before routing, if anything: 401 for a wrong token, the status it was
+    told to answer with, or one of the 503s it was told to give first."""
+    if token != f"Bearer {TOKEN}":
+        return 401, {"message": "bad token"}
+    if relay.status is not None:
+        return relay.status, {"message": "forced"}
+    with relay.lock:
+        if relay.failures_left > 0:
+            relay.failures_left -= 1
+            return 503, {"message": "restarting"}
+    return None
+
+
 @contextmanager
-def serve(relay: FakeRelay) -> Iterator[FakeRelay]:
+def serve(relay: AnyRelay) -> Iterator[AnyRelay]:
     with serve_json(lambda path, headers, body: relay.answer(path, headers.get("authorization"), body)) as url:
         relay.url = url
         yield relay

@@ -11,12 +11,11 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from fake_relay import TOKEN
-from json_server import serve_json
+from fake_relay import refusal, serve
+
+__all__ = ["FakeTrainerRelay", "serve"]
 
 _ROUTE = re.compile(r"^/v1/relay/trainers/(\d+)/(ready|next|operations/([^/]+)/result)$")
 
@@ -52,14 +51,10 @@ class FakeTrainerRelay:
         return self.results[operation_id]
 
     def answer(self, path: str, token: str | None, body: dict) -> tuple[int, dict]:
-        if token != f"Bearer {TOKEN}":
-            return 401, {"message": "bad token"}
-        if self.status is not None:
-            return self.status, {"message": "forced"}
+        refused = refusal(self, token)
+        if refused:
+            return refused
         with self.lock:
-            if self.failures_left > 0:
-                self.failures_left -= 1
-                return 503, {"message": "restarting"}
             if self.gone_after is not None and len(self.results) >= self.gone_after:
                 return 410, {"message": "another trainer serves this run"}
         match = _ROUTE.match(path)
@@ -84,9 +79,3 @@ class FakeTrainerRelay:
             self.queue[:] = [held for held in self.queue if held["id"] != operation_id]
         return 200, {}
 
-
-@contextmanager
-def serve(relay: FakeTrainerRelay) -> Iterator[FakeTrainerRelay]:
-    with serve_json(lambda path, headers, body: relay.answer(path, headers.get("authorization"), body)) as url:
-        relay.url = url
-        yield relay
