@@ -9,23 +9,17 @@ import { RunInactiveError } from '#core/errors.ts';
 import type { DomainEvent } from '#core/events/events.ts';
 import { JobRecords } from '#core/jobs/job-records.ts';
 import { createServices } from '#core/services.ts';
-import type { OperationView, SubmittedOperation } from '#core/training/model.ts';
+import type { SubmittedOperation } from '#core/training/model.ts';
 import type { TrainingService } from '#core/training/training-service.ts';
 import { createApp } from '#http/app.ts';
 import { systemClock } from '#ports/clock.ts';
 import { BASE_MODELS, createTestApp, DEFAULT_BASE_MODEL, type TestApp } from '../support/app.ts';
 import { FakeTrainer } from '../support/fake-trainer.ts';
+import { createRun, expectDone, OPTIM_STEP } from '../support/training.ts';
 
 const TOY = 'bakehouse/toy-instruct';
 const ALICE: Actor = { userId: ADMIN_USER, isAdmin: true };
-const OPTIM: SubmittedOperation = { kind: 'optim_step', adam: { learning_rate: 1e-4, beta1: 0.9, beta2: 0.95, eps: 1e-8, weight_decay: 0, grad_clip_norm: 1 } };
 const STEP = { step: 1, learning_rate: 1e-4, grad_norm: 0.5 };
-
-/** A done view with exactly this result (the view may also say which operation it answers). */
-function expectDone(view: OperationView | undefined, result: Record<string, unknown>): void {
-  expect(view?.status).toBe('done');
-  expect(view?.status === 'done' && view.result).toEqual(result);
-}
 
 let api: TestApp;
 let training: TrainingService;
@@ -39,26 +33,11 @@ beforeEach(async () => {
 afterEach(() => api.close());
 
 async function readyRun(scaleDownDelaySeconds = 600) {
-  const session = await training.sessions.create(ALICE, { trainingProjectId: null });
-  const run = await training.runs.create(ALICE, {
-    sessionId: session.id,
-    protocol: 'loops',
-    baseModel: TOY,
-    loraRank: 8,
-    seed: null,
-    maxSeqLen: null,
-    name: null,
-    availabilityModel: 'dedicated',
-    scaleDownDelaySeconds,
-    fromPath: null,
-    relayUrl: 'http://api.test',
-  });
-  const trainer = await FakeTrainer.forRun(api, run.id);
-  expect((await trainer.ready()).status).toBe(200);
-  return { run, trainer };
+  const run = await createRun(api, ALICE, TOY, { scaleDownDelaySeconds, relayUrl: 'http://api.test' });
+  return { run, trainer: await FakeTrainer.readyForRun(api, run.id) };
 }
 
-const submit = (runId: string, key: string, operation: SubmittedOperation = OPTIM) => training.operations.submit(ALICE, runId, { idempotencyKey: key, operation });
+const submit = (runId: string, key: string, operation: SubmittedOperation = OPTIM_STEP) => training.operations.submit(ALICE, runId, { idempotencyKey: key, operation });
 const poll = (runId: string, key: string, holdMs = 0) => training.operations.poll(ALICE, runId, key, { holdMs });
 
 /** The trainer exits after idling (the test engine holds it until then, once it reports it running). */
@@ -244,8 +223,8 @@ describe('a server restart', () => {
     expect((await trainer.post('before-restart', { status: 'done', result: STEP })).status).toBe(200);
     expectDone(await held, STEP);
     // Deduplication and numbering carry over.
-    expect(await services.training.operations.submit(ALICE, run.id, { idempotencyKey: 'before-restart', operation: OPTIM })).toEqual({ operationId: 'before-restart', seq: 1 });
-    expect(await services.training.operations.submit(ALICE, run.id, { idempotencyKey: 'after-restart', operation: OPTIM })).toEqual({ operationId: 'after-restart', seq: 2 });
+    expect(await services.training.operations.submit(ALICE, run.id, { idempotencyKey: 'before-restart', operation: OPTIM_STEP })).toEqual({ operationId: 'before-restart', seq: 1 });
+    expect(await services.training.operations.submit(ALICE, run.id, { idempotencyKey: 'after-restart', operation: OPTIM_STEP })).toEqual({ operationId: 'after-restart', seq: 2 });
     // The trainer's long poll on the first server sees an operation the second accepted.
     expect((await trainer.next(5)).body.operation.id).toBe('after-restart');
     expect(await services.training.runs.health(ALICE, run.id)).toBe('ready');

@@ -8,10 +8,11 @@ import { ADMIN_USER } from '#core/api-keys.ts';
 import { IdempotencyConflictError, InvalidInputError, NotFoundError, RunInactiveError, ValidationError } from '#core/errors.ts';
 import type { DomainEvent } from '#core/events/events.ts';
 import type { CreateRunInput } from '#core/training/runs.ts';
-import type { OperationView, SubmittedOperation } from '#core/training/model.ts';
+import type { SubmittedOperation } from '#core/training/model.ts';
 import type { TrainingService } from '#core/training/training-service.ts';
 import { completeBake, createBake, createTestApp, seedTarget, type TestApp } from '../support/app.ts';
 import { FakeTrainer, LORA_CONFIG } from '../support/fake-trainer.ts';
+import { createRun, expectDone, OPTIM_STEP } from '../support/training.ts';
 
 const TOY = 'bakehouse/toy-instruct';
 const ALICE: Actor = { userId: ADMIN_USER, isAdmin: true };
@@ -25,14 +26,7 @@ const FORWARD: SubmittedOperation = {
   normalization: 'token_mean_deferred',
   top_k_logprobs: 0,
 };
-const OPTIM: SubmittedOperation = { kind: 'optim_step', adam: { learning_rate: 1e-4, beta1: 0.9, beta2: 0.95, eps: 1e-8, weight_decay: 0, grad_clip_norm: 1 } };
 const saveOp = (name: string, what: 'state' | 'sampler' = 'sampler', publish = false): SubmittedOperation => ({ kind: 'save', what, publish, name, ttlSeconds: null });
-
-/** A done view with exactly this result (the view may also say which operation it answers). */
-function expectDone(view: OperationView | undefined, result: Record<string, unknown>): void {
-  expect(view?.status).toBe('done');
-  expect(view?.status === 'done' && view.result).toEqual(result);
-}
 
 let api: TestApp;
 let training: TrainingService;
@@ -50,29 +44,14 @@ afterEach(() => api.close());
 
 async function newRun(actor: Actor = ALICE, overrides: Partial<CreateRunInput> = {}) {
   const session = await training.sessions.create(actor, { trainingProjectId: null });
-  const run = await training.runs.create(actor, {
-    sessionId: session.id,
-    protocol: 'loops',
-    baseModel: TOY,
-    loraRank: 8,
-    seed: 7,
-    maxSeqLen: 512,
-    name: 'my run',
-    availabilityModel: 'dedicated',
-    scaleDownDelaySeconds: 600,
-    fromPath: null,
-    relayUrl: 'http://api.test',
-    ...overrides,
-  });
+  const run = await createRun(api, actor, TOY, { sessionId: session.id, seed: 7, maxSeqLen: 512, name: 'my run', relayUrl: 'http://api.test', ...overrides });
   return { session, run };
 }
 
 /** A run with its trainer ready. */
 async function readyRun(actor: Actor = ALICE) {
   const { session, run } = await newRun(actor);
-  const trainer = await FakeTrainer.forRun(api, run.id);
-  expect((await trainer.ready()).status).toBe(200);
-  return { session, run, trainer };
+  return { session, run, trainer: await FakeTrainer.readyForRun(api, run.id) };
 }
 
 const submit = (runId: string, key: string, operation: SubmittedOperation, actor: Actor = ALICE) =>
@@ -211,7 +190,7 @@ describe('runs', () => {
     await save(run.id, trainer, 'kept');
     await submit(run.id, 'held', FORWARD);
     expect((await trainer.take()).id).toBe('held');
-    await submit(run.id, 'waiting', OPTIM);
+    await submit(run.id, 'waiting', OPTIM_STEP);
     const stopped = await training.runs.deactivate(ALICE, run.id);
     expect(stopped).toMatchObject({ state: 'inactive', error: null });
     expect(api.jobs.compute.terminated).toEqual([`test-${trainer.jobId}`]);
@@ -224,7 +203,7 @@ describe('runs', () => {
     }
     expect(events.filter((event) => event.type === 'run.stopped').map((event) => event.data)).toEqual([{ run_id: run.id, base_model: TOY, status: 'INACTIVE', error: null }]);
     await expect(training.runs.health(ALICE, run.id)).rejects.toThrow(new RunInactiveError(`Run ${run.id} was deactivated; its checkpoints are kept, so create a new run from one to continue training.`));
-    await expect(submit(run.id, 'late', OPTIM)).rejects.toThrow(RunInactiveError);
+    await expect(submit(run.id, 'late', OPTIM_STEP)).rejects.toThrow(RunInactiveError);
     expect((await trainer.next(0)).status).toBe(410);
     expect(await training.runs.deactivate(ALICE, run.id)).toMatchObject({ state: 'inactive' });
     expect(events.filter((event) => event.type === 'run.stopped')).toHaveLength(1);
@@ -237,7 +216,7 @@ describe('operations', () => {
   it('accepts at once, hands operations to the trainer in order, and answers polls with the result', async () => {
     const { run, trainer } = await readyRun();
     expect(await submit(run.id, 'op-1', FORWARD)).toEqual({ operationId: 'op-1', seq: 1 });
-    expect(await submit(run.id, 'op-2', OPTIM)).toEqual({ operationId: 'op-2', seq: 2 });
+    expect(await submit(run.id, 'op-2', OPTIM_STEP)).toEqual({ operationId: 'op-2', seq: 2 });
     expect(await training.operations.poll(ALICE, run.id, 'op-1', { holdMs: 0 })).toEqual({ status: 'pending' });
     const first = await trainer.take();
     expect(first).toEqual({ id: 'op-1', seq: 1, operation: FORWARD });
@@ -245,7 +224,7 @@ describe('operations', () => {
     const result = { loss: 1.5, loss_sum: 4.5, active_tokens: 3, outputs: [], metrics: {} };
     expect((await trainer.post('op-1', { status: 'done', result })).status).toBe(200);
     expectDone(await waiting, result);
-    expect(await trainer.take()).toEqual({ id: 'op-2', seq: 2, operation: OPTIM });
+    expect(await trainer.take()).toEqual({ id: 'op-2', seq: 2, operation: OPTIM_STEP });
     await trainer.post('op-2', { status: 'error', error: 'The learning rate is not finite.', error_class: 'ValueError' });
     expect(await training.operations.poll(ALICE, run.id, 'op-2', { holdMs: 0 })).toEqual({ status: 'error', error: 'The learning rate is not finite.', errorClass: 'ValueError' });
   });
@@ -269,7 +248,7 @@ describe('operations', () => {
     // The same operation with its keys in another order is the same request.
     const reordered = Object.fromEntries(Object.entries(FORWARD).reverse()) as SubmittedOperation;
     expect(await submit(run.id, 'k', reordered)).toEqual({ operationId: 'k', seq: 1 });
-    await expect(submit(run.id, 'k', OPTIM)).rejects.toThrow(IdempotencyConflictError);
+    await expect(submit(run.id, 'k', OPTIM_STEP)).rejects.toThrow(IdempotencyConflictError);
     expect((await trainer.take()).id).toBe('k');
     await trainer.post('k', { status: 'done', result: { loss: 1 } });
     expect(await submit(run.id, 'k', FORWARD)).toEqual({ operationId: 'k', seq: 1 });
@@ -280,7 +259,7 @@ describe('operations', () => {
   it('numbers 50 concurrent submits with 10 repeated keys contiguously, once each, and hands them out in that order', async () => {
     const { run, trainer } = await readyRun();
     const keysSent = Array.from({ length: 50 }, (_, i) => `key-${i < 40 ? i : i - 40}`);
-    const accepted = await Promise.all(keysSent.map((key) => submit(run.id, key, OPTIM)));
+    const accepted = await Promise.all(keysSent.map((key) => submit(run.id, key, OPTIM_STEP)));
     const seqOf = new Map(accepted.map(({ operationId, seq }) => [operationId, seq]));
     expect(seqOf.size).toBe(40);
     for (const { operationId, seq } of accepted) expect(seqOf.get(operationId)).toBe(seq);
@@ -476,7 +455,7 @@ describe('checkpoints', () => {
 
   it('keeps results for a day after they end, and no longer', async () => {
     const { run, trainer } = await readyRun();
-    await submit(run.id, 'kept', OPTIM);
+    await submit(run.id, 'kept', OPTIM_STEP);
     await trainer.take();
     await trainer.post('kept', { status: 'done', result: { step: 1 } });
     const item = await api.store.get({ pk: `TRUN#${run.id}`, sk: 'OP#kept' });

@@ -3,7 +3,7 @@
  * (functions/schemas/trainer.ts) through the in-process app with the token from the trainer's job
  * spec, so runs and their operations can be driven without a model.
  */
-import { vi } from 'vitest';
+import { expect, vi } from 'vitest';
 import type { HeldOperation, TrainerOperationResult } from '#schemas/trainer.ts';
 import type { TestApp } from './app.ts';
 
@@ -41,6 +41,13 @@ export class FakeTrainer {
       return trainers;
     });
     return new FakeTrainer(api.app, specs.at(-1)!);
+  }
+
+  /** The run's trainer job, having said ready. */
+  static async readyForRun(api: TestApp, runId: string): Promise<FakeTrainer> {
+    const trainer = await FakeTrainer.forRun(api, runId);
+    expect((await trainer.ready()).status).toBe(200);
+    return trainer;
   }
 
   /** The trainer job the app started most recently, once there are `count`. */

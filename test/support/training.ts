@@ -1,9 +1,12 @@
 /**
- * Training fixtures for sampling and chat tests: runs, samplers and saved checkpoints made through
- * the training service, without a trainer engine (a checkpoint is recorded as a save's result is).
+ * Training fixtures for API tests: runs, samplers and saved checkpoints made through the training
+ * service, without a trainer engine (a checkpoint is recorded as a save's result is), and what
+ * operations are checked with.
  */
+import { expect } from 'vitest';
 import type { Actor } from '#core/actor.ts';
-import type { CheckpointTarget, TrainingCheckpoint, TrainingRun, TrainingSampler } from '#core/training/model.ts';
+import type { CheckpointTarget, OperationView, SubmittedOperation, TrainingCheckpoint, TrainingRun, TrainingSampler } from '#core/training/model.ts';
+import type { CreateRunInput } from '#core/training/runs.ts';
 import { runKey } from '#core/training/run-records.ts';
 import type { TestApp } from './app.ts';
 
@@ -11,11 +14,12 @@ export const RELAY_URL = 'http://relay.test';
 
 export const actorOf = (userId: string): Actor => ({ userId, isAdmin: false });
 
-export async function createRun(api: TestApp, actor: Actor, baseModel: string): Promise<TrainingRun> {
+/** A Loops run of `actor`'s with LoRA rank 8 in a fresh session, unless `overrides` say otherwise. */
+export async function createRun(api: TestApp, actor: Actor, baseModel: string, overrides: Partial<CreateRunInput> = {}): Promise<TrainingRun> {
   const { training } = api.services;
-  const session = await training.sessions.create(actor, { trainingProjectId: null });
+  const sessionId = overrides.sessionId ?? (await training.sessions.create(actor, { trainingProjectId: null })).id;
   return training.runs.create(actor, {
-    sessionId: session.id,
+    sessionId,
     protocol: 'loops',
     baseModel,
     loraRank: 8,
@@ -26,7 +30,17 @@ export async function createRun(api: TestApp, actor: Actor, baseModel: string): 
     scaleDownDelaySeconds: 600,
     fromPath: null,
     relayUrl: RELAY_URL,
+    ...overrides,
   });
+}
+
+/** An optimizer step with the Adam settings the tests use. */
+export const OPTIM_STEP: SubmittedOperation = { kind: 'optim_step', adam: { learning_rate: 1e-4, beta1: 0.9, beta2: 0.95, eps: 1e-8, weight_decay: 0, grad_clip_norm: 1 } };
+
+/** A done view with exactly this result (the view may also say which operation it answers). */
+export function expectDone(view: OperationView | undefined, result: Record<string, unknown>): void {
+  expect(view?.status).toBe('done');
+  expect(view?.status === 'done' && view.result).toEqual(result);
 }
 
 /** Records a save of the run's weights under `name`, as the trainer relay does when a save's result arrives. */
