@@ -150,7 +150,8 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Loc
       clearInterval(timer);
       // Samplers serve this server's chat routes and keep no state of their own: they stop with
       // it (their long polls would otherwise hold its connections open), and the next chat
-      // request after a restart starts a fresh one.
+      // request after a restart starts a fresh one. Trainers are left running: they hold a run's
+      // weights and optimizer state, retry the relay for 120 s, and the next start serves them on.
       await services.pipeline.terminateActive('sampler', 'the local server stopped');
       await stopListening(server);
       await Promise.allSettled([...inFlight]);
