@@ -5,6 +5,7 @@
  * it validates the control plane's answers, so a field it requires is never null here.
  */
 import { z } from '@hono/zod-openapi';
+import { adamParams } from './adam-params.ts';
 
 // ── Shared ────────────────────────────────────────────────────────────────────────────────────
 
@@ -318,14 +319,7 @@ export const ForwardBackwardRequest = z.looseObject({
 export type ForwardBackwardRequest = z.infer<typeof ForwardBackwardRequest>;
 
 /** The SDK's AdamParams; a raw caller's missing fields take the SDK's defaults (§8.7). */
-export const AdamParams = z.object({
-  learning_rate: z.number().min(0).default(1e-4),
-  beta1: z.number().min(0).lt(1).default(0.9),
-  beta2: z.number().min(0).lt(1).default(0.95),
-  eps: z.number().min(0).default(1e-12),
-  weight_decay: z.number().min(0).default(0),
-  grad_clip_norm: z.number().min(0).default(1.0),
-});
+export const AdamParams = adamParams(1.0);
 export const OptimStepRequest = z.looseObject({ ...OpBody, adam_params: AdamParams.default(AdamParams.parse({})) });
 
 /** Checkpoint names never split on `/` (§7). */

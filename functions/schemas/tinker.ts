@@ -5,6 +5,7 @@
  * is functions/http/routes/tinker/proto.
  */
 import { z } from 'zod';
+import { adamParams } from './adam-params.ts';
 
 const Int = z.number().int();
 
@@ -77,14 +78,7 @@ export const CreateModelRequest = z.object({
 });
 
 /** Tinker's defaults, which differ from Loops' in `grad_clip_norm` (0: no clipping). */
-export const AdamParams = z.object({
-  learning_rate: z.number().min(0).default(1e-4),
-  beta1: z.number().min(0).lt(1).default(0.9),
-  beta2: z.number().min(0).lt(1).default(0.95),
-  eps: z.number().min(0).default(1e-12),
-  weight_decay: z.number().min(0).default(0),
-  grad_clip_norm: z.number().min(0).default(0),
-});
+export const AdamParams = adamParams(0);
 
 export const OptimStepRequest = z.object({
   adam_params: AdamParams.nullish(),
