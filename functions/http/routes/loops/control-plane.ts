@@ -36,7 +36,7 @@ import {
 import type { AppEnv } from '../../env.ts';
 import { bearer, body, json, type App } from '../../openapi.ts';
 import { dataPlaneOrigin, relayUrlOf, TEAM, loopsErrors, type LoopsRouteOptions } from './options.ts';
-import { checkpointView, deploymentView, filesView, runView, samplersByRun, samplerView } from './views.ts';
+import { checkpointView, deploymentView, filesView, runsWithSamplers, runView, samplerView, sessionView } from './views.ts';
 
 const tags = ['Loops'];
 type LoopsContext = Context<AppEnv>;
@@ -82,7 +82,7 @@ export function controlPlaneRoutes(app: App, services: Services, options: LoopsR
       async (c) => {
         const { training_project_id } = (c.req.valid('json') ?? {}) as z.infer<typeof CreateLoopsSessionRequest>;
         const session = await training.sessions.create(actor(c), { trainingProjectId: training_project_id ?? null });
-        return c.json({ session: { id: session.id, training_project_id: session.trainingProjectId, created_at: session.createdAt } }, 200);
+        return c.json({ session: sessionView(session) }, 200);
       },
     );
   }
@@ -99,7 +99,7 @@ export function controlPlaneRoutes(app: App, services: Services, options: LoopsR
     }),
     async (c) => {
       const session = await training.sessions.get(actor(c), c.req.valid('param').session_id);
-      return c.json({ session: { id: session.id, training_project_id: session.trainingProjectId, created_at: session.createdAt } }, 200);
+      return c.json({ session: sessionView(session) }, 200);
     },
   );
 
@@ -165,10 +165,8 @@ export function controlPlaneRoutes(app: App, services: Services, options: LoopsR
       }),
       async (c) => {
         const { run_id, base_model } = c.req.valid('query') as z.infer<typeof LoopsRunListQuery>;
-        const runs = await training.runs.list(actor(c), { runId: run_id, baseModel: base_model });
-        const samplers = await training.samplers.list(actor(c));
-        const pairs = samplersByRun(samplers);
-        return c.json({ runs: runs.map((run) => runView(run, origin(c), pairs.get(run.id))) }, 200);
+        const runs = await runsWithSamplers(training, actor(c), { runId: run_id, baseModel: base_model });
+        return c.json({ runs: runs.map(({ run, sampler }) => runView(run, origin(c), sampler)) }, 200);
       },
     );
   }
@@ -358,11 +356,8 @@ export function controlPlaneRoutes(app: App, services: Services, options: LoopsR
       responses: { 200: json(LoopsDeploymentList, 'Deployments of active runs'), ...loopsErrors() },
     }),
     async (c) => {
-      const who = actor(c);
-      const [runs, samplers] = await Promise.all([training.runs.list(who, {}), training.samplers.list(who)]);
-      const pairs = samplersByRun(samplers);
-      const active = runs.filter((run) => run.state === 'active');
-      return c.json({ deployments: active.map((run) => deploymentView(run, origin(c), pairs.get(run.id))) }, 200);
+      const active = (await runsWithSamplers(training, actor(c), {})).filter(({ run }) => run.state === 'active');
+      return c.json({ deployments: active.map(({ run, sampler }) => deploymentView(run, origin(c), sampler)) }, 200);
     },
   );
 

@@ -25,7 +25,7 @@ import {
 import type { AppEnv } from '../../env.ts';
 import { bearer, body, json, type App } from '../../openapi.ts';
 import { dataPlaneOrigin, relayUrlOf, loopsErrors, type LoopsRouteOptions } from './options.ts';
-import { checkpointView, filesView, runView, samplerBaseUrl, samplersByRun, trainerBaseUrl } from './views.ts';
+import { checkpointView, filesView, runsWithSamplers, runView, samplerBaseUrl, sessionView, trainerBaseUrl } from './views.ts';
 
 const tags = ['Loops (legacy)'];
 const SessionPath = z.object({ session_id: z.string().min(1) });
@@ -62,7 +62,7 @@ export function legacyRoutes(app: App, services: Services, options: LoopsRouteOp
       async (c) => {
         const { training_project_id } = (c.req.valid('json') ?? {}) as z.infer<typeof CreateLoopsSessionRequest>;
         const session = await training.sessions.create(c.get('actor'), { trainingProjectId: training_project_id ?? null });
-        return c.json({ session: { id: session.id, training_project_id: session.trainingProjectId, created_at: session.createdAt } }, 200);
+        return c.json({ session: sessionView(session) }, 200);
       },
     );
   }
@@ -173,10 +173,8 @@ export function legacyRoutes(app: App, services: Services, options: LoopsRouteOp
     }),
     async (c) => {
       const { trainer_id } = c.req.valid('json');
-      const actor = c.get('actor');
-      const [runs, samplers] = await Promise.all([training.runs.list(actor, { runId: trainer_id ?? undefined }), training.samplers.list(actor)]);
-      const pairs = samplersByRun(samplers);
-      return c.json({ trainers: runs.map((run) => runView(run, origin(c), pairs.get(run.id))) }, 200);
+      const runs = await runsWithSamplers(training, c.get('actor'), { runId: trainer_id ?? undefined });
+      return c.json({ trainers: runs.map(({ run, sampler }) => runView(run, origin(c), sampler)) }, 200);
     },
   );
 

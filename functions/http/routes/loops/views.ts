@@ -2,7 +2,10 @@
  * The training service's records as the Loops control plane shows them (loops-api.md §1.4,
  * loops-data-plane.md §4 and §12.1): the fields the SDK validates, never null where it needs a value.
  */
-import type { TrainingCheckpoint, TrainingRun, TrainingSampler } from '#core/training/model.ts';
+import type { Actor } from '#core/actor.ts';
+import type { TrainingCheckpoint, TrainingRun, TrainingSampler, TrainingSession } from '#core/training/model.ts';
+import type { RunFilter } from '#core/training/runs.ts';
+import type { TrainingService } from '#core/training/training-service.ts';
 import type { LoopsCheckpoint, LoopsDeployment, LoopsRun, LoopsSampler } from '#schemas/loops.ts';
 
 /** Where the SDK reaches a run's trainer and a sampler: built from the data plane's public origin. */
@@ -91,7 +94,13 @@ export function filesView(page: { files: { url: string; relative_file_name: stri
   return { presigned_urls: page.files.map((file) => ({ ...file, node_rank: 0 })), next_page_token: page.nextPageToken, total_count: page.totalCount };
 }
 
-/** Paired samplers by the run they belong to. */
-export function samplersByRun(samplers: readonly TrainingSampler[]): Map<string, TrainingSampler> {
-  return new Map(samplers.flatMap((sampler) => (sampler.runId ? [[sampler.runId, sampler] as const] : [])));
+export function sessionView(session: TrainingSession) {
+  return { id: session.id, training_project_id: session.trainingProjectId, created_at: session.createdAt };
+}
+
+/** The caller's runs that match `filter`, each with its paired sampler if it has one yet. */
+export async function runsWithSamplers(training: TrainingService, actor: Actor, filter: RunFilter): Promise<{ run: TrainingRun; sampler: TrainingSampler | undefined }[]> {
+  const [runs, samplers] = await Promise.all([training.runs.list(actor, filter), training.samplers.list(actor)]);
+  const paired = new Map(samplers.flatMap((sampler) => (sampler.runId ? [[sampler.runId, sampler] as const] : [])));
+  return runs.map((run) => ({ run, sampler: paired.get(run.id) }));
 }
