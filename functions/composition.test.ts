@@ -5,6 +5,18 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { DEFAULT_BASE_MODELS } from '#core/models.ts';
 import { awsConfigFromEnv, AwsConfig, composeAws, composeEmbedded, ConfigError, type EmbeddedConfig, type EmbeddedRuntime } from './composition.ts';
 
+/** The environment the stack gives the AWS runtime, with only what it requires. */
+const AWS_STACK_ENV = {
+  TABLE_NAME: 't',
+  ARTIFACT_BUCKET: 'b',
+  JOB_QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/123456789012/jobs',
+  WEBHOOK_DELIVERY_QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/123456789012/webhook-deliveries',
+  BATCH_GPU_QUEUE: 'g',
+  BATCH_CPU_QUEUE: 'c',
+  BATCH_GPU_JOB_DEFINITION: 'gd',
+  BATCH_CPU_JOB_DEFINITION: 'cd',
+};
+
 describe('composition', () => {
   const opened: { runtime: EmbeddedRuntime; dir: string }[] = [];
   afterEach(async () => {
@@ -93,17 +105,7 @@ describe('composition', () => {
   });
 
   it('reads the AWS runtime settings from the environment the stack sets', () => {
-    const env = {
-      TABLE_NAME: 't',
-      ARTIFACT_BUCKET: 'b',
-      JOB_QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/123456789012/jobs',
-      WEBHOOK_DELIVERY_QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/123456789012/webhook-deliveries',
-      BATCH_GPU_QUEUE: 'g',
-      BATCH_CPU_QUEUE: 'c',
-      BATCH_GPU_JOB_DEFINITION: 'gd',
-      BATCH_CPU_JOB_DEFINITION: 'cd',
-    };
-    expect(AwsConfig.parse(awsConfigFromEnv(env))).toMatchObject({
+    expect(AwsConfig.parse(awsConfigFromEnv(AWS_STACK_ENV))).toMatchObject({
       baseModels: DEFAULT_BASE_MODELS,
       defaultBaseModel: 'Qwen/Qwen3-32B',
       samplerIdleSeconds: undefined,
@@ -111,17 +113,17 @@ describe('composition', () => {
       webhookAllowPrivate: false,
       webhookAllowHttp: false,
     });
-    expect(AwsConfig.parse(awsConfigFromEnv({ ...env, BAKEHOUSE_WEBHOOK_ALLOW_PRIVATE: '1', BAKEHOUSE_WEBHOOK_ALLOW_HTTP: '1' }))).toMatchObject({
+    expect(AwsConfig.parse(awsConfigFromEnv({ ...AWS_STACK_ENV, BAKEHOUSE_WEBHOOK_ALLOW_PRIVATE: '1', BAKEHOUSE_WEBHOOK_ALLOW_HTTP: '1' }))).toMatchObject({
       webhookAllowPrivate: true,
       webhookAllowHttp: true,
     });
-    expect(() => composeAws(awsConfigFromEnv({ ...env, BAKEHOUSE_WEBHOOK_ALLOW_PRIVATE: 'yes' }))).toThrow(/BAKEHOUSE_WEBHOOK_ALLOW_PRIVATE must be 1 \(on\) or 0 \(off\)/);
-    expect(AwsConfig.parse(awsConfigFromEnv({ ...env, BAKEHOUSE_DATASET_URI_PREFIXES: 's3://data/a/,s3://data/b/' })).datasetUriPrefixes).toEqual(['s3://data/a/', 's3://data/b/']);
-    expect(AwsConfig.parse(awsConfigFromEnv({ ...env, BAKEHOUSE_DEFAULT_BASE_MODEL: 'Qwen/Qwen3-8B' }))).toMatchObject({ defaultBaseModel: 'Qwen/Qwen3-8B' });
-    expect(() => composeAws(awsConfigFromEnv({ ...env, BAKEHOUSE_BASE_MODELS: 'a, b', BAKEHOUSE_DEFAULT_BASE_MODEL: 'c' }))).toThrow(
+    expect(() => composeAws(awsConfigFromEnv({ ...AWS_STACK_ENV, BAKEHOUSE_WEBHOOK_ALLOW_PRIVATE: 'yes' }))).toThrow(/BAKEHOUSE_WEBHOOK_ALLOW_PRIVATE must be 1 \(on\) or 0 \(off\)/);
+    expect(AwsConfig.parse(awsConfigFromEnv({ ...AWS_STACK_ENV, BAKEHOUSE_DATASET_URI_PREFIXES: 's3://data/a/,s3://data/b/' })).datasetUriPrefixes).toEqual(['s3://data/a/', 's3://data/b/']);
+    expect(AwsConfig.parse(awsConfigFromEnv({ ...AWS_STACK_ENV, BAKEHOUSE_DEFAULT_BASE_MODEL: 'Qwen/Qwen3-8B' }))).toMatchObject({ defaultBaseModel: 'Qwen/Qwen3-8B' });
+    expect(() => composeAws(awsConfigFromEnv({ ...AWS_STACK_ENV, BAKEHOUSE_BASE_MODELS: 'a, b', BAKEHOUSE_DEFAULT_BASE_MODEL: 'c' }))).toThrow(
       /default base model 'c' is not in the base model catalog \(a, b\)/,
     );
-    expect(AwsConfig.parse(awsConfigFromEnv({ ...env, BAKEHOUSE_SAMPLER_IDLE_SECONDS: '180', BAKEHOUSE_BASE_MODELS: 'a, b', BAKEHOUSE_DEFAULT_BASE_MODEL: 'b' }))).toMatchObject({
+    expect(AwsConfig.parse(awsConfigFromEnv({ ...AWS_STACK_ENV, BAKEHOUSE_SAMPLER_IDLE_SECONDS: '180', BAKEHOUSE_BASE_MODELS: 'a, b', BAKEHOUSE_DEFAULT_BASE_MODEL: 'b' }))).toMatchObject({
       baseModels: ['a', 'b'],
       defaultBaseModel: 'b',
       samplerIdleSeconds: 180,
@@ -129,18 +131,8 @@ describe('composition', () => {
   });
 
   it('gives the AWS runtime the data plane origin the stack sets, and refuses one that is not an http(s) URL', () => {
-    const env = {
-      TABLE_NAME: 't',
-      ARTIFACT_BUCKET: 'b',
-      JOB_QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/123456789012/jobs',
-      WEBHOOK_DELIVERY_QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/123456789012/webhook-deliveries',
-      BATCH_GPU_QUEUE: 'g',
-      BATCH_CPU_QUEUE: 'c',
-      BATCH_GPU_JOB_DEFINITION: 'gd',
-      BATCH_CPU_JOB_DEFINITION: 'cd',
-    };
-    expect(composeAws(awsConfigFromEnv(env)).dataPlaneUrl).toBeUndefined();
-    expect(composeAws(awsConfigFromEnv({ ...env, BAKEHOUSE_DATA_PLANE_URL: 'https://data.example.com' })).dataPlaneUrl).toBe('https://data.example.com');
-    expect(() => composeAws(awsConfigFromEnv({ ...env, BAKEHOUSE_DATA_PLANE_URL: 'data.example.com' }))).toThrow(/dataPlaneUrl/);
+    expect(composeAws(awsConfigFromEnv(AWS_STACK_ENV)).dataPlaneUrl).toBeUndefined();
+    expect(composeAws(awsConfigFromEnv({ ...AWS_STACK_ENV, BAKEHOUSE_DATA_PLANE_URL: 'https://data.example.com' })).dataPlaneUrl).toBe('https://data.example.com');
+    expect(() => composeAws(awsConfigFromEnv({ ...AWS_STACK_ENV, BAKEHOUSE_DATA_PLANE_URL: 'data.example.com' }))).toThrow(/dataPlaneUrl/);
   });
 });
