@@ -11,6 +11,8 @@ from bakehouse_engine import distributed
 from bakehouse_engine.bake.plan import GIB, BakePlan
 from bakehouse_engine.bake.ranks import Ranks
 from bakehouse_engine.bake.settings import resolve_settings
+from bakehouse_engine.bake import sharding
+from bakehouse_engine.bake.settings import lora_config
 from bakehouse_engine.bake.sharding import applied_config, requested_sharding
 from bakehouse_engine.models import load_model
 from bakehouse_engine.toy import ensure_toy_model
@@ -129,3 +131,59 @@ def test_a_two_process_bake_matches_the_one_process_bake(stage, described, one_p
     assert torch.allclose(logits, single_logits, atol=LOGITS_ATOL)
     assert torch.equal(logits.argmax(-1), single_logits.argmax(-1))
     assert not torch.allclose(logits, base_logits, atol=100 * LOGITS_ATOL)  # the adapter matters
+
+
+def _load_on_two_processes(rank: int, root, reads) -> None:
+    """One of two gloo processes loading the toy model for a full-sharded bake; records who read the weights."""
+    torch.distributed.init_process_group("gloo", init_method=f"file://{root / 'rendezvous'}", rank=rank, world_size=2)
+    try:
+        read_weights = sharding.read_weights
+
+        def counted(*args):
+            reads.put(rank)
+            return read_weights(*args)
+
+        sharding.read_weights = counted
+        settings = resolve_settings({}, "cpu")
+        ranks = Ranks(rank, 2, device=torch.device("cpu"))
+        torch.manual_seed(settings.seed)
+        model, _, _ = sharding.load_sharded(
+            {"base_model": TOY}, settings, plan(2), ranks,
+            lambda base: bake.attach_lora(base, lora_config({}), settings), root / f"parents{rank}",
+        )
+        state = ranks.full_state(model, {name for name, _ in model.named_parameters()})
+        buffers = {name: buffer.clone() for name, buffer in model.named_buffers()}
+        if rank == 0:
+            torch.save({"state": state, "buffers": buffers}, root / "sharded.pt")
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+@pytest.mark.toy_model
+def test_only_the_main_process_reads_the_weights_and_every_shard_gets_them(tmp_path):
+    import multiprocessing
+
+    ensure_toy_model()
+    # Spawned, not forked: a fork of a process with torch's threads running may hang. Each process
+    # installs its own spy on read_weights.
+    context = multiprocessing.get_context("spawn")
+    reads = context.Queue()
+    processes = [context.Process(target=_load_on_two_processes, args=(rank, tmp_path, reads)) for rank in (0, 1)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=300)
+    assert [process.exitcode for process in processes] == [0, 0]
+    assert [reads.get(timeout=5)] == [0] and reads.empty()
+
+    settings = resolve_settings({}, "cpu")
+    torch.manual_seed(settings.seed)
+    model, _ = load_model({"base_model": TOY}, "fp32", "cpu")
+    expected = bake.attach_lora(model, lora_config({}), settings)
+    sharded = torch.load(tmp_path / "sharded.pt")
+    whole = expected.state_dict()  # with the tied LM head, which sharding the decoder unties
+    assert sharded["state"].keys() == whole.keys()
+    for name, tensor in whole.items():
+        assert torch.equal(sharded["state"][name], tensor), name  # base weights and LoRA init alike
+    rotary = {name: buffer for name, buffer in expected.named_buffers() if name.endswith("inv_freq")}
+    assert rotary and all(torch.equal(sharded["buffers"][name], buffer) for name, buffer in rotary.items())

@@ -121,8 +121,21 @@ def bake_here(
     lines = collate(datasets, bake["total_trajectories"], settings.seed)
 
     parents_dir = workdir / "parents"
-    load_on = "cpu" if plan is not None and plan.cpu_offload else device
-    model, tokenizer = load_model(bake["model"], settings.dtype_name, load_on, parents_dir, settings.attn_implementation)
+    adapter = lora_config(bake["config"].get("model") or {})
+    n_matmul = 0
+
+    def with_lora(model: Any) -> Any:
+        nonlocal n_matmul
+        n_matmul = matmul_parameters(model)  # the model's own linear layers, before the adapter adds its own
+        return attach_lora(model, adapter, settings)
+
+    if plan is not None and sharding.uses_fsdp(plan):
+        peft_model, tokenizer, ranks.decoder = sharding.load_sharded(bake["model"], settings, plan, ranks, with_lora, parents_dir)
+    else:
+        model, tokenizer = load_model(bake["model"], settings.dtype_name, device, parents_dir, settings.attn_implementation)
+        peft_model = with_lora(model)
+        if plan is not None:
+            ranks.decoder = sharding.wrap(peft_model, plan, settings, ranks.device)
     examples = [build_example(tokenizer, line, settings.max_length) for line in lines]
     kept = [example for example in examples if example is not None]
     if not kept:
@@ -135,11 +148,7 @@ def bake_here(
             f"{settings.max_length} tokens were left out"
         )
 
-    n_matmul = matmul_parameters(model)
-    peft_model = attach_lora(model, lora_config(bake["config"].get("model") or {}), settings)
-    heads = Heads(peft_model)  # before sharding: the LM head's weight, whole
-    if plan is not None:
-        ranks.decoder = sharding.wrap(peft_model, plan, settings, ranks.device)
+    heads = Heads(peft_model)  # the LM head stays whole on every process (sharding.py)
     parents = [
         ParentAdapter(adapter["model_name"], parents_dir / str(index))
         for index, adapter in enumerate(bake["model"].get("adapters") or [])

@@ -28,6 +28,11 @@ The estimate, per device, in bytes (b = bytes per weight element of the model's 
 - the CUDA context: 2 GiB per GPU (none on the CPU).
 With CPU offload, weights and LoRA state leave the device except the layer being computed.
 
+The load peak it assumes (sharding.load_sharded): under FSDP only rank 0 reads the weights, into host
+memory (the whole model at its dtype, plus the LoRA in float32), and each device receives only its
+shard, the weights term above, so loading adds nothing to the device estimate. DDP (replicate) loads
+the whole model on every device, which its weights term already counts.
+
 The coefficients were checked against measured peaks of real bake steps on the CPU
 (tests/test_bake_plan.py).
 """

@@ -19,17 +19,27 @@ What is wrapped is the decoder (the layers below the LM head), the module the ob
 every decoder layer is its own FSDP unit and the decoder the root. The LM head stays whole on each
 process (frozen; loss.py applies its weight in float32), so LoRA on the LM head is refused in a
 distributed bake.
+
+Loading for FSDP (`load_sharded`): only the main process reads the weights, into host memory, with any
+parent adapters merged and the new LoRA attached; every process builds the same model on the `meta`
+device, shards it, allocates its shard, and receives its shard of the main process's weights
+(`set_model_state_dict` with `broadcast_from_rank0`). No device ever holds the whole model, and the
+adapter starts from the main process's initialisation everywhere. DDP replicates the model anyway, so
+there every process loads it as a one-process bake does.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import Any, Callable
 
 import torch
 
 from bakehouse_engine.bake.plan import BakePlan
+from bakehouse_engine.bake.ranks import Ranks
 from bakehouse_engine.bake.settings import BakeSettings
 from bakehouse_engine.errors import JobFailure
+from bakehouse_engine.models import _DTYPES as DTYPE_NAMES
 
 STAGE_SHARDING = {0: "replicate", 1: "replicate", 2: "grad_op", 3: "full"}
 DESCRIPTIONS = {
@@ -65,6 +75,11 @@ def applied_config(settings: BakeSettings, plan: BakePlan, device: str) -> list[
     return notes + [f"plan: {change}" for change in plan.changes]
 
 
+def uses_fsdp(plan: BakePlan) -> bool:
+    """Whether the plan shards the model with FSDP (CPU offload is FSDP's, whatever the sharding)."""
+    return plan.sharding != "replicate" or plan.cpu_offload
+
+
 def wrap(model: Any, plan: BakePlan, settings: BakeSettings, device: torch.device) -> Any:
     """Shards (or replicates) the PEFT model's decoder across the process group; returns the module to
     call for hidden states."""
@@ -78,7 +93,7 @@ def wrap(model: Any, plan: BakePlan, settings: BakeSettings, device: torch.devic
             "or run the bake on one device (BAKEHOUSE_BAKE_PROCESSES=1)."
         )
     decoder = causal_lm(model).get_decoder()
-    if plan.sharding == "replicate" and not plan.cpu_offload:
+    if not uses_fsdp(plan):
         from torch.nn.parallel import DistributedDataParallel
 
         # The rotary buffers are the same everywhere: no broadcast in each forward.
@@ -99,3 +114,60 @@ def wrap(model: Any, plan: BakePlan, settings: BakeSettings, device: torch.devic
         fully_shard(layer, **options)
     fully_shard(decoder, **options)
     return decoder
+
+
+def read_weights(spec_model: dict, settings: BakeSettings, parents_dir: Path) -> tuple[Any, Any]:
+    """The whole model in host memory, parent adapters merged, and its tokenizer (the main process only)."""
+    from bakehouse_engine.models import load_model
+
+    dtype_name = next(name for name, dtype in DTYPE_NAMES.items() if dtype == settings.dtype)
+    model, tokenizer = load_model(spec_model, dtype_name, "cpu", parents_dir, settings.attn_implementation)
+    # fp16 is kept on GPUs only, and load_model reads it as fp32 on the CPU: the shards take the bake's dtype.
+    return model.to(settings.dtype), tokenizer
+
+
+def load_sharded(
+    spec_model: dict, settings: BakeSettings, plan: BakePlan, ranks: Ranks, attach: Callable[[Any], Any], parents_dir: Path,
+) -> tuple[Any, Any, Any]:
+    """The PEFT model sharded across the processes, its tokenizer and the decoder to call (module docstring)."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    from bakehouse_engine.models import resolve_model_path
+
+    path = resolve_model_path(spec_model["base_model"])
+    full_state: dict[str, torch.Tensor] = {}
+    buffers: dict[str, torch.Tensor] = {}
+    if ranks.main:
+        source, tokenizer = read_weights(spec_model, settings, parents_dir)
+        source = attach(source)
+        full_state, buffers = source.state_dict(), dict(source.named_buffers())
+        del source
+    else:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    extra = {"attn_implementation": settings.attn_implementation} if settings.attn_implementation else {}
+    with torch.device("meta"):
+        model = attach(AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(path), dtype=settings.dtype, **extra))
+    decoder = wrap(model, plan, settings, ranks.device)
+    model.to_empty(device="cpu" if plan.cpu_offload else ranks.device)
+    set_model_state_dict(model, full_state, options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=True))
+    del full_state
+    _copy_unsaved_buffers(model, buffers, ranks)
+    return model, tokenizer, decoder
+
+
+def _copy_unsaved_buffers(model: Any, buffers: dict[str, torch.Tensor], ranks: Ranks) -> None:
+    """Buffers outside the state dict (rotary `inv_freq`, computed at construction) came out of `to_empty`
+    uninitialised; the main process's values reach every process, whatever the architecture computes."""
+    for module_name, module in model.named_modules():
+        for name in sorted(module._non_persistent_buffers_set):
+            buffer = getattr(module, name)
+            if buffer is None:
+                continue
+            key = f"{module_name}.{name}" if module_name else name
+            value = buffers[key].to(ranks.device) if ranks.main else torch.empty_like(buffer, device=ranks.device)
+            torch.distributed.broadcast(value, src=0)
+            module.register_buffer(name, value.to(buffer.device), persistent=False)
+            if hasattr(module, "original_inv_freq") and name == "inv_freq":
+                # transformers' rotary embeddings keep the construction-time frequencies for dynamic RoPE.
+                module.original_inv_freq = module.inv_freq
