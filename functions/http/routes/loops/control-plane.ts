@@ -45,6 +45,8 @@ type LoopsContext = Context<AppEnv>;
 const ROOTS = ['/v1/loops', '/v1/teams/{team_id}/loops'] as const;
 const TeamPath = z.object({ team_id: z.string() });
 const teamParams = (root: (typeof ROOTS)[number]) => (root === ROOTS[1] ? { params: TeamPath } : {});
+/** Under the team root an unknown team is 404, whatever else the route answers. */
+const teamNotFound = (root: (typeof ROOTS)[number]) => (root === ROOTS[1] ? ([404] as const) : []);
 
 const SessionPath = z.object({ session_id: z.string().min(1) });
 const RunPath = z.object({ run_id: z.string().min(1) });
@@ -77,7 +79,7 @@ export function controlPlaneRoutes(app: App, services: Services, options: LoopsR
         security: bearer,
         summary: 'Create a session',
         request: { ...teamParams(root), body: { required: false, content: { 'application/json': { schema: CreateLoopsSessionRequest } } } },
-        responses: { 200: json(LoopsSessionResponse, 'The session'), ...loopsErrors(400, 413, 415) },
+        responses: { 200: json(LoopsSessionResponse, 'The session'), ...loopsErrors(400, 413, 415, ...teamNotFound(root)) },
       }),
       async (c) => {
         const { training_project_id } = (c.req.valid('json') ?? {}) as z.infer<typeof CreateLoopsSessionRequest>;
@@ -161,7 +163,7 @@ export function controlPlaneRoutes(app: App, services: Services, options: LoopsR
         security: bearer,
         summary: "List the caller's runs",
         request: { ...teamParams(root), query: LoopsRunListQuery },
-        responses: { 200: json(LoopsRunList, 'Runs, newest first'), ...loopsErrors(400) },
+        responses: { 200: json(LoopsRunList, 'Runs, newest first'), ...loopsErrors(400, ...teamNotFound(root)) },
       }),
       async (c) => {
         const { run_id, base_model } = c.req.valid('query') as z.infer<typeof LoopsRunListQuery>;
@@ -241,7 +243,7 @@ export function controlPlaneRoutes(app: App, services: Services, options: LoopsR
         security: bearer,
         summary: "List the caller's samplers",
         request: teamParams(root),
-        responses: { 200: json(LoopsSamplerList, 'Samplers, newest first'), ...loopsErrors() },
+        responses: { 200: json(LoopsSamplerList, 'Samplers, newest first'), ...loopsErrors(...teamNotFound(root)) },
       }),
       async (c) => {
         const who = actor(c);
