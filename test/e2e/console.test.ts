@@ -24,9 +24,9 @@ const ARTIFACTS = resolve(process.env.BAKEHOUSE_TEST_ARTIFACTS ?? join('.data', 
 const BASE_MODEL = 'bakehouse/toy-instruct';
 const QUESTIONS = ['What is the capital of France?', 'Name a prime number.', 'How do birds fly?', 'What is rain?', 'Why is the sky blue?'];
 const TRAJECTORIES = 12; // 60 rollout lines: three pages of 25
-/** Short replies and one epoch of small micro-batches: a bake of a few seconds per iteration on a CPU. */
+/** Short replies and three epochs of small micro-batches (45 iterations): long enough for the loss chart to be seen growing. */
 const TARGET = { max_tokens: 24, temperature: 1.0 };
-const BAKE = { epochs: 1, micro_batch_size: 4, optimizer: { learning_rate: 0.002 }, model: { baked_adapter_config: { r: 8, lora_alpha: 16, target_modules: 'all-linear' } } };
+const BAKE = { epochs: 3, micro_batch_size: 4, optimizer: { learning_rate: 0.002 }, model: { baked_adapter_config: { r: 8, lora_alpha: 16, target_modules: 'all-linear' } } };
 
 let server: LocalServer;
 let dataDir: string;

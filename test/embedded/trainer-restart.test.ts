@@ -32,7 +32,8 @@ afterEach(async () => {
   for (const pid of lines.filter((line) => line.startsWith('started')).map((line) => line.split(' ')[1]!)) {
     if (!exited.has(pid)) process.kill(Number(pid));
   }
-  rmSync(dataDir, { recursive: true, force: true });
+  // A killed engine's wrapper may still be writing its exit file into the data dir: retry the removal.
+  rmSync(dataDir, { recursive: true, force: true, maxRetries: 10, retryDelay: 100 });
 });
 
 const start = async (port: number) => {
