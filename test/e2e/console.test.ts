@@ -144,13 +144,14 @@ describe('the web console in Chromium', { timeout: 180_000 }, () => {
     await shown('.pager p', 'Lines 1–25 of 60');
     await page.getByRole('button', { name: 'Next' }).click();
     await shown('.pager p', 'Lines 26–50 of 60');
+    // The label and the rows describe the same answer: no moment shows one page's label over another's lines.
     await expect(page.locator('table.output tbody th').first().textContent()).resolves.toMatch(/^26/);
 
     await page.getByLabel('Go to line').fill('10');
     await page.getByLabel('Go to line').press('Enter');
     await shown('.pager p', 'Lines 1–25 of 60');
     const line = page.locator('table.output tbody tr').nth(9);
-    await expect.poll(() => line.textContent()).toMatch(/^10/);
+    await expect(line.textContent()).resolves.toMatch(/^10/);
     // Teacher context (the teacher prompt's question) beside the toy model's response.
     await expect(line.locator('td').first().textContent()).resolves.toMatch(/\?|\./);
     await expect(line.locator('.response').textContent()).resolves.toMatch(/\S/);
@@ -348,6 +349,9 @@ describe('the web console in Chromium', { timeout: 180_000 }, () => {
 
   it('signs out from the keyboard and forgets the key', async () => {
     await page.goto(`${server.url}/console/#/`);
+    // Navigation moves focus to the page once it has rendered; focus the button only after that.
+    await page.getByRole('heading', { name: 'Repos', level: 1 }).waitFor();
+    await expect.poll(() => page.evaluate('document.activeElement?.tagName')).toBe('H1');
     await page.getByRole('button', { name: 'Sign out' }).focus();
     await page.keyboard.press('Enter');
     await page.getByLabel('API key').waitFor();

@@ -30,7 +30,9 @@ export function OutputPager({ repo, target, kind, lines }: OutputPagerProps) {
   );
   const last = Math.max(0, Math.floor((lines - 1) / size) * size);
   const go = (to: number) => setOffset(Math.min(Math.max(0, to), last));
-  const shown = page.data?.output ?? [];
+  // Until the answer for this offset and size arrives, the last one describes other lines: show none of it.
+  const current = page.data && page.data.offset === offset && page.data.limit === size ? page.data : undefined;
+  const shown = current?.output ?? [];
   const label = kind === 'stim' ? 'Stimuli' : 'Trajectories';
 
   return (
@@ -80,12 +82,14 @@ export function OutputPager({ repo, target, kind, lines }: OutputPagerProps) {
       <p class="muted" aria-live="polite">
         {lines === 0
           ? 'No output yet.'
-          : `Lines ${(offset + 1).toLocaleString('en')}–${(offset + shown.length).toLocaleString('en')} of ${lines.toLocaleString('en')}${page.loading ? ' (loading…)' : ''}`}
+          : current
+            ? `Lines ${(offset + 1).toLocaleString('en')}–${(offset + shown.length).toLocaleString('en')} of ${lines.toLocaleString('en')}${page.loading ? ' (updating…)' : ''}`
+            : `Loading from line ${(offset + 1).toLocaleString('en')} of ${lines.toLocaleString('en')}…`}
       </p>
       <ErrorNote error={page.error} />
       {shown.length ? (
         <div class="table-wrap">
-          <table class="output" data-offset={page.data?.offset}>
+          <table class="output" data-offset={offset}>
             <caption class="visually-hidden">{`${label} from line ${offset + 1}`}</caption>
             <thead>
               <tr>
@@ -96,9 +100,9 @@ export function OutputPager({ repo, target, kind, lines }: OutputPagerProps) {
             </thead>
             <tbody>
               {shown.map((line, index) => (
-                <tr key={(page.data?.offset ?? 0) + index}>
+                <tr key={offset + index}>
                   <th scope="row">
-                    {((page.data?.offset ?? 0) + index + 1).toLocaleString('en')}
+                    {(offset + index + 1).toLocaleString('en')}
                     <div class="muted ids">
                       stimulus {line.stimulus_id ?? '–'}
                       {kind === 'rollout' ? `, trajectory ${line.trajectory_id ?? '–'}` : ''}
