@@ -260,6 +260,16 @@ describe('errors', () => {
     expectError(await api.request('GET', '/v1/repo/nope/bakes/base/pipeline'), 404, 'RESOURCE_NOT_FOUND');
   });
 
+  it('forgets the pipeline with its bake: a bake made again under the name has none', async () => {
+    expect((await api.request('POST', PIPELINE)).status).toBe(202);
+    expect((await waitForPipeline()).body.status).toBe('complete');
+    const deleted = await api.request('DELETE', '/v1/repo/r1/bakes/base');
+    expect(deleted.status, deleted.text).toBeLessThan(300);
+    expectError(await api.request('GET', PIPELINE), 404, 'RESOURCE_NOT_FOUND', "Bake 'base' not found");
+    await createBake(api.request, 'r1', 'base', { datasets: [{ target: 't1' }] });
+    expectError(await api.request('GET', PIPELINE), 404, 'RESOURCE_NOT_FOUND', "Bake 'base' has no pipeline yet; start one with POST /v1/repo/r1/bakes/base/pipeline");
+  });
+
   it('answers 422 to an invalid bake name', async () => {
     expectError(await api.request('POST', '/v1/repo/r1/bakes/bad%20name/pipeline'), 422, 'VALIDATION_ERROR');
   });

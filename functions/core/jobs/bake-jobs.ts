@@ -53,9 +53,11 @@ export class BakeJobs {
     return this.view(actor, repo, item.bake_name as string, item.config as BakeConfig, currentJob(item, 'bake'));
   }
 
-  /** Deletes the bake (refused while another builds on it), stopping and removing its job. */
+  /** Deletes the bake (refused while another builds on it), stopping and removing its job and its pipeline. */
   async delete(actor: Actor, repo: string, bake: string): Promise<void> {
     await this.pipeline.cleanUp(await this.bakes.delete(actor, repo, bake), ['bake']);
+    // Last, so a refused delete keeps it; a bake made again under this name starts with none.
+    await this.store.delete(keys.pipeline(actor.userId, repo, bake));
   }
 
   async metrics(actor: Actor, repo: string, bake: string): Promise<Record<string, unknown>[]> {

@@ -77,7 +77,10 @@ export class PipelineService {
   async get(actor: Actor, repo: string, bake: string): Promise<PipelineView> {
     await this.repos.get(actor, repo);
     const item = await this.store.get(keys.pipeline(actor.userId, repo, bake));
-    if (!item) throw new NotFoundError(`Bake '${bake}' has no pipeline yet; start one with POST /v1/repo/${repo}/bakes/${bake}/pipeline`);
+    if (!item) {
+      await this.bakeJobs.get(actor, repo, bake); // a bake that does not exist is named as such
+      throw new NotFoundError(`Bake '${bake}' has no pipeline yet; start one with POST /v1/repo/${repo}/bakes/${bake}/pipeline`);
+    }
     return view(item as unknown as StoredPipeline);
   }
 
