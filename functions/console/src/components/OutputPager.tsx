@@ -1,4 +1,4 @@
-import { useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { apiPath } from '../api.ts';
 import { lastUserTurn, messageText } from '../format.ts';
 import { useLoad } from '../load.ts';
@@ -25,9 +25,19 @@ export function OutputPager({ repo, target, kind, lines }: OutputPagerProps) {
   const [jump, setJump] = useState('');
   const page = useLoad(
     (api, signal) => api.get<OutputPage<OutputLine>>(`${apiPath('/v1/repo', repo, 'targets', target, kind)}/output`, { query: { offset, limit: size }, signal }),
-    // Asked again whenever the job has written more of the lines this page shows.
-    [repo, target, kind, offset, size, Math.min(lines, offset + size)],
+    [repo, target, kind, offset, size],
   );
+  // Asked again whenever the job has written more of the lines this page shows; the lines already
+  // shown stay until the longer answer arrives. (Another page or size is asked for anyway.)
+  const pageKey = `${offset}:${size}`;
+  const written = Math.min(lines, offset + size);
+  const seen = useRef({ pageKey, written });
+  const { reload } = page;
+  useEffect(() => {
+    const before = seen.current;
+    seen.current = { pageKey, written };
+    if (before.pageKey === pageKey && before.written !== written) reload();
+  }, [pageKey, written, reload]);
   const last = Math.max(0, Math.floor((lines - 1) / size) * size);
   const go = (to: number) => setOffset(Math.min(Math.max(0, to), last));
   // Until the answer for this offset and size arrives, the last one describes other lines: show none of it.
