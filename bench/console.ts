@@ -1,7 +1,7 @@
 /**
  * `npm run bench:console`: the web console in headless Chromium (functions/local/chromium.ts)
- * against `npm start`'s embedded default, with jobs on the console's stand-in engine
- * (test/support/console-engine.mjs). Results go to bench/results/console.json.
+ * against `npm start`'s embedded default, with jobs on the stand-in engine
+ * (test/support/stand-in-engine.mjs). Results go to bench/results/console.json.
  *
  * 1. What the browser downloads: the built JavaScript and CSS (functions/console/dist), raw and
  *    gzipped as the server sends them.
@@ -20,6 +20,7 @@ import { serve } from '@hono/node-server';
 import type { Page } from 'playwright-core';
 import { launchChromium } from '#local/chromium.ts';
 import { CONSOLE_ASSETS_DIR, startLocalServer } from '#local/server.ts';
+import { standInEngineCommand } from '#test/support/stand-in-engine-command.ts';
 import { quantile, round } from './stats.ts';
 
 const RENDER_RUNS = Number(process.env.BENCH_CONSOLE_RENDER_RUNS ?? 10);
@@ -27,7 +28,6 @@ const PAGE_RUNS = Number(process.env.BENCH_CONSOLE_PAGE_RUNS ?? 20);
 const QUESTIONS = 1_000;
 const TRAJECTORIES = 1_000; // 1,000,000 rollout lines
 const FAR_OFFSET = 900_000;
-const ENGINE = join(import.meta.dirname, '..', 'test', 'support', 'console-engine.mjs');
 
 const ascending = (values: number[]) => [...values].sort((a, b) => a - b);
 const median = (values: number[]) => round(quantile(ascending(values), 0.5));
@@ -46,7 +46,7 @@ function assetSizes() {
   };
 }
 
-const server = await startLocalServer({ port: 0, dataDir: mkdtempSync(join(tmpdir(), 'bakehouse-bench-console-')), engineCommand: [process.execPath, ENGINE], serve });
+const server = await startLocalServer({ port: 0, dataDir: mkdtempSync(join(tmpdir(), 'bakehouse-bench-console-')), engineCommand: standInEngineCommand(), serve });
 const browser = await launchChromium();
 
 async function api(method: string, path: string, body?: unknown): Promise<Record<string, unknown>> {

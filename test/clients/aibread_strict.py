@@ -5,8 +5,8 @@ models and raises `APIResponseValidationError` on any mismatch (a null where it 
 a missing required key), so each call below is also a check of the response's shape.
 
 Usage: BREAD_BASE_URL=… BREAD_API_KEY=… python aibread_strict.py <hold-file>
-The stand-in engine (stand-in-engine.mjs) keeps a bake running while <hold-file> exists; this
-script polls the running bake, then removes the file and polls it to completion.
+The stand-in engine (test/support/stand-in-engine.mjs) keeps a bake running while <hold-file>
+exists; this script polls the running bake, then removes the file and polls it to completion.
 Prints one JSON object: each call's name and the response the client parsed.
 """
 

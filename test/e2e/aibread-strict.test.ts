@@ -2,7 +2,7 @@
  * The official Python client (`aibread` on PyPI) with strict response validation against a real
  * local server: every response it parses must match its pydantic models, so a null where it types
  * a number (a running bake's `final_loss`, say) fails the call. Jobs run on a stand-in engine
- * (test/clients/stand-in-engine.mjs) that keeps the bake running until the client lets it finish.
+ * (test/support/stand-in-engine.mjs) that keeps the bake running until the client lets it finish.
  * The client's environment is test/clients/.venv (`npm run setup`).
  */
 import { execFile } from 'node:child_process';
@@ -13,6 +13,7 @@ import { promisify } from 'node:util';
 import { serve } from '@hono/node-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLocalServer, type LocalServer } from '#local/server.ts';
+import { standInEngineCommand } from '#test/support/stand-in-engine-command.ts';
 
 const CLIENTS = join(import.meta.dirname, '..', 'clients');
 const PYTHON = join(CLIENTS, '.venv', 'bin', 'python');
@@ -29,7 +30,7 @@ beforeAll(async () => {
     port: 0,
     dataDir,
     adminApiKey: 'aibread-strict-admin-key',
-    engineCommand: [process.execPath, join(CLIENTS, 'stand-in-engine.mjs'), '--hold-while', holdFile],
+    engineCommand: standInEngineCommand({ holdWhile: holdFile }),
     serve,
   });
 });

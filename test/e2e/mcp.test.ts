@@ -2,19 +2,19 @@
  * The official MCP TypeScript client against `/mcp` on a real local server, as an assistant would
  * use it: tools listed with the API's input rules, a tiny bake run end to end through tool calls
  * only, and the API's errors arriving as tool errors. Jobs run on the stand-in engine
- * (test/clients/stand-in-engine.mjs), so the whole bake takes seconds.
+ * (test/support/stand-in-engine.mjs), so the whole bake takes seconds.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { serve } from '@hono/node-server';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLocalServer, type LocalServer } from '#local/server.ts';
+import { standInEngineCommand } from '#test/support/stand-in-engine-command.ts';
 
-const STAND_IN_ENGINE = resolve(import.meta.dirname, '..', 'clients', 'stand-in-engine.mjs');
 const REPO = 'mcp_repo';
 
 let server: LocalServer;
@@ -23,7 +23,7 @@ let client: Client;
 
 beforeAll(async () => {
   dataDir = mkdtempSync(join(tmpdir(), 'bakehouse-mcp-'));
-  server = await startLocalServer({ port: 0, dataDir, adminApiKey: 'mcp-test-admin-key', engineCommand: [process.execPath, STAND_IN_ENGINE], serve });
+  server = await startLocalServer({ port: 0, dataDir, adminApiKey: 'mcp-test-admin-key', engineCommand: standInEngineCommand(), serve });
   client = new Client({ name: 'bakehouse-mcp-test', version: '1.0.0' });
   await client.connect(
     new StreamableHTTPClientTransport(new URL('/mcp', server.url), { requestInit: { headers: { authorization: `Bearer ${server.adminApiKey}` } } }),

@@ -3,7 +3,7 @@
  * operation must answer without a 5xx, with a documented status code and a body that matches its
  * documented response schema. Path names are mostly drawn from a repo the test sets up first
  * (test/clients/schemathesis.toml), so the requests reach the services rather than stopping at 404.
- * Jobs run on the stand-in engine (test/clients/stand-in-engine.mjs); routes that start jobs are
+ * Jobs run on the stand-in engine (test/support/stand-in-engine.mjs); routes that start jobs are
  * left out of the run. schemathesis comes from test/clients/.venv (`npm run setup`).
  */
 import { execFile } from 'node:child_process';
@@ -14,6 +14,7 @@ import { promisify } from 'node:util';
 import { serve } from '@hono/node-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startLocalServer, type LocalServer } from '#local/server.ts';
+import { standInEngineCommand } from '#test/support/stand-in-engine-command.ts';
 
 const CLIENTS = join(import.meta.dirname, '..', 'clients');
 const SCHEMATHESIS = join(CLIENTS, '.venv', 'bin', 'schemathesis');
@@ -72,7 +73,7 @@ beforeAll(async () => {
     port: 0,
     dataDir: join(dataDir, 'server'),
     adminApiKey: 'schemathesis-admin-key',
-    engineCommand: [process.execPath, join(CLIENTS, 'stand-in-engine.mjs')],
+    engineCommand: standInEngineCommand(),
     serve,
   });
   await createFixtures();

@@ -14,8 +14,7 @@ import { InProcessDeliveryQueue } from '#adapters/embedded/in-process-delivery-q
 import type { DeliveryMessage } from '#core/webhooks/ports.ts';
 import { startLocalServer } from '#local/server.ts';
 import { ADMIN_KEY } from '#test/support/app.ts';
-
-const STAND_IN_ENGINE = join(import.meta.dirname, '..', 'clients', 'stand-in-engine.mjs');
+import { standInEngineCommand } from '#test/support/stand-in-engine-command.ts';
 
 describe('the in-process delivery queue', () => {
   it('runs at most its concurrency at once, keeps one copy of a message sent twice, and starts the next when a slot frees', async () => {
@@ -73,7 +72,7 @@ describe('the embedded server with a receiver that never answers', () => {
       port: 0,
       dataDir: join(dir, 'server'),
       adminApiKey: ADMIN_KEY,
-      engineCommand: [process.execPath, STAND_IN_ENGINE],
+      engineCommand: standInEngineCommand(),
       webhookConcurrency: '2',
       serve,
     });

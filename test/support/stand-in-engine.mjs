@@ -1,37 +1,64 @@
 #!/usr/bin/env node
 /* global fetch */
-// A stand-in for `python -m bakehouse_engine` behind the web console's benchmark (bench/console.ts;
-// the browser test runs the real engine): it writes the files the engine contract names
-// (functions/schemas/job-spec.ts) in seconds instead of CPU minutes, so the benchmark can time the
-// console on a million-line rollout, and shows the console what a real engine shows it over time.
+// A stand-in for `python -m bakehouse_engine` in the tests and benchmarks that run a real local
+// server (the real engine takes CPU minutes): it writes the files the engine contract names
+// (functions/schemas/job-spec.ts) in seconds.
+//
+//   stand-in-engine.mjs [--hold-while <file>] [--bake-rows <n>] [--bake-row-interval-ms <ms>] run <specUri>
 //
 // - stim: one line per hardcoded question;
-// - rollout: `num_traj_per_stimulus` trajectories per stimulus, written in large appends, so a
-//   million-line output takes seconds;
-// - bake: a metrics row every CONSOLE_ENGINE_ROW_MS (default 150) up to CONSOLE_ENGINE_BAKE_ROWS
-//   (default 20), progress with each, then checkpoints at half and at the end;
+// - rollout: `num_traj_per_stimulus` lines per stimulus, shaped as the engine writes them, in large
+//   appends, so a million-line output takes seconds;
+// - bake: --bake-rows metrics rows (default 2), its loss falling from 2.5 to 0.75, one every
+//   --bake-row-interval-ms (default 0: all in one write), progress with each; a checkpoint at each
+//   step the config's `checkpoint[].save_every_n_steps` asks for, and at the end. With --hold-while,
+//   the bake stays running before its last checkpoint while <file> exists, so a client can poll a
+//   running bake for as long as it needs;
 // - sampler: the relay client (functions/schemas/relay.ts): it takes chat requests and streams a
 //   reply word by word, in upper case when a baked checkpoint's adapters are applied and echoed
 //   otherwise, so a comparison shows which side was baked.
+// test/support/stand-in-engine-command.ts builds this command line for a local server.
 import { Buffer } from 'node:buffer';
 import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 
-const [command, specUri] = process.argv.slice(2);
-if (command !== 'run' || !specUri) {
-  process.stderr.write('usage: console-engine.mjs run <specUri>\n');
-  process.exit(2);
-}
-const spec = JSON.parse(readFileSync(fileURLToPath(specUri), 'utf8'));
-const out = fileURLToPath(spec.output_uri);
-mkdirSync(out, { recursive: true });
-
-const ROWS = Number(process.env.CONSOLE_ENGINE_BAKE_ROWS ?? 20);
-const ROW_MS = Number(process.env.CONSOLE_ENGINE_ROW_MS ?? 150);
+const USAGE = 'usage: stand-in-engine.mjs [--hold-while <file>] [--bake-rows <n>] [--bake-row-interval-ms <ms>] run <specUri>\n';
+const HOLD_LIMIT_MS = 5 * 60_000;
 /** Lines per append: big enough that a million lines is a few hundred writes. */
 const APPEND_BATCH = 20_000;
+
+function usageError(problem) {
+  process.stderr.write(`${problem}\n${USAGE}`);
+  process.exit(2);
+}
+
+function parseSettings() {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      allowPositionals: true,
+      options: { 'hold-while': { type: 'string' }, 'bake-rows': { type: 'string', default: '2' }, 'bake-row-interval-ms': { type: 'string', default: '0' } },
+    });
+  } catch (error) {
+    usageError(error.message);
+  }
+  const { values, positionals } = parsed;
+  const [command, specUri, ...rest] = positionals;
+  if (command !== 'run' || !specUri || rest.length > 0) usageError('Give the command `run` and one job spec URI.');
+  const bakeRows = Number(values['bake-rows']);
+  if (!Number.isInteger(bakeRows) || bakeRows < 1) usageError(`--bake-rows must be a whole number of at least 1, not ${values['bake-rows']}.`);
+  const rowIntervalMs = Number(values['bake-row-interval-ms']);
+  if (!Number.isFinite(rowIntervalMs) || rowIntervalMs < 0) usageError(`--bake-row-interval-ms must be a number of milliseconds, not ${values['bake-row-interval-ms']}.`);
+  return { specUri, holdFile: values['hold-while'], bakeRows, rowIntervalMs };
+}
+
+const settings = parseSettings();
+const spec = JSON.parse(readFileSync(fileURLToPath(settings.specUri), 'utf8'));
+const out = fileURLToPath(spec.output_uri);
+mkdirSync(out, { recursive: true });
 
 /** Whole or not at all, as the engine writes its files: the server polls them. */
 function writeAtomic(name, text) {
@@ -58,6 +85,10 @@ function appendLines(lines) {
 
 const progress = (percent, lines) => writeAtomic('progress.json', JSON.stringify({ percent, lines, updated_at: new Date().toISOString() }));
 const finish = (result) => writeAtomic('result.json', JSON.stringify({ status: 'complete', error: null, ...result }));
+const fail = (error) => {
+  writeAtomic('result.json', JSON.stringify({ status: 'failed', error }));
+  process.exit(1);
+};
 
 function stim({ generators, teacher_prompt, student_prompt }) {
   const questions = generators.flatMap((generator) => generator.questions ?? []);
@@ -107,7 +138,12 @@ function rollout({ stim_output_uri, num_traj_per_stimulus, temperature }) {
   finish({ lines });
 }
 
-async function bake() {
+/** From 2.5 at the first row to 0.75 at the last, by the same factor each row, however many rows. */
+const lossAt = (iter, rows) => 2.5 * 0.3 ** (rows === 1 ? 1 : (iter - 1) / (rows - 1));
+
+async function bake({ config }) {
+  const { bakeRows, rowIntervalMs, holdFile } = settings;
+  const everySteps = (config.checkpoint ?? []).filter((entry) => entry.enabled !== false && entry.save_every_n_steps).map((entry) => entry.save_every_n_steps);
   const rows = [];
   const checkpoints = [];
   const save = (step) => {
@@ -115,14 +151,24 @@ async function bake() {
     writeAtomic(`ckpts/${step}.tar.gz`, `stand-in archive of step ${step}`);
     checkpoints.unshift(step);
   };
-  for (let iter = 1; iter <= ROWS; iter++) {
-    await sleep(ROW_MS);
-    rows.push({ iter, loss: 2 * Math.exp(-iter / 4) + 0.01, lr: 1e-4 * Math.min(1, iter / 3), epoch: iter / ROWS, iter_time: ROW_MS / 1000 });
-    writeAtomic('metrics.jsonl', rows.map((row) => `${JSON.stringify(row)}\n`).join(''));
-    progress((100 * iter) / ROWS, 0);
-    if (iter === Math.floor(ROWS / 2)) save(iter);
+  for (let iter = 1; iter <= bakeRows; iter++) {
+    if (rowIntervalMs > 0) await sleep(rowIntervalMs);
+    rows.push({ iter, loss: lossAt(iter, bakeRows), lr: 1e-4, epoch: iter / bakeRows, iter_time: rowIntervalMs / 1000 });
+    if (iter < bakeRows && everySteps.some((every) => iter % every === 0)) save(iter);
+    // Unpaced, the rows land in one write, so a reader sees the whole log or none of it.
+    if (rowIntervalMs > 0 || iter === bakeRows) {
+      writeAtomic('metrics.jsonl', rows.map((row) => `${JSON.stringify(row)}\n`).join(''));
+      // The last step's share of progress comes with its checkpoint, written below.
+      progress((100 * Math.min(iter, bakeRows - 1)) / bakeRows, 0);
+    }
   }
-  save(ROWS);
+  const deadline = Date.now() + HOLD_LIMIT_MS;
+  while (holdFile !== undefined && existsSync(holdFile)) {
+    if (Date.now() > deadline) fail(`The stand-in bake was held longer than ${HOLD_LIMIT_MS} ms`);
+    await sleep(50);
+  }
+  save(bakeRows);
+  progress(100, 0);
   const losses = rows.map((row) => row.loss);
   finish({ checkpoints, loss: { latest_loss: losses.at(-1), final_loss: losses.at(-1), min_loss: Math.min(...losses), max_loss: Math.max(...losses) } });
 }
@@ -168,9 +214,6 @@ async function reply(call, request) {
 
 if (spec.kind === 'stim') stim(spec.stim);
 else if (spec.kind === 'rollout') rollout(spec.rollout);
-else if (spec.kind === 'bake') await bake();
+else if (spec.kind === 'bake') await bake(spec.bake);
 else if (spec.kind === 'sampler') await sampler(spec.sampler);
-else {
-  writeAtomic('result.json', JSON.stringify({ status: 'failed', error: `The console's stand-in engine does not run ${spec.kind} jobs` }));
-  process.exit(1);
-}
+else fail(`The stand-in engine does not run ${spec.kind} jobs`);
