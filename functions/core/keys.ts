@@ -112,6 +112,9 @@ export const keys = {
   /** Runs holding checkpoints the retention sweep may delete (ephemeral or expiring ones), one marker each. */
   trainingRetention: (runId: string): Key => ({ pk: 'TRUNS#RETENTION', sk: runId }),
   trainingRetentions: { pk: 'TRUNS#RETENTION' },
+  /** Public checkpoints (readable by every user), one marker each, so other users' runs can list them. */
+  publicTrainingCheckpoint: (runId: string, target: string, name: string): Key => ({ pk: 'TCKPTS#PUBLIC', sk: `${runId}#${target}#${name}` }),
+  publicTrainingCheckpoints: { pk: 'TCKPTS#PUBLIC' },
 };
 
 function repoPk(userId: string, repo: string): string {

@@ -43,6 +43,12 @@ export type ForwardBackwardInput = z.infer<typeof ForwardBackwardInput>;
 
 const ModelAddressed = { model_id: z.string().min(1), seq_id: Int.min(1) };
 
+/** A checkpoint's time to live: Tinker documents 1 hour to 10 years (365-day years). */
+export const TTL_SECONDS_MIN = 3600;
+export const TTL_SECONDS_MAX = 10 * 365 * 24 * 3600;
+const TTL_RANGE = `must be a whole number of seconds from ${TTL_SECONDS_MIN} (an hour) to ${TTL_SECONDS_MAX} (ten years)`;
+const TtlSeconds = z.number({ error: `${TTL_RANGE}, or null for no expiry` }).int(TTL_RANGE).min(TTL_SECONDS_MIN, TTL_RANGE).max(TTL_SECONDS_MAX, TTL_RANGE);
+
 export const ForwardBackwardRequest = z.object({ forward_backward_input: ForwardBackwardInput, ...ModelAddressed });
 export const ForwardRequest = z.object({ forward_input: ForwardBackwardInput, ...ModelAddressed });
 
@@ -86,12 +92,12 @@ export const OptimStepRequest = z.object({
   ...ModelAddressed,
 });
 
-export const SaveWeightsRequest = z.object({ path: z.string().nullish(), ttl_seconds: Int.nullish(), ...ModelAddressed });
+export const SaveWeightsRequest = z.object({ path: z.string().nullish(), ttl_seconds: TtlSeconds.nullish(), ...ModelAddressed });
 
 export const SaveWeightsForSamplerRequest = z.object({
   path: z.string().nullish(),
   sampling_session_seq_id: Int.min(0).nullish(),
-  ttl_seconds: Int.nullish(),
+  ttl_seconds: TtlSeconds.nullish(),
   ...ModelAddressed,
 });
 
@@ -146,6 +152,12 @@ export type SampleRequest = z.infer<typeof SampleRequest>;
 export const RetrieveFutureRequest = z.object({ request_id: z.string().min(1), allow_metadata_only: z.boolean().default(false) });
 
 export const TrainingRunsQuery = z.object({ limit: z.coerce.number().int().min(1).max(1000).default(20), offset: z.coerce.number().int().min(0).default(0) });
+
+/** `owned`: the caller's runs; `accessible`: theirs and other users' runs that hold public checkpoints. */
+export const AccessScopeQuery = z.object({ access_scope: z.enum(['owned', 'accessible']).default('owned') });
+
+/** `PUT …/checkpoints/{checkpoint_id}/ttl`: expire `ttl_seconds` from now, or never (null). */
+export const SetCheckpointTtlRequest = z.object({ ttl_seconds: TtlSeconds.nullable() });
 
 // ── Answers ──
 

@@ -335,6 +335,7 @@ describe('checkpoints', () => {
       sizeBytes: 1020,
       ephemeral: false,
       expiresAt: null,
+      public: false,
       createdAt: expect.any(String),
     });
     expect(events.filter((event) => event.type === 'checkpoint.saved').map((event) => event.data)).toEqual([

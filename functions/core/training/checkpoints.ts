@@ -1,15 +1,15 @@
 import type { Blobs } from '../../ports/blobs.ts';
 import type { Clock } from '../../ports/clock.ts';
-import { ignoreConditionFailed, putIf, type Item, type Store } from '../../ports/store.ts';
+import { ignoreConditionFailed, putIf, TransactionFailedError, type Item, type Store } from '../../ports/store.ts';
 import type { TrainerResult } from '../../schemas/trainer.ts';
 import type { Actor } from '../actor.ts';
-import { InvalidInputError, NotFoundError } from '../errors.ts';
+import { ConflictError, InvalidInputError, NotFoundError, ValidationError } from '../errors.ts';
 import { keys } from '../keys.ts';
 import { ensureArchive } from './checkpoint-archive.ts';
 import { checkpointPath, checkpointPrefix, isEphemeralName, parseCheckpointPath, type CheckpointAddress } from './checkpoint-paths.ts';
 import { createWithNewId } from './ids.ts';
-import type { CheckpointTarget, TrainingCheckpoint } from './model.ts';
-import { isOwnRun, runKey } from './run-records.ts';
+import type { CheckpointTarget, TrainingCheckpoint, TrainingRun } from './model.ts';
+import { isOwnRun, runKey, toRun } from './run-records.ts';
 
 export interface CheckpointSettings {
   /** Ephemeral sampler checkpoints kept per run whatever their age (loops-data-plane.md §11). */
@@ -44,6 +44,19 @@ export interface SavedCheckpoint {
   ttlSeconds: number | null;
 }
 
+/** A run as a user other than its owner sees it: the run and its public checkpoints, oldest first. */
+export interface SharedRun {
+  run: TrainingRun;
+  checkpoints: TrainingCheckpoint[];
+}
+
+/** A time to live is a positive whole number of seconds (fronts may narrow the range). */
+export function assertTtlSeconds(ttlSeconds: number | null): void {
+  if (ttlSeconds !== null && (!Number.isInteger(ttlSeconds) || ttlSeconds < 1)) {
+    throw new ValidationError(`ttl_seconds must be a positive whole number of seconds; got ${ttlSeconds}.`);
+  }
+}
+
 const NOT_A_PATH = (path: string) =>
   `'${path}' is not a checkpoint path; expected bt://loops:<run_id>/weights/<name> or bt://loops:<run_id>/sampler_weights/<name> ` +
   '(or tinker://<model_id>/weights/<name>, tinker://<model_id>/sampler_weights/<name>).';
@@ -52,8 +65,9 @@ const NOT_A_PATH = (path: string) =>
  * Checkpoint records (loops-data-plane.md §12): one per run, target and name, written when a
  * save's result arrives and overwritten by a later save of the same name (keeping its id). The
  * files live in Blobs under the checkpoint's prefix and are downloaded through presigned URLs.
- * Ephemeral checkpoints (published per sampling client) and those saved with a time to live are
- * deleted by `sweep`.
+ * Ephemeral checkpoints (published per sampling client) and those given a time to live are
+ * deleted by `sweep`. Only its owner manages a checkpoint; a public one's weights can be read by
+ * every user (sampled, trained from, described), which `readable` and `resolve` allow.
  */
 export class TrainingCheckpoints {
   constructor(
@@ -91,19 +105,79 @@ export class TrainingCheckpoints {
     return checkpoint;
   }
 
-  /** The checkpoint a path names, if the caller can read it; InvalidInputError for what is not a path. */
+  /** The checkpoint a path names, if the caller can read its weights (their own or a public one); InvalidInputError for what is not a path. */
   async resolve(actor: Actor, path: string): Promise<TrainingCheckpoint> {
     if (!parseCheckpointPath(path)) throw new InvalidInputError(NOT_A_PATH(path));
-    const checkpoint = await this.find(actor, path);
+    const checkpoint = await this.readable(actor, path);
     if (!checkpoint) throw new NotFoundError(`Checkpoint ${path} not found for this API key; check the path, or list your checkpoints to find it.`);
     return checkpoint;
   }
 
+  /** The caller's own checkpoint at the path: the one they may manage (delete, publish, expire, download). */
   async find(actor: Actor, path: string): Promise<TrainingCheckpoint | undefined> {
-    const address = await this.address(path);
-    const item = address && (await this.store.get(keys.trainingCheckpoint(address.runId, address.target, address.name)));
-    const checkpoint = item && this.live([item])[0];
+    const checkpoint = await this.at(path);
     return checkpoint?.userId === actor.userId ? checkpoint : undefined;
+  }
+
+  /** The checkpoint at the path if the caller may read its weights: their own, or a public one. */
+  async readable(actor: Actor, path: string): Promise<TrainingCheckpoint | undefined> {
+    const checkpoint = await this.at(path);
+    return checkpoint && (checkpoint.userId === actor.userId || checkpoint.public) ? checkpoint : undefined;
+  }
+
+  /** Makes the caller's checkpoint public, or private again; ConflictError when it already is. */
+  async setPublic(actor: Actor, checkpointId: string, isPublic: boolean): Promise<TrainingCheckpoint> {
+    const checkpoint = await this.get(actor, checkpointId);
+    if (checkpoint.public === isPublic) {
+      throw new ConflictError(isPublic ? 'The checkpoint is already public; unpublish it to make it private.' : 'The checkpoint is already private; publish it to share it.');
+    }
+    const marker = keys.publicTrainingCheckpoint(checkpoint.runId, checkpoint.target, checkpoint.name);
+    try {
+      await this.store.transact([
+        { kind: 'update', key: keys.trainingCheckpoint(checkpoint.runId, checkpoint.target, checkpoint.name), update: { set: { public: isPublic }, condition: { equals: { id: checkpoint.id } }, upsert: false } },
+        isPublic ? { kind: 'put', item: { ...marker, run_id: checkpoint.runId } } : { kind: 'delete', key: marker },
+      ]);
+    } catch (error) {
+      if (error instanceof TransactionFailedError) throw this.deletedMeanwhile();
+      throw error;
+    }
+    return { ...checkpoint, public: isPublic };
+  }
+
+  /** Sets the caller's checkpoint to expire `ttlSeconds` from now, or never (null); `sweep` deletes it once expired. */
+  async setTimeToLive(actor: Actor, checkpointId: string, ttlSeconds: number | null): Promise<TrainingCheckpoint> {
+    assertTtlSeconds(ttlSeconds);
+    const checkpoint = await this.get(actor, checkpointId);
+    const expiresAt = ttlSeconds === null ? null : new Date(this.clock.now().getTime() + ttlSeconds * 1000).toISOString();
+    // The marker first, so the sweep never misses an expiring checkpoint.
+    if (expiresAt) await this.store.put({ ...keys.trainingRetention(checkpoint.runId) });
+    await this.store
+      .update(keys.trainingCheckpoint(checkpoint.runId, checkpoint.target, checkpoint.name), { set: { expires_at: expiresAt }, condition: { equals: { id: checkpoint.id } }, upsert: false })
+      .catch((error: unknown) => {
+        ignoreConditionFailed(error);
+        throw this.deletedMeanwhile();
+      });
+    return { ...checkpoint, expiresAt };
+  }
+
+  /** Other users' runs that hold public checkpoints, each with those checkpoints. */
+  async sharedRuns(actor: Actor): Promise<SharedRun[]> {
+    const { items } = await this.store.query(keys.publicTrainingCheckpoints);
+    const runIds = [...new Set(items.map((marker) => marker.run_id as string))];
+    const shared = await Promise.all(runIds.map((runId) => this.sharedRun(runId)));
+    return shared.filter((view): view is SharedRun => view !== undefined && view.run.userId !== actor.userId);
+  }
+
+  /** The run (by id, or by the front's alias for it) as any user sees it; undefined when it holds no public checkpoint. */
+  async sharedRun(runIdOrAlias: string): Promise<SharedRun | undefined> {
+    const runId = await this.runIdOf(runIdOrAlias);
+    const run = await this.store.get(runKey(runId));
+    if (!run) return undefined;
+    const { items } = await this.store.query(keys.trainingCheckpoints(runId));
+    const checkpoints = this.live(items)
+      .filter((checkpoint) => checkpoint.public)
+      .sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+    return checkpoints.length > 0 ? { run: toRun(run), checkpoints } : undefined;
   }
 
   /**
@@ -114,9 +188,20 @@ export class TrainingCheckpoints {
     const reference = parseCheckpointPath(path);
     if (!reference) return undefined;
     const { run, target, name } = reference;
-    if (reference.scheme === 'bt') return { runId: run, target, name };
-    const alias = await this.store.get(keys.trainingRunAlias(run));
-    return { runId: (alias?.run_id as string | undefined) ?? run, target, name };
+    return { runId: reference.scheme === 'bt' ? run : await this.runIdOf(run), target, name };
+  }
+
+  /** A run's id from its alias (its Tinker model id) or its id. */
+  private async runIdOf(runIdOrAlias: string): Promise<string> {
+    const alias = await this.store.get(keys.trainingRunAlias(runIdOrAlias));
+    return (alias?.run_id as string | undefined) ?? runIdOrAlias;
+  }
+
+  /** The live checkpoint at the path, whoever owns it. */
+  private async at(path: string): Promise<TrainingCheckpoint | undefined> {
+    const address = await this.address(path);
+    const item = address && (await this.store.get(keys.trainingCheckpoint(address.runId, address.target, address.name)));
+    return item && this.live([item])[0];
   }
 
   /** A page of the checkpoint's files, each with a URL that fetches it without any API key. */
@@ -147,7 +232,7 @@ export class TrainingCheckpoints {
   async remove(actor: Actor, checkpointId: string): Promise<void> {
     const checkpoint = await this.get(actor, checkpointId);
     const item = await this.store.get(keys.trainingCheckpoint(checkpoint.runId, checkpoint.target, checkpoint.name));
-    if (!item || !(await this.delete(item))) throw new NotFoundError(`Checkpoint ${checkpoint.path} was deleted meanwhile; list your checkpoints to see the ones left.`);
+    if (!item || !(await this.delete(item))) throw this.deletedMeanwhile();
   }
 
   /**
@@ -160,7 +245,7 @@ export class TrainingCheckpoints {
     if (address.target !== 'sampler') {
       throw new InvalidInputError(`${path} holds training state, which a sampler cannot load; use a bt://loops:<run_id>/sampler_weights/<name> checkpoint (save_weights_for_sampler).`);
     }
-    const checkpoint = await this.find(actor, path);
+    const checkpoint = await this.readable(actor, path);
     if (!checkpoint) throw new InvalidInputError(`Checkpoint ${path} does not exist or you cannot read it; list your checkpoints to find its path.`);
     if (runId !== undefined) {
       const run = await this.store.get(runKey(runId));
@@ -193,7 +278,8 @@ export class TrainingCheckpoints {
   async record(run: Item, saved: SavedCheckpoint): Promise<TrainingCheckpoint> {
     const { address, result } = saved;
     const key = keys.trainingCheckpoint(address.runId, address.target, address.name);
-    const existingId = (await this.store.get(key))?.id as string | undefined;
+    const existing = await this.store.get(key);
+    const existingId = existing?.id as string | undefined;
     const id =
       existingId ??
       (await createWithNewId((candidate) =>
@@ -218,6 +304,8 @@ export class TrainingCheckpoints {
       sizeBytes: result.files.reduce((sum, file) => sum + file.size_bytes, 0),
       ephemeral,
       expiresAt,
+      // A save under the name of a public checkpoint stays public, as its marker does.
+      public: existing?.public === true,
       createdAt: now.toISOString(),
     };
     await this.store.put({
@@ -259,8 +347,13 @@ export class TrainingCheckpoints {
     const removed = await this.store.delete(item, { equals: { created_at: item.created_at as string } }).catch((error: unknown) => ignoreConditionFailed(error));
     if (!removed) return false;
     await this.store.delete(keys.trainingCheckpointId(item.id as string));
+    await this.store.delete(keys.publicTrainingCheckpoint(item.run_id as string, item.target as string, item.name as string));
     await this.blobs.deletePrefix(checkpointPrefix({ runId: item.run_id as string, target: item.target as CheckpointTarget, name: item.name as string }));
     return true;
+  }
+
+  private deletedMeanwhile(): NotFoundError {
+    return new NotFoundError('The checkpoint was deleted meanwhile; list your checkpoints to see the ones left.');
   }
 
   /** The checkpoints among the items, leaving out those past their time to live. */
@@ -285,6 +378,7 @@ function toItem(checkpoint: TrainingCheckpoint): Record<string, unknown> {
     size_bytes: checkpoint.sizeBytes,
     ephemeral: checkpoint.ephemeral,
     expires_at: checkpoint.expiresAt,
+    public: checkpoint.public,
     created_at: checkpoint.createdAt,
   };
 }
@@ -304,6 +398,7 @@ function toCheckpoint(item: Item): TrainingCheckpoint {
     sizeBytes: item.size_bytes as number,
     ephemeral: item.ephemeral as boolean,
     expiresAt: item.expires_at as string | null,
+    public: item.public === true,
     createdAt: item.created_at as string,
   };
 }

@@ -85,8 +85,10 @@ export interface TrainingCheckpoint {
   sizeBytes: number;
   /** Published per sampling client (`<name>-<32 hex>` with publish): subject to the retention rule. */
   ephemeral: boolean;
-  /** When a `ttl_seconds` save expires (ISO-8601), else null. */
+  /** When a `ttl_seconds` save (or a later time to live) expires (ISO-8601), else null. */
   expiresAt: string | null;
+  /** Readable by every user, as weights to sample, train from or describe; only its owner manages it. */
+  public: boolean;
   createdAt: string;
 }
 

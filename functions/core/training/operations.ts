@@ -6,7 +6,7 @@ import type { Actor } from '../actor.ts';
 import { ValidationError } from '../errors.ts';
 import { isTerminal } from '../jobs/state-machine.ts';
 import { assertCheckpointName, checkpointPrefix, parseCheckpointPath, type CheckpointAddress } from './checkpoint-paths.ts';
-import type { TrainingCheckpoints } from './checkpoints.ts';
+import { assertTtlSeconds, type TrainingCheckpoints } from './checkpoints.ts';
 import type { OperationView, SubmittedOperation } from './model.ts';
 import type { Accepted, OperationQueue } from './operation-queue.ts';
 import { assertActive, trainerJobOf } from './run-records.ts';
@@ -101,9 +101,7 @@ export class TrainingOperations {
   private async engineOperation(actor: Actor, run: Item, submitted: SubmittedOperation): Promise<{ operation: TrainerOperation; attributes: Record<string, unknown> }> {
     if (submitted.kind === 'save') {
       assertCheckpointName(submitted.name);
-      if (submitted.ttlSeconds !== null && (!Number.isInteger(submitted.ttlSeconds) || submitted.ttlSeconds < 1)) {
-        throw new ValidationError(`ttl_seconds must be a positive whole number of seconds; got ${submitted.ttlSeconds}.`);
-      }
+      assertTtlSeconds(submitted.ttlSeconds);
       const address: CheckpointAddress = { runId: run.id as string, target: submitted.what === 'state' ? 'trainer' : 'sampler', name: submitted.name };
       return {
         operation: { kind: 'save', what: submitted.what, publish: submitted.publish, uri: this.blobs.uriFor(checkpointPrefix(address)) },

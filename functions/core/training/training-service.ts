@@ -109,7 +109,7 @@ export class TrainingService {
       return { base_model: base.base_model, adapters: [...base.adapters, adapter] };
     }
     if (source.modelPath === null) return this.samplers.baseSpec(source);
-    const checkpoint = await this.checkpoints.find({ userId: source.userId, isAdmin: false }, source.modelPath);
+    const checkpoint = await this.checkpoints.readable({ userId: source.userId, isAdmin: false }, source.modelPath);
     if (!checkpoint) throw new NotFoundError(`Checkpoint ${source.modelPath}, which this sampler serves, no longer exists; create a sampler from another checkpoint.`);
     return this.modelSpecFor(checkpoint);
   }

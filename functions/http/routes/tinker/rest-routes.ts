@@ -1,18 +1,20 @@
 /**
  * The Tinker REST client's routes (loops-api.md §2.6): sessions, training runs and their checkpoints — the
  * same runs and checkpoints the Loops API lists — a checkpoint's archive (302 to a signed URL of
- * one tarball) and deletion. A `checkpoint_id` holds a slash (`weights/<name>`), so it is routed
- * as two segments.
+ * one tarball), deletion, publishing (public / private) and its time to live. A `checkpoint_id`
+ * holds a slash (`weights/<name>`), so it is routed as two segments. Only a checkpoint's owner
+ * manages it; `access_scope=accessible` adds other users' runs that hold public checkpoints, shown
+ * with those checkpoints alone.
  */
 import type { Context } from 'hono';
 import type { Actor } from '#core/actor.ts';
 import { NotFoundError, ValidationError } from '#core/errors.ts';
 import type { Services } from '#core/services.ts';
-import type { TrainingCheckpoint } from '#core/training/model.ts';
-import { TrainingRunsQuery } from '#schemas/tinker.ts';
+import type { TrainingCheckpoint, TrainingRun } from '#core/training/model.ts';
+import { AccessScopeQuery, SetCheckpointTtlRequest, TrainingRunsQuery } from '#schemas/tinker.ts';
 import type { AppEnv } from '../../env.ts';
 import type { App } from '../../openapi.ts';
-import { API } from './requests.ts';
+import { API, readJson } from './requests.ts';
 import { checkpointView, modelIdOf, runOfModel, samplingSessionIdOf, trainingRunView } from './views.ts';
 
 const CHECKPOINT = `${API}/training_runs/:modelId/checkpoints/:directory/:name`;
@@ -21,6 +23,13 @@ function pageOf(c: Context<AppEnv>) {
   const parsed = TrainingRunsQuery.safeParse(c.req.query());
   if (!parsed.success) throw new ValidationError('limit and offset must be whole numbers (limit 1 to 1000, offset from 0).');
   return parsed.data;
+}
+
+/** Whether other users' runs with public checkpoints are included. */
+function accessibleOf(c: Context<AppEnv>): boolean {
+  const parsed = AccessScopeQuery.safeParse(c.req.query());
+  if (!parsed.success) throw new ValidationError(`access_scope must be 'owned' or 'accessible'.`);
+  return parsed.data.access_scope === 'accessible';
 }
 
 export function restRoutes(app: App, services: Services): void {
@@ -50,16 +59,30 @@ export function restRoutes(app: App, services: Services): void {
     return c.json({ training_run_ids: runs.map(modelIdOf), sampler_ids: samplers.map(samplingSessionIdOf) });
   });
 
+  /** The caller's runs, newest first; with `access_scope=accessible` then other users' runs with public checkpoints. */
   app.get(`${API}/training_runs`, async (c) => {
     const { limit, offset } = pageOf(c);
-    const runs = await training.runs.list(actorOf(c));
-    const page = await Promise.all(runs.slice(offset, offset + limit).map(async (run) => trainingRunView(run, await training.checkpoints.list(actorOf(c), { runId: run.id }))));
+    // Own runs' checkpoints are listed for the page only; shared runs come with their public ones.
+    const owned: { run: TrainingRun; checkpoints?: TrainingCheckpoint[] }[] = (await training.runs.list(actorOf(c))).map((run) => ({ run }));
+    const shared = accessibleOf(c) ? (await training.checkpoints.sharedRuns(actorOf(c))).sort((a, b) => b.run.createdAt.localeCompare(a.run.createdAt)) : [];
+    const runs = [...owned, ...shared];
+    const page = await Promise.all(
+      runs.slice(offset, offset + limit).map(async ({ run, checkpoints }) => trainingRunView(run, checkpoints ?? (await training.checkpoints.list(actorOf(c), { runId: run.id })))),
+    );
     return c.json({ training_runs: page, cursor: { offset, limit, total_count: runs.length } });
   });
 
   app.get(`${API}/training_runs/:modelId`, async (c) => {
-    const run = await runOfModel(training, actorOf(c), c.req.param('modelId'));
-    return c.json(trainingRunView(run, await training.checkpoints.list(actorOf(c), { runId: run.id })));
+    const modelId = c.req.param('modelId');
+    const accessible = accessibleOf(c);
+    const own = await runOfModel(training, actorOf(c), modelId).catch((error: unknown) => {
+      if (accessible && error instanceof NotFoundError) return undefined;
+      throw error;
+    });
+    if (own) return c.json(trainingRunView(own, await training.checkpoints.list(actorOf(c), { runId: own.id })));
+    const shared = await training.checkpoints.sharedRun(modelId);
+    if (!shared) throw new NotFoundError(`Model '${modelId}' not found among your runs or those with public checkpoints; list them with GET /api/v1/training_runs?access_scope=accessible.`);
+    return c.json(trainingRunView(shared.run, shared.checkpoints));
   });
 
   app.get(`${API}/training_runs/:modelId/checkpoints`, async (c) => {
@@ -85,6 +108,28 @@ export function restRoutes(app: App, services: Services): void {
   app.delete(CHECKPOINT, async (c) => {
     const checkpoint = await checkpointOf(c);
     await training.checkpoints.remove(actorOf(c), checkpoint.id);
+    return c.body(null, 204);
+  });
+
+  /** Public: every user may sample it, train from it and describe it by its tinker:// path. 409 when it already is. */
+  app.post(`${CHECKPOINT}/publish`, async (c) => {
+    const checkpoint = await checkpointOf(c);
+    await training.checkpoints.setPublic(actorOf(c), checkpoint.id, true);
+    return c.body(null, 204);
+  });
+
+  /** Private again: only its owner reads it. 409 when it already is. */
+  app.delete(`${CHECKPOINT}/publish`, async (c) => {
+    const checkpoint = await checkpointOf(c);
+    await training.checkpoints.setPublic(actorOf(c), checkpoint.id, false);
+    return c.body(null, 204);
+  });
+
+  /** `{ttl_seconds}`: the checkpoint expires that long from now (shown as `expires_at`), or never with null. */
+  app.put(`${CHECKPOINT}/ttl`, async (c) => {
+    const { ttl_seconds: ttlSeconds } = await readJson(c, SetCheckpointTtlRequest);
+    const checkpoint = await checkpointOf(c);
+    await training.checkpoints.setTimeToLive(actorOf(c), checkpoint.id, ttlSeconds);
     return c.body(null, 204);
   });
 }

@@ -43,7 +43,7 @@ export function checkpointView(checkpoint: TrainingCheckpoint, modelId: string):
     time: checkpoint.createdAt,
     tinker_path: tinkerCheckpointPath(modelId, checkpoint),
     size_bytes: checkpoint.sizeBytes,
-    public: false,
+    public: checkpoint.public,
     expires_at: checkpoint.expiresAt,
     base_model: checkpoint.baseModel,
   };
@@ -69,9 +69,10 @@ export function trainingRunView(run: TrainingRun, checkpoints: readonly Training
   };
 }
 
-/** A `bt://` path (what the service stores) shown as its `tinker://` twin. */
+/** A `bt://` path (what the service stores) shown as its `tinker://` twin, for the caller's checkpoints and public ones. */
 export async function tinkerPathOf(training: Training, actor: Actor, path: string): Promise<string> {
-  const checkpoint = await training.checkpoints.find(actor, path);
+  const checkpoint = await training.checkpoints.readable(actor, path);
   if (!checkpoint) return path;
-  return tinkerCheckpointPath(modelIdOf(await training.runs.get(actor, checkpoint.runId)), checkpoint);
+  const run = checkpoint.userId === actor.userId ? await training.runs.get(actor, checkpoint.runId) : (await training.checkpoints.sharedRun(checkpoint.runId))?.run;
+  return run ? tinkerCheckpointPath(modelIdOf(run), checkpoint) : path;
 }
