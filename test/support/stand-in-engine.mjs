@@ -1,22 +1,17 @@
 #!/usr/bin/env node
-/* global fetch */
 // A stand-in for `python -m bakehouse_engine` in the tests and benchmarks that run a real local
 // server (the real engine takes CPU minutes): it writes the files the engine contract names
 // (functions/schemas/job-spec.ts) in seconds.
 //
-//   stand-in-engine.mjs [--hold-while <file>] [--bake-rows <n>] [--bake-row-interval-ms <ms>] run <specUri>
+//   stand-in-engine.mjs [--hold-while <file>] run <specUri>
 //
 // - stim: one line per hardcoded question;
 // - rollout: `num_traj_per_stimulus` lines per stimulus, shaped as the engine writes them, in large
 //   appends, so a million-line output takes seconds;
-// - bake: --bake-rows metrics rows (default 2), its loss falling from 2.5 to 0.75, one every
-//   --bake-row-interval-ms (default 0: all in one write), progress with each; a checkpoint at each
-//   step the config's `checkpoint[].save_every_n_steps` asks for, and at the end. With --hold-while,
-//   the bake stays running before its last checkpoint while <file> exists, so a client can poll a
-//   running bake for as long as it needs;
-// - sampler: the relay client (functions/schemas/relay.ts): it takes chat requests and streams a
-//   reply word by word, in upper case when a baked checkpoint's adapters are applied and echoed
-//   otherwise, so a comparison shows which side was baked.
+// - bake: two metrics rows, loss 2.5 then 0.75, in one write; a checkpoint at each step the
+//   config's `checkpoint[].save_every_n_steps` asks for, and at the end. With --hold-while, the
+//   bake stays running before its last checkpoint while <file> exists, so a client can poll a
+//   running bake for as long as it needs.
 // test/support/stand-in-engine-command.ts builds this command line for a local server.
 import { Buffer } from 'node:buffer';
 import { appendFileSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
@@ -25,7 +20,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
-const USAGE = 'usage: stand-in-engine.mjs [--hold-while <file>] [--bake-rows <n>] [--bake-row-interval-ms <ms>] run <specUri>\n';
+const USAGE = 'usage: stand-in-engine.mjs [--hold-while <file>] run <specUri>\n';
 const HOLD_LIMIT_MS = 5 * 60_000;
 /** Lines per append: big enough that a million lines is a few hundred writes. */
 const APPEND_BATCH = 20_000;
@@ -40,7 +35,7 @@ function parseSettings() {
   try {
     parsed = parseArgs({
       allowPositionals: true,
-      options: { 'hold-while': { type: 'string' }, 'bake-rows': { type: 'string', default: '2' }, 'bake-row-interval-ms': { type: 'string', default: '0' } },
+      options: { 'hold-while': { type: 'string' } },
     });
   } catch (error) {
     usageError(error.message);
@@ -48,11 +43,7 @@ function parseSettings() {
   const { values, positionals } = parsed;
   const [command, specUri, ...rest] = positionals;
   if (command !== 'run' || !specUri || rest.length > 0) usageError('Give the command `run` and one job spec URI.');
-  const bakeRows = Number(values['bake-rows']);
-  if (!Number.isInteger(bakeRows) || bakeRows < 1) usageError(`--bake-rows must be a whole number of at least 1, not ${values['bake-rows']}.`);
-  const rowIntervalMs = Number(values['bake-row-interval-ms']);
-  if (!Number.isFinite(rowIntervalMs) || rowIntervalMs < 0) usageError(`--bake-row-interval-ms must be a number of milliseconds, not ${values['bake-row-interval-ms']}.`);
-  return { specUri, holdFile: values['hold-while'], bakeRows, rowIntervalMs };
+  return { specUri, holdFile: values['hold-while'] };
 }
 
 const settings = parseSettings();
@@ -138,82 +129,32 @@ function rollout({ stim_output_uri, num_traj_per_stimulus, temperature }) {
   finish({ lines });
 }
 
-/** From 2.5 at the first row to 0.75 at the last, by the same factor each row, however many rows. */
-const lossAt = (iter, rows) => 2.5 * 0.3 ** (rows === 1 ? 1 : (iter - 1) / (rows - 1));
+const LOSSES = [2.5, 0.75];
 
 async function bake({ config }) {
-  const { bakeRows, rowIntervalMs, holdFile } = settings;
   const everySteps = (config.checkpoint ?? []).filter((entry) => entry.enabled !== false && entry.save_every_n_steps).map((entry) => entry.save_every_n_steps);
-  const rows = [];
+  const steps = LOSSES.length;
   const checkpoints = [];
   const save = (step) => {
     writeAtomic(`ckpts/${step}/adapter_config.json`, '{}');
     writeAtomic(`ckpts/${step}.tar.gz`, `stand-in archive of step ${step}`);
     checkpoints.unshift(step);
   };
-  for (let iter = 1; iter <= bakeRows; iter++) {
-    if (rowIntervalMs > 0) await sleep(rowIntervalMs);
-    rows.push({ iter, loss: lossAt(iter, bakeRows), lr: 1e-4, epoch: iter / bakeRows, iter_time: rowIntervalMs / 1000 });
-    if (iter < bakeRows && everySteps.some((every) => iter % every === 0)) save(iter);
-    // Unpaced, the rows land in one write, so a reader sees the whole log or none of it.
-    if (rowIntervalMs > 0 || iter === bakeRows) {
-      writeAtomic('metrics.jsonl', rows.map((row) => `${JSON.stringify(row)}\n`).join(''));
-      // The last step's share of progress comes with its checkpoint, written below.
-      progress((100 * Math.min(iter, bakeRows - 1)) / bakeRows, 0);
-    }
-  }
+  for (let step = 1; step < steps; step++) if (everySteps.some((every) => step % every === 0)) save(step);
+  writeAtomic('metrics.jsonl', LOSSES.map((loss, index) => `${JSON.stringify({ iter: index + 1, loss, lr: 1e-4, epoch: (index + 1) / steps, iter_time: 0 })}\n`).join(''));
+  // The last step's share of progress comes with its checkpoint, written below.
+  progress((100 * (steps - 1)) / steps, 0);
   const deadline = Date.now() + HOLD_LIMIT_MS;
-  while (holdFile !== undefined && existsSync(holdFile)) {
+  while (settings.holdFile !== undefined && existsSync(settings.holdFile)) {
     if (Date.now() > deadline) fail(`The stand-in bake was held longer than ${HOLD_LIMIT_MS} ms`);
     await sleep(50);
   }
-  save(bakeRows);
+  save(steps);
   progress(100, 0);
-  const losses = rows.map((row) => row.loss);
-  finish({ checkpoints, loss: { latest_loss: losses.at(-1), final_loss: losses.at(-1), min_loss: Math.min(...losses), max_loss: Math.max(...losses) } });
-}
-
-async function sampler({ relay_url, relay_token, idle_timeout_s }) {
-  const call = (path, body) =>
-    fetch(`${relay_url}/v1/relay/samplers/${spec.job_id}/${path}`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${relay_token}`, 'content-type': 'application/json' },
-      body: JSON.stringify(body),
-    });
-  let idleSince = Date.now();
-  while (Date.now() - idleSince < idle_timeout_s * 1000) {
-    const answer = await call('next', { wait_s: 5, max: 8 }).catch(() => null);
-    if (answer?.status === 410) break; // no longer the active sampler
-    if (!answer?.ok) {
-      await sleep(500);
-      continue;
-    }
-    const { requests } = await answer.json();
-    if (requests.length) idleSince = Date.now();
-    await Promise.all(requests.map((request) => reply(call, request)));
-  }
-  finish({});
-}
-
-async function reply(call, request) {
-  const question = String([...request.messages].reverse().find((message) => message.role === 'user')?.content ?? '');
-  const baked = request.model.adapters.length > 0;
-  const words = (baked ? question.toUpperCase() : `You said: ${question}`).split(/(?<= )/);
-  let seq = 0;
-  for (const word of words) {
-    await call(`requests/${request.id}/chunks`, { seq: seq++, deltas: [{ index: 0, content: word }], done: null, error: null });
-    await sleep(40);
-  }
-  await call(`requests/${request.id}/chunks`, {
-    seq,
-    deltas: [],
-    done: { choices: [{ index: 0, finish_reason: 'stop', tool_calls: null }], usage: { prompt_tokens: 8, completion_tokens: words.length } },
-    error: null,
-  });
+  finish({ checkpoints, loss: { latest_loss: LOSSES.at(-1), final_loss: LOSSES.at(-1), min_loss: Math.min(...LOSSES), max_loss: Math.max(...LOSSES) } });
 }
 
 if (spec.kind === 'stim') stim(spec.stim);
 else if (spec.kind === 'rollout') rollout(spec.rollout);
 else if (spec.kind === 'bake') await bake(spec.bake);
-else if (spec.kind === 'sampler') await sampler(spec.sampler);
 else fail(`The stand-in engine does not run ${spec.kind} jobs`);
