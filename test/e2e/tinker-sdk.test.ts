@@ -3,8 +3,9 @@
  * `npm run setup`, test/clients/tinker/setup_env.sh) against one real local server at
  * `{origin}/tinker`, the real engine and the toy model: loops-api.md §2.14's minimal exchange for
  * every version — a LoRA run taught to answer in capitals by a supervised loop, its sampler, prompt
- * log-probs with top-k, its state saved and resumed, and the REST client's listings (with the
- * archive download up to 0.37). 0.38 and 0.25 speak protobuf, 0.16.1 JSON.
+ * log-probs with top-k, its state saved and resumed, the REST client's listings (with the
+ * archive download up to 0.37), and its checkpoint settings (publish, unpublish, time to live).
+ * 0.38 and 0.25 speak protobuf, 0.16.1 JSON.
  *
  * test/clients/tinker/scenarios.py drives each SDK and records what each scenario observed; the
  * tests below judge it. When a test fails, the work dir with the SDK's log is kept and its path
@@ -181,6 +182,29 @@ describe.each(TINKER_VERSIONS)('the tinker %s SDK against a local server, real e
     expect(sampler?.tinker_path).toBe(`tinker://${modelId}/${sampler?.checkpoint_id}`);
     if (version === '0.38.0') expect(rest.archive).toBeUndefined();
     else expect(rest.archive?.files).toEqual(expect.arrayContaining(['adapter_config.json', 'adapter_model.safetensors']));
+  });
+
+  it('publishes, unpublishes and gives a time to live to a checkpoint with the REST client’s own methods', () => {
+    type Listed = { public: boolean; expires_at: string | null };
+    type Refusal = { status: number | null; message?: string };
+    const steps = scenario(version, 'checkpoint_settings') as {
+      published: Listed;
+      published_again: Listed;
+      unpublished: Listed;
+      ttl_set_at: number;
+      expiring: Listed;
+      ttl_too_short: Refusal;
+      kept: Listed;
+    };
+    expect(steps.published).toEqual({ public: true, expires_at: null });
+    expect(steps.published_again).toEqual({ public: true, expires_at: null });
+    expect(steps.unpublished).toEqual({ public: false, expires_at: null });
+    expect(steps.expiring.public).toBe(false);
+    const ttlS = Date.parse(steps.expiring.expires_at!) / 1000 - steps.ttl_set_at;
+    expect(ttlS).toBeGreaterThan(7200 - 60);
+    expect(ttlS).toBeLessThan(7200 + 60);
+    expect(steps.ttl_too_short).toEqual({ status: 400, message: expect.stringMatching(/^ttl_seconds: must be a whole number of seconds from 3600/) });
+    expect(steps.kept).toEqual({ public: false, expires_at: null });
   });
 
   it('closes its session', () => {

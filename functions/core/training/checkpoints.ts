@@ -3,7 +3,7 @@ import type { Clock } from '../../ports/clock.ts';
 import { ignoreConditionFailed, putIf, TransactionFailedError, type Item, type Store } from '../../ports/store.ts';
 import type { TrainerResult } from '../../schemas/trainer.ts';
 import type { Actor } from '../actor.ts';
-import { ConflictError, InvalidInputError, NotFoundError, ValidationError } from '../errors.ts';
+import { InvalidInputError, NotFoundError, ValidationError } from '../errors.ts';
 import { keys } from '../keys.ts';
 import { ensureArchive } from './checkpoint-archive.ts';
 import { checkpointPath, checkpointPrefix, isEphemeralName, parseCheckpointPath, type CheckpointAddress } from './checkpoint-paths.ts';
@@ -125,12 +125,13 @@ export class TrainingCheckpoints {
     return checkpoint && (checkpoint.userId === actor.userId || checkpoint.public) ? checkpoint : undefined;
   }
 
-  /** Makes the caller's checkpoint public, or private again; ConflictError when it already is. */
+  /**
+   * Makes the caller's checkpoint public, or private again. Asking for what already holds changes
+   * nothing and succeeds: the stock Tinker SDK retries a 409 for five minutes before raising it.
+   */
   async setPublic(actor: Actor, checkpointId: string, isPublic: boolean): Promise<TrainingCheckpoint> {
     const checkpoint = await this.get(actor, checkpointId);
-    if (checkpoint.public === isPublic) {
-      throw new ConflictError(isPublic ? 'The checkpoint is already public; unpublish it to make it private.' : 'The checkpoint is already private; publish it to share it.');
-    }
+    if (checkpoint.public === isPublic) return checkpoint;
     const marker = keys.publicTrainingCheckpoint(checkpoint.runId, checkpoint.target, checkpoint.name);
     try {
       await this.store.transact([

@@ -9,8 +9,8 @@ are in capitals teaches it that behaviour without the prompt, so each scenario c
 what the model does, not only by a loss. The exchange is loops-api.md §2.14's minimal one, for
 every version: train with forward_backward and optim_step submitted before either is awaited,
 save_weights_and_get_sampling_client and sample, compute_logprobs with top-k, save_state and
-create_training_client_from_state, and the REST client's listings (plus the archive download
-that clients up to 0.37 use).
+create_training_client_from_state, the REST client's listings (plus the archive download that
+clients up to 0.37 use), and its checkpoint settings: publish, unpublish and a time to live.
 
 The scenarios run in order and share what they made; each one's outcome is recorded in
 <work dir>/results.json (../toy_scenarios.py), and the test (test/e2e/tinker-sdk.test.ts) judges
@@ -190,10 +190,13 @@ class Scenarios(ToyScenarios):
         first = resumed.forward(self.made["data"], "cross_entropy").result(timeout=OP_TIMEOUT_S)
         return {"first_loss": first.metrics["loss:sum"], "trained_loss": self.made["trained_loss"]}
 
-    def rest(self) -> dict[str, Any]:
+    def rest_client(self) -> Any:
         # 0.38 makes a RestClient on its own, with no session (loops-api.md §2.14); older
         # versions through their service client.
-        rest = tinker.RestClient() if STANDALONE_REST_CLIENT else self.made["service"].create_rest_client()
+        return tinker.RestClient() if STANDALONE_REST_CLIENT else self.made["service"].create_rest_client()
+
+    def rest(self) -> dict[str, Any]:
+        rest = self.rest_client()
         model_id = self.made["model_id"]
         runs = rest.list_training_runs(limit=100).result(timeout=OP_TIMEOUT_S)
         run = rest.get_training_run(model_id).result(timeout=OP_TIMEOUT_S)
@@ -217,6 +220,40 @@ class Scenarios(ToyScenarios):
                 result["archive"] = {"checkpoint_id": sampler_checkpoint.checkpoint_id, "files": sorted(Path(name).name for name in archive.getnames())}
         return result
 
+    def checkpoint_settings(self) -> dict[str, Any]:
+        """The saved state published (twice: a repeat changes nothing) and unpublished, given a
+        time to live and then none, through the RestClient's own methods, each step seen in the
+        run's checkpoint listing; and the server's refusal of a time to live under an hour."""
+        rest = self.rest_client()
+        path = self.made["state_path"]
+
+        def listed() -> dict[str, Any]:
+            checkpoints = rest.list_checkpoints(self.made["model_id"]).result(timeout=OP_TIMEOUT_S).checkpoints
+            checkpoint = next(c for c in checkpoints if c.tinker_path == path)
+            return {"public": checkpoint.public, "expires_at": None if checkpoint.expires_at is None else checkpoint.expires_at.isoformat()}
+
+        def refused(call: Any) -> dict[str, Any]:
+            try:
+                call().result(timeout=OP_TIMEOUT_S)
+            except tinker.APIStatusError as error:
+                return {"status": error.status_code, "message": (error.body or {}).get("message") if isinstance(error.body, dict) else str(error)}
+            return {"status": None}
+
+        steps: dict[str, Any] = {}
+        rest.publish_checkpoint_from_tinker_path(path).result(timeout=OP_TIMEOUT_S)
+        steps["published"] = listed()
+        rest.publish_checkpoint_from_tinker_path(path).result(timeout=OP_TIMEOUT_S)
+        steps["published_again"] = listed()
+        rest.unpublish_checkpoint_from_tinker_path(path).result(timeout=OP_TIMEOUT_S)
+        steps["unpublished"] = listed()
+        steps["ttl_set_at"] = time.time()
+        rest.set_checkpoint_ttl_from_tinker_path(path, 7200).result(timeout=OP_TIMEOUT_S)
+        steps["expiring"] = listed()
+        steps["ttl_too_short"] = refused(lambda: rest.set_checkpoint_ttl_from_tinker_path(path, 60))
+        rest.set_checkpoint_ttl_from_tinker_path(path, None).result(timeout=OP_TIMEOUT_S)
+        steps["kept"] = listed()
+        return steps
+
     def close(self) -> dict[str, Any]:
         """0.38 ends its session (`sessions/{id}/finish`) when the service client closes."""
         service = self.made["service"]
@@ -237,6 +274,7 @@ def main(model_dir: str, work_dir: str) -> None:
     scenarios.run("save_state", ("supervised_loop",), scenarios.save_state)
     scenarios.run("resume", ("save_state",), scenarios.resume)
     scenarios.run("rest", ("save_state", "trained_sampler"), scenarios.rest)
+    scenarios.run("checkpoint_settings", ("save_state",), scenarios.checkpoint_settings)
     scenarios.run("close", ("provision",), scenarios.close)
     # The SDK's background threads (heartbeat, telemetry) must not hold the process open.
     os._exit(0)

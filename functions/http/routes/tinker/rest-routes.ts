@@ -111,14 +111,14 @@ export function restRoutes(app: App, services: Services): void {
     return c.body(null, 204);
   });
 
-  /** Public: every user may sample it, train from it and describe it by its tinker:// path. 409 when it already is. */
+  /** Public: every user may sample it, train from it and describe it by its tinker:// path. */
   app.post(`${CHECKPOINT}/publish`, async (c) => {
     const checkpoint = await checkpointOf(c);
     await training.checkpoints.setPublic(actorOf(c), checkpoint.id, true);
     return c.body(null, 204);
   });
 
-  /** Private again: only its owner reads it. 409 when it already is. */
+  /** Private again: only its owner reads it. */
   app.delete(`${CHECKPOINT}/publish`, async (c) => {
     const checkpoint = await checkpointOf(c);
     await training.checkpoints.setPublic(actorOf(c), checkpoint.id, false);
