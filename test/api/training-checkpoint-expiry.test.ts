@@ -110,6 +110,32 @@ describe('a checkpoint’s time to live', () => {
     expect(await names()).toEqual(['forever']);
   });
 
+  it('is honoured when set while a sweep that read the run before it is unmarking that run', async () => {
+    await saved('old', HOUR_S);
+    const late = await saved('late');
+    clock.advance(HOUR_S);
+    // The sweep reads the run's checkpoints (old expired, late with no time to live); the time to
+    // live on late lands before the sweep, which saw nothing left to watch, unmarks the run.
+    const query = store.query.bind(store);
+    let raced = false;
+    store.query = (async (...args: Parameters<typeof store.query>) => {
+      const result = await query(...args);
+      if (!raced && JSON.stringify(args[0]) === JSON.stringify(keys.trainingCheckpoints(RUN.id))) {
+        raced = true;
+        await checkpoints.setTimeToLive(ALICE, late.id, HOUR_S);
+      }
+      return result;
+    }) as typeof store.query;
+    expect(await checkpoints.sweep()).toBe(1);
+    expect(raced).toBe(true);
+    expect((await store.query(keys.trainingRetentions)).items).toHaveLength(1);
+
+    clock.advance(HOUR_S);
+    expect(await checkpoints.sweep()).toBe(1);
+    expect(await names()).toEqual([]);
+    expect(await store.get(keys.trainingCheckpoint(RUN.id, 'sampler', 'late'))).toBeUndefined();
+  });
+
   it('is set by the checkpoint’s owner alone, to a positive whole number of seconds', async () => {
     const checkpoint = await saved('mine');
     await expect(checkpoints.setTimeToLive(BOB, checkpoint.id, HOUR_S)).rejects.toThrow(NotFoundError);

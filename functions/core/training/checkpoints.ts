@@ -150,14 +150,14 @@ export class TrainingCheckpoints {
     assertTtlSeconds(ttlSeconds);
     const checkpoint = await this.get(actor, checkpointId);
     const expiresAt = ttlSeconds === null ? null : new Date(this.clock.now().getTime() + ttlSeconds * 1000).toISOString();
-    // The marker first, so the sweep never misses an expiring checkpoint.
-    if (expiresAt) await this.store.put({ ...keys.trainingRetention(checkpoint.runId) });
+    if (expiresAt) await this.watch(checkpoint.runId);
     await this.store
       .update(keys.trainingCheckpoint(checkpoint.runId, checkpoint.target, checkpoint.name), { set: { expires_at: expiresAt }, condition: { equals: { id: checkpoint.id } }, upsert: false })
       .catch((error: unknown) => {
         ignoreConditionFailed(error);
         throw this.deletedMeanwhile();
       });
+    if (expiresAt) await this.watch(checkpoint.runId);
     return { ...checkpoint, expiresAt };
   }
 
@@ -309,6 +309,8 @@ export class TrainingCheckpoints {
       public: existing?.public === true,
       createdAt: now.toISOString(),
     };
+    const swept = ephemeral || expiresAt !== null;
+    if (swept) await this.watch(address.runId);
     await this.store.put({
       ...key,
       ...keys.trainingCheckpointIndex(checkpoint.userId),
@@ -316,8 +318,17 @@ export class TrainingCheckpoints {
       ...toItem(checkpoint),
       policy_version: result.policy_version,
     });
-    if (ephemeral || expiresAt) await this.store.put({ ...keys.trainingRetention(address.runId) });
+    if (swept) await this.watch(address.runId);
     return checkpoint;
+  }
+
+  /**
+   * Marks the run for `sweep`, before and again after a write that gives it something to sweep: a
+   * crash after the first leaves it marked, and the second's fresh token stops a sweep that read
+   * the run before that write from unmarking it.
+   */
+  private async watch(runId: string): Promise<void> {
+    await this.store.put({ ...keys.trainingRetention(runId), token: crypto.randomUUID() });
   }
 
   /**
@@ -338,7 +349,11 @@ export class TrainingCheckpoints {
       const stale = ephemeral.slice(this.settings.ephemeralKeep).filter((item) => Math.max(Date.parse(item.created_at as string), (item.last_sampled_at as number | undefined) ?? 0) + idleMs <= now);
       for (const item of [...expired, ...stale]) if (await this.delete(item)) deleted += 1;
       const watched = items.filter((item) => !expired.includes(item) && !stale.includes(item) && typeof item.expires_at === 'string');
-      if (watched.length === 0 && ephemeral.length - stale.length <= this.settings.ephemeralKeep) await this.store.delete(marker);
+      if (watched.length === 0 && ephemeral.length - stale.length <= this.settings.ephemeralKeep) {
+        // Unless a save or a new time to live marked the run again since it was read (watch).
+        const unchanged = marker.token === undefined ? { absent: ['token'] } : { equals: { token: marker.token as string } };
+        await this.store.delete(marker, unchanged).catch((error: unknown) => ignoreConditionFailed(error));
+      }
     }
     return deleted;
   }
