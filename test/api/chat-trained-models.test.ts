@@ -62,4 +62,18 @@ describe('chat with training checkpoints', () => {
     }
     expect(api.jobs.compute.submitted.filter((job) => job.kind === 'sampler')).toEqual([]);
   });
+
+  it("answers with another user's checkpoint once it is public, and 404 again once it is private", async () => {
+    const bobs = await saveCheckpoint(api, await createRun(api, bob, TOY), 'shared');
+    expect((await chat(bobs.path)).status).toBe(404);
+    await api.services.training.checkpoints.setPublic(bob, bobs.id, true);
+    const reply = chat(bobs.path);
+    const sampler = await FakeSampler.started(api);
+    await sampler.answer(await sampler.take());
+    const response = await reply;
+    expect(response.status, response.text).toBe(200);
+    expect(response.body.model).toBe(bobs.path);
+    await api.services.training.checkpoints.setPublic(bob, bobs.id, false);
+    expect((await chat(bobs.path)).status).toBe(404);
+  });
 });

@@ -6,7 +6,7 @@ import type { TrainingCheckpoint } from './model.ts';
 /** The parts of the training service this reads (training-service.ts, checkpoints.ts). */
 export interface CheckpointSource {
   resolve(actor: Actor, path: string): Promise<TrainingCheckpoint>;
-  find(actor: Actor, path: string): Promise<TrainingCheckpoint | undefined>;
+  readable(actor: Actor, path: string): Promise<TrainingCheckpoint | undefined>;
   listMine(actor: Actor): Promise<TrainingCheckpoint[]>;
   markSampled(checkpoint: TrainingCheckpoint): Promise<void>;
 }
@@ -33,9 +33,9 @@ export class SamplerWeights {
     return checkpoint;
   }
 
-  /** The model chat serves for a `bt://…/sampler_weights/…` name, or undefined when the caller has no such checkpoint. */
+  /** The model chat serves for a sampler checkpoint's path (the caller's own, or a public one), or undefined when the caller can read none there. */
   async findModel(actor: Actor, path: string): Promise<ModelSpec | undefined> {
-    const checkpoint = await this.checkpoints.find(actor, path);
+    const checkpoint = await this.checkpoints.readable(actor, path);
     return checkpoint?.target === 'sampler' ? this.serve(checkpoint) : undefined;
   }
 
