@@ -47,8 +47,8 @@ const RunData = z.object({
 const CheckpointData = z.object({
   run_id: z.string(),
   checkpoint_id: z.string().meta({ description: 'The checkpoint name, e.g. `step-1`' }),
-  target: z.enum(['sampler', 'trainer']),
-  path: z.string().meta({ description: '`bt://loops:<run_id>/weights/<name>` or `…/sampler_weights/<name>`' }),
+  target: z.enum(['sampler', 'trainer', 'external']).meta({ description: 'external: weights exported for download (Tinker save_weights_external)' }),
+  path: z.string().meta({ description: '`bt://loops:<run_id>/weights/<name>`, `…/sampler_weights/<name>` or `…/external_weights/<name>`' }),
   created_at: z.string(),
 });
 

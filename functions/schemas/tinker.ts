@@ -101,6 +101,17 @@ export const SaveWeightsForSamplerRequest = z.object({
   ...ModelAddressed,
 });
 
+/**
+ * 0.38's `save_weights_external`: the run's adapter under `external_weights/<path>`. Files are
+ * stored unencrypted, so `age_encryption_recipients` is refused rather than ignored.
+ */
+export const SaveWeightsExternalRequest = z.object({
+  path: z.string({ error: 'name the external weights to save (letters, digits, ".", "_" or "-")' }).min(1, 'name the external weights to save (letters, digits, ".", "_" or "-")'),
+  ttl_seconds: TtlSeconds.nullish(),
+  age_encryption_recipients: z.array(z.string()).max(0, 'age encryption is not supported here; save without age_encryption_recipients and encrypt the downloaded files yourself').nullish(),
+  ...ModelAddressed,
+});
+
 /** By model (`model_id`, `seq_id`), or the session-addressed create-via-load form (`session_id`, `model_seq_id`). */
 export const LoadWeightsRequest = z.object({
   path: z.string().min(1),
@@ -163,7 +174,7 @@ export const SetCheckpointTtlRequest = z.object({ ttl_seconds: TtlSeconds.nullab
 
 export const TinkerCheckpoint = z.object({
   checkpoint_id: z.string(),
-  checkpoint_type: z.enum(['training', 'sampler']),
+  checkpoint_type: z.enum(['training', 'sampler', 'external']),
   time: z.string(),
   tinker_path: z.string(),
   size_bytes: Int.nullable(),
@@ -186,6 +197,10 @@ export const TinkerTrainingRun = z.object({
   user_metadata: z.record(z.string(), z.unknown()).nullable(),
 });
 export type TinkerTrainingRun = z.infer<typeof TinkerTrainingRun>;
+
+/** `GET …/checkpoints/external_weights/<name>/external_weights_urls`: a signed URL per file, by its path in the checkpoint. */
+export const ExternalWeightsUrls = z.object({ urls: z.record(z.string(), z.string()), expires: z.string() });
+export type ExternalWeightsUrls = z.infer<typeof ExternalWeightsUrls>;
 
 export const Cursor = z.object({ offset: Int, limit: Int, total_count: Int });
 

@@ -3,9 +3,10 @@
  * name; `bt://loops:<run>/(weights|sampler_weights)/<name>` is how the Loops front shows that
  * address (loops-api.md §1.6); `tinker://<model_id>/(weights|sampler_weights)/<name>` is how the
  * Tinker front shows the same one (§2.12), where `model_id` is the run's alias or, for a run
- * without one, its id. Parsing happens in `parseCheckpointPath` alone.
+ * without one, its id. External weights (Tinker 0.38's `save_weights_external`, §2.14) live under
+ * `external_weights/<name>` in both schemes. Parsing happens in `parseCheckpointPath` alone.
  */
-import type { CheckpointTarget } from './model.ts';
+import type { CheckpointTarget, SaveWhat } from './model.ts';
 import { ValidationError } from '../errors.ts';
 
 export interface CheckpointAddress {
@@ -14,9 +15,32 @@ export interface CheckpointAddress {
   name: string;
 }
 
-const DIRECTORY: Record<CheckpointTarget, string> = { trainer: 'weights', sampler: 'sampler_weights' };
-const BT_PATH = /^bt:\/\/loops:([0-9A-Za-z]+)\/(weights|sampler_weights)\/([^/]+)$/;
-const TINKER_PATH = /^tinker:\/\/([^/]+)\/(weights|sampler_weights)\/([^/]+)$/;
+const DIRECTORY: Record<CheckpointTarget, string> = { trainer: 'weights', sampler: 'sampler_weights', external: 'external_weights' };
+const TARGET_OF_DIRECTORY: Record<string, CheckpointTarget> = { weights: 'trainer', sampler_weights: 'sampler', external_weights: 'external' };
+const BT_PATH = /^bt:\/\/loops:([0-9A-Za-z]+)\/(weights|sampler_weights|external_weights)\/([^/]+)$/;
+const TINKER_PATH = /^tinker:\/\/([^/]+)\/(weights|sampler_weights|external_weights)\/([^/]+)$/;
+
+const TARGET_OF_SAVE: Record<SaveWhat, CheckpointTarget> = { state: 'trainer', sampler: 'sampler', external: 'external' };
+
+/** The target a save writes to. */
+export const targetOfSave = (what: SaveWhat): CheckpointTarget => TARGET_OF_SAVE[what];
+
+const SAVE_OF_TARGET: Record<CheckpointTarget, SaveWhat> = { trainer: 'state', sampler: 'sampler', external: 'external' };
+
+/** The save that writes to a target. */
+export const saveOfTarget = (target: CheckpointTarget): SaveWhat => SAVE_OF_TARGET[target];
+
+const HOLDS: Record<CheckpointTarget, string> = {
+  trainer: 'training state',
+  sampler: 'sampler weights',
+  external: 'external weights (an adapter exported for download)',
+};
+
+const KIND: Record<CheckpointTarget, string> = { trainer: 'a training checkpoint', sampler: 'a sampler checkpoint', external: 'an external weights checkpoint' };
+
+/** What a checkpoint of the target holds, and what kind it is: for the sentences that refuse it where another kind is needed. */
+export const whatItHolds = (target: CheckpointTarget): string => HOLDS[target];
+export const checkpointKind = (target: CheckpointTarget): string => KIND[target];
 
 /**
  * A parsed path: `run` is the run id (`bt://`) or the Tinker `model_id` (`tinker://`), which
@@ -44,7 +68,7 @@ export function parseCheckpointPath(path: string): CheckpointReference | undefin
   if (!match) return undefined;
   const [, run, directory, name] = match as unknown as [string, string, string, string];
   if (!isCheckpointName(name)) return undefined;
-  return { scheme, run, target: directory === 'weights' ? 'trainer' : 'sampler', name };
+  return { scheme, run, target: TARGET_OF_DIRECTORY[directory]!, name };
 }
 
 export function checkpointPath({ runId, target, name }: CheckpointAddress): string {
@@ -56,7 +80,7 @@ export function tinkerCheckpointPath(modelId: string, { target, name }: Pick<Che
   return `tinker://${modelId}/${DIRECTORY[target]}/${name}`;
 }
 
-/** Tinker's `checkpoint_id`: `weights/<name>` or `sampler_weights/<name>`. */
+/** Tinker's `checkpoint_id`: `weights/<name>`, `sampler_weights/<name>` or `external_weights/<name>`. */
 export function tinkerCheckpointId({ target, name }: Pick<CheckpointAddress, 'target' | 'name'>): string {
   return `${DIRECTORY[target]}/${name}`;
 }

@@ -6,9 +6,9 @@ import type { Actor } from '../actor.ts';
 import { InvalidInputError, NotFoundError, ValidationError } from '../errors.ts';
 import { keys } from '../keys.ts';
 import { ensureArchive } from './checkpoint-archive.ts';
-import { checkpointPath, checkpointPrefix, isEphemeralName, parseCheckpointPath, type CheckpointAddress } from './checkpoint-paths.ts';
+import { checkpointPath, checkpointPrefix, isEphemeralName, parseCheckpointPath, whatItHolds, type CheckpointAddress } from './checkpoint-paths.ts';
 import { createWithNewId } from './ids.ts';
-import type { CheckpointTarget, TrainingCheckpoint, TrainingRun } from './model.ts';
+import type { CheckpointTarget, TrainingCheckpoint, TrainingRun, TrainOrSampleTarget } from './model.ts';
 import { isOwnRun, runKey, toRun } from './run-records.ts';
 
 export interface CheckpointSettings {
@@ -77,7 +77,18 @@ export class TrainingCheckpoints {
     private readonly settings: CheckpointSettings,
   ) {}
 
-  async list(actor: Actor, filter: CheckpointFilter): Promise<TrainingCheckpoint[]> {
+  /**
+   * The caller's checkpoints by one filter, oldest first for a run. External weights are listed
+   * only with `external: true`: they are a Tinker export the Loops API has no target for (its SDK
+   * refuses a checkpoint whose target it does not know).
+   */
+  async list(actor: Actor, filter: CheckpointFilter): Promise<TrainingCheckpoint<TrainOrSampleTarget>[]>;
+  async list(actor: Actor, filter: CheckpointFilter, options: { external: true }): Promise<TrainingCheckpoint[]>;
+  async list(actor: Actor, filter: CheckpointFilter, options: { external: boolean } = { external: false }): Promise<TrainingCheckpoint[]> {
+    return withExternal(await this.listEvery(actor, filter), options.external);
+  }
+
+  private async listEvery(actor: Actor, filter: CheckpointFilter): Promise<TrainingCheckpoint[]> {
     if ('path' in filter) {
       if (!parseCheckpointPath(filter.path)) throw new InvalidInputError(NOT_A_PATH(filter.path));
       const found = await this.find(actor, filter.path);
@@ -88,13 +99,15 @@ export class TrainingCheckpoints {
       const { items } = await this.store.query(keys.trainingCheckpoints(filter.runId));
       return this.live(items).sort((a, b) => a.createdAt.localeCompare(b.createdAt));
     }
-    return (await this.listMine(actor)).filter((checkpoint) => checkpoint.baseModel === filter.baseModel);
+    return (await this.listMine(actor, { external: true })).filter((checkpoint) => checkpoint.baseModel === filter.baseModel);
   }
 
-  /** Every checkpoint the caller can read (chat lists the sampler ones as models). */
-  async listMine(actor: Actor): Promise<TrainingCheckpoint[]> {
+  /** Every checkpoint the caller owns (chat lists the sampler ones as models); external weights only with `external: true`, as in `list`. */
+  async listMine(actor: Actor): Promise<TrainingCheckpoint<TrainOrSampleTarget>[]>;
+  async listMine(actor: Actor, options: { external: true }): Promise<TrainingCheckpoint[]>;
+  async listMine(actor: Actor, options: { external: boolean } = { external: false }): Promise<TrainingCheckpoint[]> {
     const { items } = await this.store.query({ pk: keys.trainingCheckpointIndex(actor.userId).gsi1pk, index: 'gsi1' });
-    return this.live(items);
+    return withExternal(this.live(items), options.external);
   }
 
   async get(actor: Actor, checkpointId: string): Promise<TrainingCheckpoint> {
@@ -209,18 +222,28 @@ export class TrainingCheckpoints {
   async files(actor: Actor, checkpointId: string, page: { pageSize: number; pageToken: number }): Promise<CheckpointFilesPage> {
     const checkpoint = await this.get(actor, checkpointId);
     const all = [...checkpoint.files].sort((a, b) => a.name.localeCompare(b.name));
-    const slice = all.slice(page.pageToken, page.pageToken + page.pageSize);
+    const files = await this.signed(checkpoint, all.slice(page.pageToken, page.pageToken + page.pageSize));
+    const next = page.pageToken + page.pageSize;
+    return { files, nextPageToken: next < all.length ? next : null, totalCount: all.length };
+  }
+
+  /** Every file of the checkpoint with a URL that fetches it without any API key, and when those URLs stop working (ISO-8601). */
+  async fileUrls(actor: Actor, checkpointId: string): Promise<{ files: CheckpointFile[]; expiresAt: string }> {
+    const checkpoint = await this.get(actor, checkpointId);
+    const expiresAt = new Date(this.clock.now().getTime() + this.settings.fileUrlExpiresS * 1000).toISOString();
+    return { files: await this.signed(checkpoint, checkpoint.files), expiresAt };
+  }
+
+  private signed(checkpoint: TrainingCheckpoint, files: TrainingCheckpoint['files']): Promise<CheckpointFile[]> {
     const prefix = checkpointPrefix(checkpoint);
-    const files = await Promise.all(
-      slice.map(async (file) => ({
+    return Promise.all(
+      files.map(async (file) => ({
         url: await this.blobs.presignGet(`${prefix}${file.name}`, this.settings.fileUrlExpiresS),
         relative_file_name: file.name,
         size_bytes: file.size_bytes,
         last_modified: checkpoint.createdAt,
       })),
     );
-    const next = page.pageToken + page.pageSize;
-    return { files, nextPageToken: next < all.length ? next : null, totalCount: all.length };
   }
 
   /** A URL that fetches the checkpoint's files as one gzipped tarball without any API key; the tarball is built once per save. */
@@ -244,7 +267,7 @@ export class TrainingCheckpoints {
     const address = await this.address(path);
     if (!address) throw new InvalidInputError(NOT_A_PATH(path));
     if (address.target !== 'sampler') {
-      throw new InvalidInputError(`${path} holds training state, which a sampler cannot load; use a bt://loops:<run_id>/sampler_weights/<name> checkpoint (save_weights_for_sampler).`);
+      throw new InvalidInputError(`${path} holds ${whatItHolds(address.target)}, which a sampler cannot load; use a bt://loops:<run_id>/sampler_weights/<name> checkpoint (save_weights_for_sampler).`);
     }
     const checkpoint = await this.readable(actor, path);
     if (!checkpoint) throw new InvalidInputError(`Checkpoint ${path} does not exist or you cannot read it; list your checkpoints to find its path.`);
@@ -377,6 +400,10 @@ export class TrainingCheckpoints {
     const now = this.clock.now().getTime();
     return items.filter((item) => typeof item.expires_at !== 'string' || Date.parse(item.expires_at) > now).map(toCheckpoint);
   }
+}
+
+function withExternal(checkpoints: TrainingCheckpoint[], external: boolean): TrainingCheckpoint[] {
+  return external ? checkpoints : checkpoints.filter((checkpoint): checkpoint is TrainingCheckpoint<TrainOrSampleTarget> => checkpoint.target !== 'external');
 }
 
 function toItem(checkpoint: TrainingCheckpoint): Record<string, unknown> {

@@ -66,17 +66,25 @@ export interface TrainingSampler {
   createdAt: string;
 }
 
-export type CheckpointTarget = 'trainer' | 'sampler';
+/**
+ * `trainer`: resumable training state; `sampler`: a PEFT adapter to sample from; `external`: a
+ * PEFT adapter exported for download (Tinker's `save_weights_external`), which nothing loads back.
+ */
+export type CheckpointTarget = 'trainer' | 'sampler' | 'external';
 
-export interface TrainingCheckpoint {
+/** The targets a run trains from or samples: what both fronts name (external weights are Tinker's alone). */
+export type TrainOrSampleTarget = Exclude<CheckpointTarget, 'external'>;
+
+/** `T` narrows the targets a listing can hold (TrainingCheckpoints.list leaves external weights out unless asked). */
+export interface TrainingCheckpoint<T extends CheckpointTarget = CheckpointTarget> {
   /** 7-character base62 database id, used by the files and source routes. */
   id: string;
   runId: string;
   userId: string;
   /** The saved name (`checkpoint_id` on the Loops wire). */
   name: string;
-  target: CheckpointTarget;
-  /** `bt://loops:<run_id>/weights/<name>` or `…/sampler_weights/<name>`. */
+  target: T;
+  /** `bt://loops:<run_id>/weights/<name>`, `…/sampler_weights/<name>` or `…/external_weights/<name>`. */
   path: string;
   baseModel: string;
   loraConfig: LoraConfig;
@@ -92,20 +100,23 @@ export interface TrainingCheckpoint {
   createdAt: string;
 }
 
+/** What a save writes: training state, sampler weights, or external weights (a PEFT adapter to download). */
+export type SaveWhat = 'state' | 'sampler' | 'external';
+
 /**
  * An operation as a front submits it. Saves and loads name checkpoints, not storage: the service
  * picks where the files go and resolves paths to URIs.
  */
 export type SubmittedOperation =
   | Exclude<TrainerOperation, { kind: 'save' } | { kind: 'load' }>
-  | { kind: 'save'; what: 'state' | 'sampler'; publish: boolean; name: string; ttlSeconds: number | null }
+  | { kind: 'save'; what: SaveWhat; publish: boolean; name: string; ttlSeconds: number | null }
   | { kind: 'load'; path: string; withOptimizer: boolean };
 
 /** What a front needs to know of the operation a result answers to shape it: its kind, a forward's normalization, what a save wrote. */
 export type AnsweredOperation =
   | { kind: 'init' | 'optim_step' | 'load' }
   | { kind: 'forward'; normalization: Normalization }
-  | { kind: 'save'; what: 'state' | 'sampler' };
+  | { kind: 'save'; what: SaveWhat };
 
 /**
  * What a poll sees. A `save` result also names the checkpoint it wrote (`path`). A trainer

@@ -6,7 +6,8 @@ import type { HeldOperation, Normalization, TrainerOperation } from '../../schem
 import { Wakeups } from '../chat/wakeups.ts';
 import { IdempotencyConflictError, ValidationError } from '../errors.ts';
 import { keys } from '../keys.ts';
-import type { AnsweredOperation, OperationView } from './model.ts';
+import { saveOfTarget } from './checkpoint-paths.ts';
+import type { AnsweredOperation, CheckpointTarget, OperationView } from './model.ts';
 import { assertActive, runKey } from './run-records.ts';
 
 /** Bodies and results larger than this go to Blobs (a Store item holds at most 400 KB). */
@@ -415,7 +416,7 @@ export class OperationQueue {
 function answeredOperation(item: Item): AnsweredOperation {
   const kind = item.kind as TrainerOperation['kind'];
   if (kind === 'forward') return { kind, normalization: item.normalization as Normalization };
-  if (kind === 'save') return { kind, what: (item.save as { target: string }).target === 'trainer' ? 'state' : 'sampler' };
+  if (kind === 'save') return { kind, what: saveOfTarget((item.save as { target: CheckpointTarget }).target) };
   return { kind };
 }
 

@@ -5,7 +5,7 @@ import type { TrainerOperation } from '../../schemas/trainer.ts';
 import type { Actor } from '../actor.ts';
 import { ValidationError } from '../errors.ts';
 import { isTerminal } from '../jobs/state-machine.ts';
-import { assertCheckpointName, checkpointPrefix, parseCheckpointPath, type CheckpointAddress } from './checkpoint-paths.ts';
+import { assertCheckpointName, checkpointKind, checkpointPrefix, parseCheckpointPath, targetOfSave, type CheckpointAddress } from './checkpoint-paths.ts';
 import { assertTtlSeconds, type TrainingCheckpoints } from './checkpoints.ts';
 import type { OperationView, SubmittedOperation } from './model.ts';
 import type { Accepted, OperationQueue } from './operation-queue.ts';
@@ -102,9 +102,11 @@ export class TrainingOperations {
     if (submitted.kind === 'save') {
       assertCheckpointName(submitted.name);
       assertTtlSeconds(submitted.ttlSeconds);
-      const address: CheckpointAddress = { runId: run.id as string, target: submitted.what === 'state' ? 'trainer' : 'sampler', name: submitted.name };
+      const address: CheckpointAddress = { runId: run.id as string, target: targetOfSave(submitted.what), name: submitted.name };
+      // External weights are the sampler's PEFT adapter, written where downloads find them; they never move the policy version.
+      const engineSave = submitted.what === 'external' ? { what: 'sampler' as const, publish: false } : { what: submitted.what, publish: submitted.publish };
       return {
-        operation: { kind: 'save', what: submitted.what, publish: submitted.publish, uri: this.blobs.uriFor(checkpointPrefix(address)) },
+        operation: { kind: 'save', ...engineSave, uri: this.blobs.uriFor(checkpointPrefix(address)) },
         attributes: { save: { target: address.target, name: address.name, publish: submitted.publish, ttl_seconds: submitted.ttlSeconds } },
       };
     }
@@ -121,7 +123,7 @@ export class TrainingOperations {
     if (!parseCheckpointPath(path)) throw new ValidationError(`path: '${path}' is not a checkpoint path; expected bt://loops:<run_id>/weights/<name>.`);
     const checkpoint = await this.checkpoints.resolve(actor, path);
     if (checkpoint.target !== 'trainer') {
-      throw new ValidationError(`path: ${path} is a sampler checkpoint and holds no training state; load a bt://loops:<run_id>/weights/<name> checkpoint.`);
+      throw new ValidationError(`path: ${path} is ${checkpointKind(checkpoint.target)} and holds no training state; load a bt://loops:<run_id>/weights/<name> checkpoint.`);
     }
     if (checkpoint.baseModel !== run.base_model || checkpoint.loraConfig.r !== run.lora_rank) {
       throw new ValidationError(

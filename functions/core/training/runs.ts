@@ -8,6 +8,7 @@ import type { JobPipeline } from '../jobs/job-pipeline.ts';
 import type { ModelChain } from '../jobs/model-chain.ts';
 import { keys } from '../keys.ts';
 import type { ModelResolver } from '../models.ts';
+import { checkpointKind } from './checkpoint-paths.ts';
 import type { TrainingCheckpoints } from './checkpoints.ts';
 import { createWithNewId } from './ids.ts';
 import type { TrainerPhase, TrainingProtocol, TrainingRun } from './model.ts';
@@ -239,7 +240,7 @@ export class TrainingRuns {
     const path = input.fromPath as string;
     const checkpoint = await this.checkpoints.resolve(actor, path);
     if (checkpoint.target !== 'trainer') {
-      throw new InvalidInputError(`${path} is a sampler checkpoint and holds no training state; start a run from a bt://loops:<run_id>/weights/<name> checkpoint.`);
+      throw new InvalidInputError(`${path} is ${checkpointKind(checkpoint.target)} and holds no training state; start a run from a bt://loops:<run_id>/weights/<name> checkpoint.`);
     }
     if (checkpoint.baseModel !== input.baseModel) {
       throw new InvalidInputError(`${path} was trained on ${checkpoint.baseModel}; create the run with base_model ${checkpoint.baseModel}.`);

@@ -1,6 +1,7 @@
 import type { ModelSpec } from '../../schemas/job-spec.ts';
 import type { Actor } from '../actor.ts';
 import { ValidationError } from '../errors.ts';
+import { whatItHolds } from './checkpoint-paths.ts';
 import type { TrainingCheckpoint } from './model.ts';
 
 /** The parts of the training service this reads (training-service.ts, checkpoints.ts). */
@@ -28,7 +29,7 @@ export class SamplerWeights {
   async resolve(actor: Actor, path: string): Promise<TrainingCheckpoint> {
     const checkpoint = await this.checkpoints.resolve(actor, path);
     if (checkpoint.target !== 'sampler') {
-      throw new ValidationError(`${path} holds training state, which a sampler cannot load; sample a sampler_weights checkpoint (save_weights_for_sampler).`);
+      throw new ValidationError(`${path} holds ${whatItHolds(checkpoint.target)}, which a sampler cannot load; sample a sampler_weights checkpoint (save_weights_for_sampler).`);
     }
     return checkpoint;
   }

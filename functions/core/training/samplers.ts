@@ -4,6 +4,7 @@ import type { ModelSpec } from '../../schemas/job-spec.ts';
 import type { Actor } from '../actor.ts';
 import { ConflictError, InvalidInputError, NotFoundError } from '../errors.ts';
 import { keys } from '../keys.ts';
+import { whatItHolds } from './checkpoint-paths.ts';
 import type { TrainingCheckpoints } from './checkpoints.ts';
 import { createWithNewId } from './ids.ts';
 import type { TrainingSampler } from './model.ts';
@@ -52,7 +53,7 @@ export class TrainingSamplers {
     if ('modelPath' in input) {
       const checkpoint = await this.checkpoints.resolve(actor, input.modelPath);
       if (checkpoint.target !== 'sampler') {
-        throw new InvalidInputError(`${input.modelPath} holds training state, which a sampler cannot load; use a bt://loops:<run_id>/sampler_weights/<name> checkpoint.`);
+        throw new InvalidInputError(`${input.modelPath} holds ${whatItHolds(checkpoint.target)}, which a sampler cannot load; use a bt://loops:<run_id>/sampler_weights/<name> checkpoint.`);
       }
       const run = await this.store.get(keys.trainingRun(checkpoint.runId));
       if (!run) throw new NotFoundError(`Checkpoint ${input.modelPath} not found for this API key; check the path, or list your checkpoints to find it.`);

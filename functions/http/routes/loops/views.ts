@@ -3,7 +3,7 @@
  * loops-data-plane.md §4 and §12.1): the fields the SDK validates, never null where it needs a value.
  */
 import type { Actor } from '#core/actor.ts';
-import type { TrainingCheckpoint, TrainingRun, TrainingSampler, TrainingSession } from '#core/training/model.ts';
+import type { TrainingCheckpoint, TrainingRun, TrainingSampler, TrainingSession, TrainOrSampleTarget } from '#core/training/model.ts';
 import type { RunFilter } from '#core/training/runs.ts';
 import type { TrainingService } from '#core/training/training-service.ts';
 import type { LoopsCheckpoint, LoopsDeployment, LoopsRun, LoopsSampler } from '#schemas/loops.ts';
@@ -51,7 +51,7 @@ export function runView(run: TrainingRun, origin: string, sampler: TrainingSampl
   };
 }
 
-export function checkpointView(checkpoint: TrainingCheckpoint): LoopsCheckpoint {
+export function checkpointView(checkpoint: TrainingCheckpoint<TrainOrSampleTarget>): LoopsCheckpoint {
   return {
     id: checkpoint.id,
     run_id: checkpoint.runId,

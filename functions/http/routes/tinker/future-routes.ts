@@ -59,6 +59,10 @@ export function futureRoutes(app: App, services: Services, options: TinkerRouteO
         // No `path` for an unnamed save: tinker 0.16.1 asserts it is absent, later clients read only the session.
         return c.json({ sampling_session_id: samplingSessionIdOf(sampler), type: 'save_weights_for_sampler' });
       }
+      case 'save_weights_external': {
+        const files = (done.result.files ?? []) as { size_bytes: number }[];
+        return c.json({ path: savedPath(ref.model, done), size_bytes: files.reduce((sum, file) => sum + file.size_bytes, 0), type: 'save_weights_external' });
+      }
       case 'load_weights':
         return c.json({ model_id: ref.model, type: 'load_weights' });
     }

@@ -7,7 +7,7 @@
 import { NotFoundError } from '#core/errors.ts';
 
 /** What a future answers with once its operation is done: it decides the result's shape. */
-export type TrainingAnswer = 'create_model' | 'forward' | 'optim_step' | 'save_weights' | 'save_weights_for_sampler' | 'load_weights';
+export type TrainingAnswer = 'create_model' | 'forward' | 'optim_step' | 'save_weights' | 'save_weights_for_sampler' | 'save_weights_external' | 'load_weights';
 
 export type FutureRef =
   /** A run's operation: `run` the run id, `op` the operation id, `model` the model id the client knows. */

@@ -1,17 +1,19 @@
 /**
- * The Tinker REST client's routes (loops-api.md §2.6): sessions, training runs and their checkpoints — the
- * same runs and checkpoints the Loops API lists — a checkpoint's archive (302 to a signed URL of
- * one tarball), deletion, publishing (public / private) and its time to live. A `checkpoint_id`
- * holds a slash (`weights/<name>`), so it is routed as two segments. Only a checkpoint's owner
- * manages it; `access_scope=accessible` adds other users' runs that hold public checkpoints, shown
- * with those checkpoints alone.
+ * The Tinker REST client's routes (loops-api.md §2.6, §2.14): sessions, training runs and their
+ * checkpoints — the same runs and checkpoints the Loops API lists, plus the external weights only
+ * Tinker makes — a checkpoint's archive (302 to a signed URL of one tarball), an external weights
+ * checkpoint's signed URL per file, deletion, publishing (public / private) and its time to live.
+ * A `checkpoint_id` holds a slash (`weights/<name>`), so it is routed as two segments. Only a
+ * checkpoint's owner manages it; `access_scope=accessible` adds other users' runs that hold public
+ * checkpoints, shown with those checkpoints alone.
  */
 import type { Context } from 'hono';
 import type { Actor } from '#core/actor.ts';
 import { NotFoundError, ValidationError } from '#core/errors.ts';
 import type { Services } from '#core/services.ts';
 import type { TrainingCheckpoint, TrainingRun } from '#core/training/model.ts';
-import { AccessScopeQuery, SetCheckpointTtlRequest, TrainingRunsQuery } from '#schemas/tinker.ts';
+import { checkpointKind, tinkerCheckpointId } from '#core/training/checkpoint-paths.ts';
+import { AccessScopeQuery, SetCheckpointTtlRequest, TrainingRunsQuery, type ExternalWeightsUrls } from '#schemas/tinker.ts';
 import type { AppEnv } from '../../env.ts';
 import type { App } from '../../openapi.ts';
 import { API, readJson } from './requests.ts';
@@ -40,7 +42,7 @@ export function restRoutes(app: App, services: Services): void {
   const checkpointOf = async (c: Context<AppEnv>): Promise<TrainingCheckpoint> => {
     const { modelId, directory, name } = c.req.param() as { modelId: string; directory: string; name: string };
     const path = `tinker://${modelId}/${directory}/${name}`;
-    const checkpoint = ['weights', 'sampler_weights'].includes(directory) ? await training.checkpoints.find(actorOf(c), path) : undefined;
+    const checkpoint = ['weights', 'sampler_weights', 'external_weights'].includes(directory) ? await training.checkpoints.find(actorOf(c), path) : undefined;
     if (!checkpoint) throw new NotFoundError(`Checkpoint ${directory}/${name} of model '${modelId}' not found; list them with GET /api/v1/training_runs/${modelId}/checkpoints.`);
     return checkpoint;
   };
@@ -67,7 +69,7 @@ export function restRoutes(app: App, services: Services): void {
     const shared = accessibleOf(c) ? (await training.checkpoints.sharedRuns(actorOf(c))).sort((a, b) => b.run.createdAt.localeCompare(a.run.createdAt)) : [];
     const runs = [...owned, ...shared];
     const page = await Promise.all(
-      runs.slice(offset, offset + limit).map(async ({ run, checkpoints }) => trainingRunView(run, checkpoints ?? (await training.checkpoints.list(actorOf(c), { runId: run.id })))),
+      runs.slice(offset, offset + limit).map(async ({ run, checkpoints }) => trainingRunView(run, checkpoints ?? (await training.checkpoints.list(actorOf(c), { runId: run.id }, { external: true })))),
     );
     return c.json({ training_runs: page, cursor: { offset, limit, total_count: runs.length } });
   });
@@ -79,7 +81,7 @@ export function restRoutes(app: App, services: Services): void {
       if (accessible && error instanceof NotFoundError) return undefined;
       throw error;
     });
-    if (own) return c.json(trainingRunView(own, await training.checkpoints.list(actorOf(c), { runId: own.id })));
+    if (own) return c.json(trainingRunView(own, await training.checkpoints.list(actorOf(c), { runId: own.id }, { external: true })));
     const shared = await training.checkpoints.sharedRun(modelId);
     if (!shared) throw new NotFoundError(`Model '${modelId}' not found among your runs or those with public checkpoints; list them with GET /api/v1/training_runs?access_scope=accessible.`);
     return c.json(trainingRunView(shared.run, shared.checkpoints));
@@ -87,7 +89,7 @@ export function restRoutes(app: App, services: Services): void {
 
   app.get(`${API}/training_runs/:modelId/checkpoints`, async (c) => {
     const run = await runOfModel(training, actorOf(c), c.req.param('modelId'));
-    const checkpoints = await training.checkpoints.list(actorOf(c), { runId: run.id });
+    const checkpoints = await training.checkpoints.list(actorOf(c), { runId: run.id }, { external: true });
     return c.json({ checkpoints: checkpoints.map((checkpoint) => checkpointView(checkpoint, modelIdOf(run))) });
   });
 
@@ -95,7 +97,7 @@ export function restRoutes(app: App, services: Services): void {
   app.get(`${API}/checkpoints`, async (c) => {
     const { limit, offset } = pageOf(c);
     const modelIds = new Map((await training.runs.list(actorOf(c))).map((run) => [run.id, modelIdOf(run)]));
-    const all = (await training.checkpoints.listMine(actorOf(c))).sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+    const all = (await training.checkpoints.listMine(actorOf(c), { external: true })).sort((a, b) => b.createdAt.localeCompare(a.createdAt));
     const page = all.slice(offset, offset + limit).map((checkpoint) => checkpointView(checkpoint, modelIds.get(checkpoint.runId) ?? checkpoint.runId));
     return c.json({ checkpoints: page, cursor: { offset, limit, total_count: all.length } });
   });
@@ -103,6 +105,19 @@ export function restRoutes(app: App, services: Services): void {
   app.get(`${CHECKPOINT}/archive`, async (c) => {
     const checkpoint = await checkpointOf(c);
     return c.redirect(await training.checkpoints.archiveUrl(actorOf(c), checkpoint.id), 302);
+  });
+
+  /** 0.38's download (its CLI's only one): a signed URL per file of an external weights checkpoint, valid until `expires`. */
+  app.get(`${CHECKPOINT}/external_weights_urls`, async (c) => {
+    const checkpoint = await checkpointOf(c);
+    if (checkpoint.target !== 'external') {
+      throw new ValidationError(
+        `${tinkerCheckpointId(checkpoint)} is ${checkpointKind(checkpoint.target)}; only external weights (save_weights_external) have external_weights_urls. Export it with save_weights_external, or download it whole with GET …/archive.`,
+      );
+    }
+    const { files, expiresAt } = await training.checkpoints.fileUrls(actorOf(c), checkpoint.id);
+    const answer: ExternalWeightsUrls = { urls: Object.fromEntries(files.map((file) => [file.relative_file_name, file.url])), expires: expiresAt };
+    return c.json(answer);
   });
 
   app.delete(CHECKPOINT, async (c) => {

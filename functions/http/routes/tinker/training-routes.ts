@@ -18,6 +18,7 @@ import {
   LoadWeightsRequest,
   ModelRequest,
   OptimStepRequest,
+  SaveWeightsExternalRequest,
   SaveWeightsForSamplerRequest,
   SaveWeightsRequest,
   WeightsInfoRequest,
@@ -157,6 +158,18 @@ export function trainingRoutes(app: App, services: Services, options: TinkerRout
     if (!body.path) throw new ValidationError('path: name the checkpoint to save (letters, digits, ".", "_" or "-")');
     const run = await runOfModel(training, actorOf(c), body.model_id);
     return submit(c, run, body.seq_id, { kind: 'save', what: 'state', publish: false, name: body.path, ttlSeconds: body.ttl_seconds ?? null }, 'save_weights');
+  });
+
+  /**
+   * 0.38's export (`tinker checkpoint download` goes through it): the run's LoRA adapter in PEFT's
+   * layout (adapter_model.safetensors, adapter_config.json) as `external_weights/<path>`, which
+   * `external_weights_urls` hands out. An adapter, not merged full weights: that is what a LoRA
+   * run trains, and what the CLI's push-hf expects of a download.
+   */
+  app.post(`${API}/save_weights_external`, async (c) => {
+    const body = await readJson(c, SaveWeightsExternalRequest);
+    const run = await runOfModel(training, actorOf(c), body.model_id);
+    return submit(c, run, body.seq_id, { kind: 'save', what: 'external', publish: false, name: body.path, ttlSeconds: body.ttl_seconds ?? null }, 'save_weights_external');
   });
 
   /**

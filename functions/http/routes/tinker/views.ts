@@ -36,10 +36,12 @@ export async function samplerOfSession(training: Training, actor: Actor, samplin
   }
 }
 
+const CHECKPOINT_TYPE: Record<TrainingCheckpoint['target'], TinkerCheckpoint['checkpoint_type']> = { trainer: 'training', sampler: 'sampler', external: 'external' };
+
 export function checkpointView(checkpoint: TrainingCheckpoint, modelId: string): TinkerCheckpoint {
   return {
     checkpoint_id: tinkerCheckpointId(checkpoint),
-    checkpoint_type: checkpoint.target === 'trainer' ? 'training' : 'sampler',
+    checkpoint_type: CHECKPOINT_TYPE[checkpoint.target],
     time: checkpoint.createdAt,
     tinker_path: tinkerCheckpointPath(modelId, checkpoint),
     size_bytes: checkpoint.sizeBytes,
