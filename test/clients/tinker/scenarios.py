@@ -10,7 +10,9 @@ what the model does, not only by a loss. The exchange is loops-api.md §2.14's m
 every version: train with forward_backward and optim_step submitted before either is awaited,
 save_weights_and_get_sampling_client and sample, compute_logprobs with top-k, save_state and
 create_training_client_from_state, the REST client's listings (plus the archive download that
-clients up to 0.37 use), and its checkpoint settings: publish, unpublish and a time to live.
+clients up to 0.37 use), and its checkpoint settings: publish, unpublish and a time to live. With
+0.38 also external weights: save_weights_external and the signed URL per file the RestClient gets
+for them, and the CLI's `tinker checkpoint download` of the saved state, which goes through both.
 
 The scenarios run in order and share what they made; each one's outcome is recorded in
 <work dir>/results.json (../toy_scenarios.py), and the test (test/e2e/tinker-sdk.test.ts) judges
@@ -21,11 +23,14 @@ from __future__ import annotations
 
 import importlib.metadata
 import io
+import json
 import math
 import os
+import subprocess
 import sys
 import tarfile
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +43,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from toy_scenarios import TRAINING_CHATS, ToyScenarios  # noqa: E402 — found through the path above
 
 SDK_VERSION = importlib.metadata.version("tinker")
-STANDALONE_REST_CLIENT = tuple(int(part) for part in SDK_VERSION.split(".")[:2]) >= (0, 38)
+# 0.38 makes a RestClient on its own, and brings external weights and the CLI's checkpoint download.
+SINCE_0_38 = tuple(int(part) for part in SDK_VERSION.split(".")[:2]) >= (0, 38)
 BASE_MODEL = "bakehouse/toy-instruct"
 LORA_RANK = 8
 STEPS = 8
@@ -193,7 +199,7 @@ class Scenarios(ToyScenarios):
     def rest_client(self) -> Any:
         # 0.38 makes a RestClient on its own, with no session (loops-api.md §2.14); older
         # versions through their service client.
-        return tinker.RestClient() if STANDALONE_REST_CLIENT else self.made["service"].create_rest_client()
+        return tinker.RestClient() if SINCE_0_38 else self.made["service"].create_rest_client()
 
     def rest(self) -> dict[str, Any]:
         rest = self.rest_client()
@@ -254,6 +260,69 @@ class Scenarios(ToyScenarios):
         steps["kept"] = listed()
         return steps
 
+    def external_weights(self) -> dict[str, Any]:
+        """0.38: the trained adapter saved as external weights, listed as such, and each of its
+        files fetched through the signed URL the RestClient gets; the files are read as a PEFT
+        adapter's (the test loads them with PEFT)."""
+        if not SINCE_0_38:
+            return {"supported": False}
+        rest = self.rest_client()
+        saved = self.made["training"].save_weights_external("exported").result(timeout=OP_TIMEOUT_S)
+        signed = rest.get_external_weights_urls(saved.path).result(timeout=OP_TIMEOUT_S)
+        folder = self.work_dir / "external_weights"
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, url in signed.urls.items():
+            download = httpx.get(url, timeout=OP_TIMEOUT_S)
+            download.raise_for_status()
+            (folder / name).write_bytes(download.content)
+        checkpoints = rest.list_checkpoints(self.made["model_id"]).result(timeout=OP_TIMEOUT_S).checkpoints
+        listed = next(c for c in checkpoints if c.tinker_path == saved.path)
+        return {
+            "supported": True,
+            "path": saved.path,
+            "listed": {"checkpoint_id": listed.checkpoint_id, "checkpoint_type": listed.checkpoint_type, "size_bytes": listed.size_bytes},
+            "urls_valid_s": (signed.expires - datetime.now(timezone.utc)).total_seconds(),
+            "dir": str(folder),
+            **self.adapter_files(folder),
+        }
+
+    def cli_download(self) -> dict[str, Any]:
+        """0.38's `tinker checkpoint download` of the saved state, as a user runs it: it loads the
+        state into a new run, saves it as temporary external weights, downloads their files and
+        deletes them."""
+        if not SINCE_0_38:
+            return {"supported": False}
+        output = self.work_dir / "cli_download"
+        command = [sys.executable, "-m", "tinker.cli", "--format", "json", "checkpoint", "download", self.made["state_path"], "--output", str(output)]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=4 * OP_TIMEOUT_S, env=os.environ, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"tinker checkpoint download exited with {done.returncode}: {done.stderr[-3000:]}{done.stdout[-1000:]}")
+        printed = json.loads(done.stdout)
+        listed = self.rest_client().list_user_checkpoints(limit=1000).result(timeout=OP_TIMEOUT_S).checkpoints
+        return {
+            "supported": True,
+            "printed": printed,
+            "dir": printed["destination"],
+            # The temporary export is deleted after the download.
+            "external_checkpoints": sorted(c.tinker_path for c in listed if c.checkpoint_type == "external"),
+            **self.adapter_files(Path(printed["destination"])),
+        }
+
+    @staticmethod
+    def adapter_files(folder: Path) -> dict[str, Any]:
+        """The files in `folder`, its adapter_config.json, and the tensors of its safetensors file."""
+        from safetensors import safe_open
+
+        with safe_open(str(folder / "adapter_model.safetensors"), framework="numpy") as weights:
+            tensors = list(weights.keys())
+        config = json.loads((folder / "adapter_config.json").read_text())
+        return {
+            "files": sorted(path.name for path in folder.iterdir()),
+            "adapter_config": {"peft_type": config.get("peft_type"), "r": config.get("r")},
+            "tensors": len(tensors),
+            "lora_tensors": sum("lora_A" in name or "lora_B" in name for name in tensors),
+        }
+
     def close(self) -> dict[str, Any]:
         """0.38 ends its session (`sessions/{id}/finish`) when the service client closes."""
         service = self.made["service"]
@@ -275,6 +344,8 @@ def main(model_dir: str, work_dir: str) -> None:
     scenarios.run("resume", ("save_state",), scenarios.resume)
     scenarios.run("rest", ("save_state", "trained_sampler"), scenarios.rest)
     scenarios.run("checkpoint_settings", ("save_state",), scenarios.checkpoint_settings)
+    scenarios.run("external_weights", ("save_state",), scenarios.external_weights)
+    scenarios.run("cli_download", ("save_state",), scenarios.cli_download)
     scenarios.run("close", ("provision",), scenarios.close)
     # The SDK's background threads (heartbeat, telemetry) must not hold the process open.
     os._exit(0)
