@@ -8,7 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { TTL_SECONDS_MAX } from '#schemas/tinker.ts';
 import { FakeTrainer } from '#test/support/fake-trainer.ts';
 import { createTestApp, createUserKey, type ApiResponse, type TestApp } from '#test/support/app.ts';
-import { TinkerClient } from './tinker-support.ts';
+import { createModel, TinkerClient } from './tinker-support.ts';
 
 const MODEL = 'bakehouse/toy-instruct';
 
@@ -25,12 +25,7 @@ afterEach(() => api.close());
 
 /** A model of alice's with a `weights/state` and a `sampler_weights/final` checkpoint. */
 async function savedModel() {
-  const sessionId = await alice.createSession();
-  const created = await alice.ok('create_model', { session_id: sessionId, model_seq_id: 0, base_model: MODEL, lora_config: { rank: 8 }, type: 'create_model' });
-  const modelId = created.model_id as string;
-  const runId = (await api.services.training.runs.findByAlias({ userId: 'alice', isAdmin: false }, modelId))!.id;
-  const trainer = await readyTrainer(runId);
-  await alice.settled(created.request_id);
+  const { modelId, runId, trainer } = await createModel(api, alice, 'alice');
   for (const [route, path, seq] of [
     ['save_weights', 'state', 1],
     ['save_weights_for_sampler', 'final', 2],

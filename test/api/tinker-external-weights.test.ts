@@ -7,9 +7,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FakeTrainer } from '#test/support/fake-trainer.ts';
 import { createTestApp, createUserKey, type ApiResponse, type TestApp } from '#test/support/app.ts';
-import { TinkerClient } from './tinker-support.ts';
+import { createModel, TinkerClient } from './tinker-support.ts';
 
-const MODEL = 'bakehouse/toy-instruct';
 const ADAPTER_CONFIG = '{"r": 8, "peft_type": "LORA"}';
 const ADAPTER_WEIGHTS = 'safetensors bytes';
 
@@ -26,18 +25,7 @@ beforeEach(async () => {
 });
 afterEach(() => api.close());
 
-/** Alice's model with its trainer ready, its init answered. */
-async function model() {
-  const sessionId = await alice.createSession();
-  const created = await alice.ok('create_model', { session_id: sessionId, model_seq_id: 0, base_model: MODEL, lora_config: { rank: 8 }, type: 'create_model' });
-  const modelId = created.model_id as string;
-  const runId = (await api.services.training.runs.findByAlias({ userId: 'alice', isAdmin: false }, modelId))!.id;
-  const trainer = await FakeTrainer.readyForRun(api, runId);
-  const init = await trainer.take();
-  await trainer.post(init.id, { status: 'done', result: { step: 0, lora_rank: 8 } });
-  await alice.settled(created.request_id);
-  return { modelId, runId, trainer };
-}
+const model = () => createModel(api, alice, 'alice');
 
 /** Submits a save through `route`, has the trainer write the adapter where the engine operation says and answer; the future's answer. */
 async function save(trainer: FakeTrainer, route: string, body: Record<string, unknown>) {

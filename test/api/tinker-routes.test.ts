@@ -11,7 +11,7 @@ import { ForwardBackwardOutputSchema, ForwardBackwardRequestSchema, SampleRespon
 import { FakeSampler } from '#test/support/fake-sampler.ts';
 import { FakeTrainer } from '#test/support/fake-trainer.ts';
 import { createTestApp, createUserKey, type TestApp } from '#test/support/app.ts';
-import { DATUM, FORWARD_RESULT, TinkerClient } from './tinker-support.ts';
+import { createModel as createModelAs, DATUM, FORWARD_RESULT, TinkerClient } from './tinker-support.ts';
 
 const MODEL = 'bakehouse/toy-instruct';
 const PROTOBUF = 'application/x-protobuf';
@@ -27,29 +27,7 @@ beforeEach(async () => {
 });
 afterEach(() => api.close());
 
-/** A model made through create_model, its trainer ready and its create future answered. */
-async function createModel(client = alice, rank = 8) {
-  const sessionId = await client.createSession();
-  const submitted = await client.ok('create_model', {
-    session_id: sessionId,
-    model_seq_id: 0,
-    base_model: MODEL,
-    lora_config: { rank, train_unembed: true, train_mlp: true, train_attn: true },
-    optimizer_config: { type: 'adamw' },
-    type: 'create_model',
-    a_field_from_a_newer_sdk: 1,
-  });
-  const modelId = `${sessionId}:train:0`;
-  expect(submitted.model_id).toBe(modelId);
-  const runId = (await api.services.training.runs.findByAlias({ userId: 'alice', isAdmin: false }, modelId))!.id;
-  const trainer = await FakeTrainer.forRun(api, runId);
-  await trainer.ready();
-  const init = await trainer.take();
-  expect(init.operation).toEqual({ kind: 'init', lora_rank: rank });
-  await trainer.post(init.id, { status: 'done', result: { step: 0, lora_rank: rank } });
-  expect((await client.settled(submitted.request_id)).body).toEqual({ model_id: modelId, type: 'create_model' });
-  return { sessionId, modelId, runId, trainer };
-}
+const createModel = () => createModelAs(api, alice, 'alice');
 
 describe('start-up', () => {
   it('answers client/config with the chosen flags, dynamic_config, health, capabilities and telemetry', async () => {

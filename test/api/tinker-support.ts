@@ -4,8 +4,10 @@
  */
 import { expect, vi } from 'vitest';
 import type { ApiResponse, TestApp } from '#test/support/app.ts';
+import { FakeTrainer } from '#test/support/fake-trainer.ts';
 
 export const TINKER_API = '/tinker/api/v1';
+const MODEL = 'bakehouse/toy-instruct';
 
 /** One datum of a supervised example: position i of the input predicts target i. */
 export const DATUM = {
@@ -68,4 +70,27 @@ export class TinkerClient {
       { timeout: 5000, interval: 5 },
     );
   }
+}
+
+/** A model `userId` made through create_model (with a field only newer SDKs send), its trainer ready and its create future answered. */
+export async function createModel(api: TestApp, client: TinkerClient, userId: string, rank = 8) {
+  const sessionId = await client.createSession();
+  const submitted = await client.ok('create_model', {
+    session_id: sessionId,
+    model_seq_id: 0,
+    base_model: MODEL,
+    lora_config: { rank, train_unembed: true, train_mlp: true, train_attn: true },
+    optimizer_config: { type: 'adamw' },
+    type: 'create_model',
+    a_field_from_a_newer_sdk: 1,
+  });
+  const modelId = `${sessionId}:train:0`;
+  expect(submitted.model_id).toBe(modelId);
+  const runId = (await api.services.training.runs.findByAlias({ userId, isAdmin: false }, modelId))!.id;
+  const trainer = await FakeTrainer.readyForRun(api, runId);
+  const init = await trainer.take();
+  expect(init.operation).toEqual({ kind: 'init', lora_rank: rank });
+  await trainer.post(init.id, { status: 'done', result: { step: 0, lora_rank: rank } });
+  expect((await client.settled(submitted.request_id)).body).toEqual({ model_id: modelId, type: 'create_model' });
+  return { sessionId, modelId, runId, trainer };
 }
