@@ -62,7 +62,9 @@ export class BakeService {
     const repo = await this.repos.get(actor, repoName);
     const config = await this.resolve(actor, repo, name, definition);
     const result = await createImmutable(this.store, {
-      item: { ...keys.resource(actor.userId, repoName, 'bake', name), bake_name: name, config },
+      // The template is provenance, not content: a repeat from another template that resolves to
+      // the same config is identical (bread-api.md Q1) and keeps the first create's template.
+      item: { ...keys.resource(actor.userId, repoName, 'bake', name), bake_name: name, config, template: definition.template },
       content: (item) => item.config,
       conflictMessage: `Bake '${name}' already exists with different configuration. Bakes are immutable and cannot be changed.`,
       references: this.references(actor, repo, config),
@@ -173,6 +175,11 @@ export function parentBakeOf(userId: string, repoName: string, config: BakeConfi
   const parts = config.model?.parent_model_name?.split('/');
   if (parts?.length !== 4 || parts[0] !== userId || parts[1] !== repoName) return undefined;
   return parts[2];
+}
+
+/** The template a bake or target was made from; undefined for items stored before it was recorded. */
+export function templateOf(item: Item): string | undefined {
+  return typeof item.template === 'string' ? item.template : undefined;
 }
 
 /** A bake's job status as the lineage tree shows it. */

@@ -1,7 +1,7 @@
 import type { Item, Store } from '../ports/store.ts';
 import type { DependencyGraph, RecreationPlan, RecreationPlanStep, RepoTree, TREE_STATUSES } from '../schemas/bread.ts';
 import type { Actor } from './actor.ts';
-import { bakeModelNames, bakeStatus, parentBakeOf, type BakeConfig } from './bakes.ts';
+import { bakeModelNames, bakeStatus, parentBakeOf, templateOf, type BakeConfig } from './bakes.ts';
 import { NotFoundError } from './errors.ts';
 import { keys } from './keys.ts';
 import { checkpointsOf, parseCheckpointName } from './models.ts';
@@ -179,19 +179,30 @@ function planSteps(contents: RepoContents, closure: Closure): PendingStep[] {
       rank: [0, name],
     });
   }
+  const planned = new Set(closure.targets);
   for (const name of closure.targets) {
-    const config = contents.targets.get(name)!.config as TargetConfig;
+    const item = contents.targets.get(name)!;
+    const config = item.config as TargetConfig;
     const prompts = [...new Set([config.teacher_prompt, config.student_prompt])];
     const modelBake = modelBakeOf(contents, config);
     const modelDeps = modelBake ? [`bake:${modelBake}:complete`] : [];
+    // A target template is a dependency only when the plan also recreates it: the step's config is
+    // already resolved, so recreating the target never needs its template, and pulling the
+    // template in would run its stim and rollout for nothing.
+    const template = templateOf(item);
+    const templates = template && template !== 'default' && planned.has(template) ? [template] : [];
     steps.push(
       {
         id: `create_target:${name}`,
         action: 'create_target',
         resource_type: 'target',
         resource_name: name,
-        dependencies: [...prompts.map((prompt) => `prompt:${prompt}`), ...modelDeps],
-        after: [...prompts.map((prompt) => `create_prompt:${prompt}`), ...(modelBake ? [`run_bake:${modelBake}`] : [])],
+        dependencies: [...prompts.map((prompt) => `prompt:${prompt}`), ...templates.map((t) => `target:${t}`), ...modelDeps],
+        after: [
+          ...prompts.map((prompt) => `create_prompt:${prompt}`),
+          ...templates.map((t) => `create_target:${t}`),
+          ...(modelBake ? [`run_bake:${modelBake}`] : []),
+        ],
         config,
         rank: [1, name],
       },

@@ -7,6 +7,7 @@ import {
   type TargetDefinition,
 } from '../schemas/bread.ts';
 import type { Actor } from './actor.ts';
+import { templateOf } from './bakes.ts';
 import { batchCreate, type BatchResult } from './batch.ts';
 import type { DatasetService } from './datasets.ts';
 import { ConflictError, InvalidInputError, NotFoundError, ValidationError } from './errors.ts';
@@ -31,6 +32,8 @@ export const TARGET_DEFAULTS = {
 export interface Target {
   target_name: string;
   config: TargetConfig;
+  /** The template it was made from; unknown (absent) for targets stored before it was recorded. */
+  template?: string;
 }
 
 const ALIASES = [
@@ -52,7 +55,9 @@ export class TargetService {
     const config = await this.resolve(actor, repo, definition);
     const datasets = this.datasets.references(actor, config.generators);
     const result = await createImmutable(this.store, {
-      item: { ...keys.resource(actor.userId, repoName, 'target', name), target_name: name, config },
+      // The template is provenance, not content: a repeat from another template that resolves to
+      // the same config is identical (bread-api.md Q1) and keeps the first create's template.
+      item: { ...keys.resource(actor.userId, repoName, 'target', name), target_name: name, config, template: definition.template },
       content: (item) => item.config,
       conflictMessage: `Target '${name}' already exists with different configuration. Targets are immutable and cannot be changed.`,
       references: [
@@ -160,5 +165,6 @@ function withoutAliases(overrides: TargetConfigBase): TargetConfigBase {
 }
 
 function toTarget(item: Item): Target {
-  return { target_name: item.target_name as string, config: item.config as TargetConfig };
+  const template = templateOf(item);
+  return { target_name: item.target_name as string, config: item.config as TargetConfig, ...(template ? { template } : {}) };
 }

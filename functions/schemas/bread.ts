@@ -175,6 +175,12 @@ export type TargetConfig = z.infer<typeof TargetConfigOutput>;
 
 const templateName = z.string().min(1);
 
+/** Provenance on responses; absent for resources stored before it was recorded. */
+const templateOrigin = (kind: 'target' | 'bake') =>
+  z.string().optional().meta({
+    description: `The template this ${kind} was made from: "default" or the name of another ${kind} in the repo. Absent when unknown.`,
+  });
+
 export const TargetConfig = z
   .looseObject({ template: templateName, overrides: TargetConfigBase.nullish() })
   .meta({ id: 'TargetConfig' });
@@ -187,7 +193,7 @@ export const BatchTargetCreate = z
   .meta({ id: 'BatchTargetCreate' });
 
 export const TargetResponse = z
-  .object({ target_name: z.string(), config: TargetConfigOutput })
+  .object({ target_name: z.string(), config: TargetConfigOutput, template: templateOrigin('target') })
   .meta({ id: 'TargetResponse' });
 export const TargetList = z.object({ targets: z.array(z.string()) }).meta({ id: 'TargetList' });
 
@@ -368,6 +374,7 @@ export const BakeResponse = z
     ...JobStatusFields,
     model_name: z.array(z.string()).nullable(),
     loss: LossSummary.nullable(),
+    template: templateOrigin('bake'),
   })
   .meta({ id: 'BakeResponse' });
 export type BakeResponse = z.infer<typeof BakeResponse>;

@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { keys } from '#core/keys.ts';
 import { createBake, createTarget, createTestApp, expectError, seedTarget, type TestApp, completeBake as runToCompletion } from '#test/support/app.ts';
 
 const BAKES = '/v1/repo/r1/bakes';
@@ -62,6 +63,7 @@ describe('POST R/bakes', () => {
       progress_percent: null,
       model_name: null,
       loss: null,
+      template: 'default',
     });
   });
 
@@ -247,6 +249,7 @@ describe('GET R/bakes and R/bakes/{bake_name}', () => {
       progress_percent: null,
       model_name: null,
       loss: null,
+      template: 'default',
     });
   });
 
@@ -275,6 +278,37 @@ describe('GET R/bakes and R/bakes/{bake_name}', () => {
 
   it('answers 404 listing bakes of an unknown repo', async () => {
     expectError(await api.request('GET', '/v1/repo/nope/bakes'), 404, 'RESOURCE_NOT_FOUND', "Repository 'nope' not found");
+  });
+});
+
+describe('R/bakes: the template a bake came from', () => {
+  it('shows the template on create and GET, before and after the bake runs', async () => {
+    await createBake(api.request, 'r1', 'base', { datasets: [{ target: 't1' }] });
+    const created = await post({ bake_name: 'b2', template: 'base', overrides: { epochs: 2 } });
+    expect(created.status).toBe(201);
+    expect(created.body.template).toBe('base');
+    expect((await api.request('GET', `${BAKES}/base`)).body.template).toBe('default');
+    await completeBake('b2', [10]);
+    expect((await api.request('GET', `${BAKES}/b2`)).body).toMatchObject({ status: 'complete', template: 'base' });
+  });
+
+  it('keeps the first template when an identical repeat names another that resolves to the same config', async () => {
+    await createBake(api.request, 'r1', 'base', { datasets: [{ target: 't1' }] });
+    expect((await post({ bake_name: 'b2', template: 'base' })).status).toBe(201);
+    const repeat = await post({ bake_name: 'b2', template: 'default', overrides: { datasets: [{ target: 't1' }] } });
+    expect(repeat.status).toBe(200);
+    expect(repeat.body.template).toBe('base');
+    expect((await api.request('GET', `${BAKES}/b2`)).body.template).toBe('base');
+  });
+
+  it('leaves the template out for a bake stored before templates were recorded', async () => {
+    await createBake(api.request, 'r1', 'b1', { datasets: [{ target: 't1' }] });
+    const { template: _template, ...legacy } = (await api.store.get(keys.resource('admin', 'r1', 'bake', 'b1')))!;
+    await api.store.put(legacy);
+    const response = await api.request('GET', `${BAKES}/b1`);
+    expect(response.status).toBe(200);
+    expect(response.body).not.toHaveProperty('template');
+    expect(response.body.config).toEqual(defaultConfig('b1', [{ target: 't1', weight: 1 }]));
   });
 });
 

@@ -217,6 +217,28 @@ describe('GET R/recipe/{bake_name}/recreation-plan', () => {
     );
   });
 
+  it('creates a template target before a target made from it, with target:<template> in its dependencies', async () => {
+    // 'a_child' sorts before its template 't1', so only the dependency puts t1 first.
+    await createTarget(api.request, 'r1', 'a_child', { num_traj_per_stimulus: 2 }, 't1');
+    await createBake(api.request, 'r1', 'both', { datasets: [{ target: 'a_child' }, { target: 't1' }] });
+    const steps = (await api.request('GET', `${R}/recipe/both/recreation-plan`)).body.steps as { action: string; resource_name: string; dependencies: string[] }[];
+    const targetSteps = steps.filter((step) => step.action === 'create_target');
+    expect(targetSteps.map((step) => step.resource_name)).toEqual(['t1', 'a_child']);
+    expect(targetSteps[1]!.dependencies).toEqual(['prompt:teacher', 'prompt:student', 'target:t1']);
+    expect(targetSteps[0]!.dependencies).toEqual(['prompt:teacher', 'prompt:student']);
+  });
+
+  it('leaves out target:<template> when the plan does not recreate the template, since the step config is resolved', async () => {
+    await createTarget(api.request, 'r1', 'a_child', { num_traj_per_stimulus: 2 }, 't1');
+    await createBake(api.request, 'r1', 'only_child', { datasets: [{ target: 'a_child' }] });
+    const plan = (await api.request('GET', `${R}/recipe/only_child/recreation-plan`)).body;
+    const steps = plan.steps as { action: string; resource_name: string; dependencies: string[]; config: Record<string, unknown> }[];
+    expect(plan.resources.targets).toEqual(['a_child']);
+    const create = steps.find((step) => step.action === 'create_target')!;
+    expect(create.dependencies).toEqual(['prompt:teacher', 'prompt:student']);
+    expect(create.config).toMatchObject({ teacher_prompt: 'teacher', num_traj_per_stimulus: 2 });
+  });
+
   it('answers 404 for an unknown bake', async () => {
     expectError(await api.request('GET', `${R}/recipe/nope/recreation-plan`), 404, 'RESOURCE_NOT_FOUND', "Bake 'nope' not found");
   });

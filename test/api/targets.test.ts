@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { keys } from '#core/keys.ts';
 import { createBake, createPrompt, createRepo, createTarget, createTestApp, expectError, HARDCODED, type TestApp } from '#test/support/app.ts';
 
 const TARGETS = '/v1/repo/r1/targets';
@@ -34,7 +35,7 @@ describe('POST R/targets: prompts and aliases', () => {
   it('creates a target from teacher_prompt and student_prompt with 201 and the resolved config', async () => {
     const response = await withGenerators([HARDCODED]);
     expect(response.status).toBe(201);
-    expect(response.body).toEqual({ target_name: 't1', config: DEFAULT_CONFIG });
+    expect(response.body).toEqual({ target_name: 't1', config: DEFAULT_CONFIG, template: 'default' });
   });
 
   it('creates a target from the deprecated u/v and echoes them as teacher_prompt/student_prompt', async () => {
@@ -216,12 +217,56 @@ describe('POST R/targets: templates and model_name', () => {
       overrides: { teacher_prompt: 'teacher', student_prompt: 'student', generators: [HARDCODED] },
     });
     expect(response.status).toBe(201);
-    expect(response.body).toEqual({ target_name: 't1', config: DEFAULT_CONFIG });
+    expect(response.body).toEqual({ target_name: 't1', config: DEFAULT_CONFIG, template: 'default' });
   });
 
   it('refuses a temperature above 2 with 422', async () => {
     const response = await withGenerators([HARDCODED], { temperature: 2.5 });
     expectError(response, 422, 'VALIDATION_ERROR');
+  });
+});
+
+describe('R/targets: the template a target came from', () => {
+  it('shows the template on create and GET: default, or the target it was made from', async () => {
+    await createTarget(api.request, 'r1', 'base');
+    const created = await post({ target_name: 'child', template: 'base', overrides: { num_traj_per_stimulus: 3 } });
+    expect(created.status).toBe(201);
+    expect(created.body.template).toBe('base');
+    expect((await api.request('GET', `${TARGETS}/child`)).body.template).toBe('base');
+    expect((await api.request('GET', `${TARGETS}/base`)).body.template).toBe('default');
+  });
+
+  it('keeps the first template when an identical repeat names another that resolves to the same config', async () => {
+    await createTarget(api.request, 'r1', 'base');
+    await post({ target_name: 'child', template: 'base', overrides: { num_traj_per_stimulus: 3 } });
+    const repeat = await post({
+      target_name: 'child',
+      template: 'default',
+      overrides: { teacher_prompt: 'teacher', student_prompt: 'student', generators: [HARDCODED], num_traj_per_stimulus: 3 },
+    });
+    expect(repeat.status).toBe(200);
+    expect(repeat.body.template).toBe('base');
+    expect((await api.request('GET', `${TARGETS}/child`)).body.template).toBe('base');
+  });
+
+  it('keeps the first template through the deprecated PUT and batch creates', async () => {
+    await createTarget(api.request, 'r1', 'base');
+    const definition = { template: 'default', overrides: { teacher_prompt: 'teacher', student_prompt: 'student', generators: [HARDCODED] } };
+    expect((await api.request('PUT', `${TARGETS}/again`, { body: { ...definition, template: 'base', overrides: null } })).body.template).toBe('base');
+    expect((await api.request('PUT', `${TARGETS}/again`, { body: definition })).body.template).toBe('base');
+    const batch = await api.request('POST', `${TARGETS}/batch`, { body: { targets: [{ target_name: 'viaBatch', template: 'base' }] } });
+    expect(batch.body).toEqual({ created: ['viaBatch'], failed: {} });
+    expect((await api.request('GET', `${TARGETS}/viaBatch`)).body.template).toBe('base');
+  });
+
+  it('leaves the template out for a target stored before templates were recorded', async () => {
+    await createTarget(api.request, 'r1', 't1');
+    const key = keys.resource('admin', 'r1', 'target', 't1');
+    const { template: _template, ...legacy } = (await api.store.get(key))!;
+    await api.store.put(legacy);
+    const response = await api.request('GET', `${TARGETS}/t1`);
+    expect(response.status).toBe(200);
+    expect(response.body).toEqual({ target_name: 't1', config: DEFAULT_CONFIG });
   });
 });
 
@@ -340,7 +385,7 @@ describe('POST R/targets: immutability', () => {
     await withGenerators([HARDCODED]);
     const response = await withGenerators([HARDCODED]);
     expect(response.status).toBe(200);
-    expect(response.body).toEqual({ target_name: 't1', config: DEFAULT_CONFIG });
+    expect(response.body).toEqual({ target_name: 't1', config: DEFAULT_CONFIG, template: 'default' });
   });
 
   it('treats an explicit default (numq = number of questions) as identical', async () => {
@@ -364,7 +409,7 @@ describe('PUT R/targets/{target_name} (deprecated)', () => {
   it('creates a target with 200', async () => {
     const response = await put('t1', definition);
     expect(response.status).toBe(200);
-    expect(response.body).toEqual({ target_name: 't1', config: DEFAULT_CONFIG });
+    expect(response.body).toEqual({ target_name: 't1', config: DEFAULT_CONFIG, template: 'default' });
   });
 
   it('answers 200 for an identical repeat', async () => {
@@ -452,7 +497,7 @@ describe('GET R/targets and R/targets/{target_name}', () => {
     await createTarget(api.request, 'r1', 't1');
     const response = await api.request('GET', `${TARGETS}/t1`);
     expect(response.status).toBe(200);
-    expect(response.body).toEqual({ target_name: 't1', config: DEFAULT_CONFIG });
+    expect(response.body).toEqual({ target_name: 't1', config: DEFAULT_CONFIG, template: 'default' });
   });
 
   it('answers 404 naming an unknown target', async () => {

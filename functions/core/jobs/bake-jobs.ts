@@ -2,7 +2,7 @@ import type { Item, Store } from '../../ports/store.ts';
 import type { BakeResponse, LossSummary, TargetConfig } from '../../schemas/bread.ts';
 import { JOB_SPEC_VERSION } from '../../schemas/job-spec.ts';
 import type { Actor } from '../actor.ts';
-import { bakeModelNames, type BakeConfig, type BakeService } from '../bakes.ts';
+import { bakeModelNames, templateOf, type BakeConfig, type BakeService } from '../bakes.ts';
 import { InvalidInputError, NotFoundError } from '../errors.ts';
 import { keys } from '../keys.ts';
 import { checkpointsOf, type ModelResolver } from '../models.ts';
@@ -42,7 +42,7 @@ export class BakeJobs {
       ownerItem: item,
       build: (jobId, outputUri) => this.spec(actor, repo, bake, item.config as BakeConfig, jobId, outputUri),
     });
-    return this.view(actor, repo, bake, item.config as BakeConfig, job);
+    return this.view(actor, repo, item, job);
   }
 
   async get(actor: Actor, repo: string, bake: string): Promise<BakeResponse> {
@@ -50,7 +50,7 @@ export class BakeJobs {
   }
 
   async viewItem(actor: Actor, repo: string, item: Item): Promise<BakeResponse> {
-    return this.view(actor, repo, item.bake_name as string, item.config as BakeConfig, currentJob(item, 'bake'));
+    return this.view(actor, repo, item, currentJob(item, 'bake'));
   }
 
   /** Deletes the bake (refused while another builds on it), stopping and removing its job and its pipeline. */
@@ -106,14 +106,16 @@ export class BakeJobs {
     return `${noneYet}: it is running${percent === undefined ? '' : ` (${Math.floor(percent)}% done)`}; download it when it completes`;
   }
 
-  private async view(actor: Actor, repo: string, bake: string, config: BakeConfig, job: JobRecord | undefined): Promise<BakeResponse> {
+  private async view(actor: Actor, repo: string, item: Item, job: JobRecord | undefined): Promise<BakeResponse> {
     const status = await statusView(job, this.outputs, false);
     const complete = job?.state === 'complete';
+    const template = templateOf(item);
     return {
       ...status,
-      config: (job?.config as BakeConfig | undefined) ?? config,
-      model_name: complete ? bakeModelNames(actor.userId, repo, bake, job.checkpoints ?? []) : null,
+      config: (job?.config as BakeConfig | undefined) ?? (item.config as BakeConfig),
+      model_name: complete ? bakeModelNames(actor.userId, repo, item.bake_name as string, job.checkpoints ?? []) : null,
       loss: complete ? (job.loss ?? null) : job ? lossFromMetrics(await this.outputs.metrics(job.job_id)) : null,
+      ...(template ? { template } : {}),
     };
   }
 
