@@ -166,6 +166,10 @@ describe('the web console in Chromium', { timeout: 180_000 }, () => {
     await page.goto(`${server.url}/console/#/repos/demo/bakes/shout_bake`);
     await page.getByRole('heading', { name: 'shout_bake', level: 1 }).waitFor();
     await page.getByText('No checkpoints yet').waitFor();
+    // Made from the built-in template: named in plain text, with nothing to link to.
+    const configuration = page.getByRole('region', { name: 'Configuration' });
+    await expect(configuration.getByText('Template: default').count()).resolves.toBe(1);
+    await expect(configuration.getByRole('link', { name: 'default' }).count()).resolves.toBe(0);
     await page.getByRole('button', { name: 'Run bake' }).click();
 
     const chart = page.locator('figure.chart');
@@ -209,6 +213,11 @@ describe('the web console in Chromium', { timeout: 180_000 }, () => {
     await shown('.job', /Bake\s*complete/);
     const step = (await latestCheckpoint('whisper_bake')).split('/').at(-1);
     await page.getByRole('button', { name: `Download step ${step}` }).waitFor();
+    // Made from shout_bake: the configuration links to the template's page.
+    const template = page.getByRole('region', { name: 'Configuration' }).getByRole('link', { name: 'shout_bake', exact: true });
+    await expect(template.getAttribute('href')).resolves.toBe('#/repos/demo/bakes/shout_bake');
+    await template.click();
+    await page.getByRole('heading', { name: 'shout_bake', level: 1 }).waitFor();
   });
 
   it('draws the lineage of a sequential bake as a graph', async () => {

@@ -50,10 +50,14 @@ export interface OutputLine {
 export interface Target {
   target_name: string;
   config: Record<string, unknown> & { teacher_prompt?: string; student_prompt?: string; model_name?: string };
+  /** "default" or the target it was made from; absent for targets made before it was recorded. */
+  template?: string;
 }
 
 export interface Bake extends JobState {
   bake_name?: string;
+  /** "default" or the bake it was made from; absent for bakes made before it was recorded. */
+  template?: string;
   model_name?: string[] | null;
   loss?: { latest_loss: number; final_loss?: number | null; min_loss: number; max_loss: number } | null;
 }

@@ -6,6 +6,7 @@ import { JsonBlock } from '../components/Json.tsx';
 import { LossChart } from '../components/LossChart.tsx';
 import { PageTitle } from '../components/PageTitle.tsx';
 import { Recipe } from '../components/Recipe.tsx';
+import { TemplateOrigin } from '../components/TemplateOrigin.tsx';
 import { JobProgress, StatusBadge } from '../components/Status.tsx';
 import { useApi } from '../context.ts';
 import { JOB_POLL_MS, useLoad } from '../load.ts';
@@ -125,6 +126,7 @@ export function BakePage({ repo, bake }: { repo: string; bake: string }) {
       {status ? (
         <section aria-labelledby="config-heading">
           <h2 id="config-heading">Configuration</h2>
+          <TemplateOrigin repo={repo} kind="bakes" template={status.template} />
           <p>
             Starts from {parent ? <code>{parent}</code> : 'the repo’s base model'}; trains on{' '}
             {datasets.length

@@ -5,6 +5,7 @@ import { ErrorNote } from '../components/ErrorNote.tsx';
 import { JsonBlock } from '../components/Json.tsx';
 import { OutputPager } from '../components/OutputPager.tsx';
 import { PageTitle } from '../components/PageTitle.tsx';
+import { TemplateOrigin } from '../components/TemplateOrigin.tsx';
 import { JobProgress } from '../components/Status.tsx';
 import { useApi } from '../context.ts';
 import { JOB_POLL_MS, useLoad } from '../load.ts';
@@ -35,6 +36,7 @@ export function TargetPage({ repo, target }: { repo: string; target: string }) {
             Teacher prompt <code>{definition.data.config.teacher_prompt}</code>, student prompt <code>{definition.data.config.student_prompt}</code>, rollouts
             from <code>{definition.data.config.model_name}</code>
           </p>
+          <TemplateOrigin repo={repo} kind="targets" template={definition.data.template} />
           <JsonBlock summary="Configuration" value={definition.data.config} />
         </>
       ) : null}
