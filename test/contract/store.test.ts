@@ -38,6 +38,20 @@ describe('SqliteStore sharing one file', () => {
     await Promise.all([a.close(), b.close()]);
   });
 
+  it('lets several processes set up the same fresh files at the same moments', async () => {
+    const worker = join(import.meta.dirname, 'sqlite-open.worker.ts');
+    const dir = mkdtempSync(join(dataDir, 'open-'));
+    const [processes, files] = [6, 20];
+    const startAt = String(Date.now() + 4_000); // after every process has loaded
+    const runs = await Promise.allSettled(Array.from({ length: processes }, () => promisify(execFile)(process.execPath, ['--import', 'tsx', worker, dir, String(files), startAt])));
+    expect(runs.flatMap((run) => (run.status === 'rejected' ? [String(run.reason)] : []))).toEqual([]);
+    for (let file = 0; file < files; file++) {
+      const store = new SqliteStore(join(dir, `fresh-${file}.db`));
+      expect((await store.query({ pk: 'opened' })).items).toHaveLength(processes);
+      await store.close();
+    }
+  }, 60_000);
+
   it('keeps conditional creates exclusive and counters exact across processes', async () => {
     const path = join(dataDir, 'processes.db');
     const worker = join(import.meta.dirname, 'sqlite-store.worker.ts');

@@ -42,6 +42,26 @@ const SCHEMA = `
   CREATE INDEX IF NOT EXISTS items_gsi1 ON items (gsi1pk, gsi1sk, pk, sk);
 `;
 
+/** How long a statement waits for another process's lock before it fails. */
+const BUSY_TIMEOUT_MS = 5_000;
+
+/**
+ * Runs the set-up of a connection again while another process holds a lock it needs: switching a
+ * file to WAL takes an exclusive lock, and SQLite answers BUSY at once there rather than calling
+ * the busy handler, so two processes opening one file together would otherwise fail.
+ */
+function retryWhileBusy(setUp: () => void): void {
+  const deadline = Date.now() + BUSY_TIMEOUT_MS;
+  for (;;) {
+    try {
+      return setUp();
+    } catch (error) {
+      if (!(error instanceof Database.SqliteError && error.code.startsWith('SQLITE_BUSY')) || Date.now() >= deadline) throw error;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10 + Math.random() * 40); // the constructor is synchronous
+    }
+  }
+}
+
 /** SQLite's result codes for a damaged file: corruption found, or no database at all. */
 const DAMAGE_CODE = /^SQLITE_(CORRUPT|NOTADB)/;
 
@@ -98,15 +118,17 @@ export class SqliteStore implements Store {
   constructor(path: string) {
     this.path = path === ':memory:' ? path : resolve(path);
     // The busy timeout makes a writer wait for another process's write lock instead of failing.
-    this.db = new Database(path, { timeout: 5_000 });
+    this.db = new Database(path, { timeout: BUSY_TIMEOUT_MS });
     try {
-      this.guard(() => {
-        // The first statement that reads the file: a damaged header fails here.
-        this.db.pragma('journal_mode = WAL');
-        // WAL + NORMAL survives process crashes; only an OS crash can lose the last commits.
-        this.db.pragma('synchronous = NORMAL');
-        this.db.exec(SCHEMA);
-      });
+      this.guard(() =>
+        retryWhileBusy(() => {
+          // The first statement that reads the file: a damaged header fails here.
+          this.db.pragma('journal_mode = WAL');
+          // WAL + NORMAL survives process crashes; only an OS crash can lose the last commits.
+          this.db.pragma('synchronous = NORMAL');
+          this.db.exec(SCHEMA);
+        }),
+      );
     } catch (error) {
       this.db.close();
       throw error;
