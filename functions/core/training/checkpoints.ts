@@ -198,7 +198,7 @@ export class TrainingCheckpoints {
    * Where a path points: a `bt://` path names its run directly; a `tinker://` one by the run's
    * alias (its Tinker model id) or, for a run without one, its id. Undefined for what is not a path.
    */
-  async address(path: string): Promise<CheckpointAddress | undefined> {
+  private async address(path: string): Promise<CheckpointAddress | undefined> {
     const reference = parseCheckpointPath(path);
     if (!reference) return undefined;
     const { run, target, name } = reference;

@@ -226,10 +226,11 @@ export class OperationQueue {
 
   /**
    * Fails a parked operation that has waited longer than `sequenceGapS` for a predecessor that
-   * never came (the client lost it): the client hears why instead of waiting for ever.
+   * never came (the client lost it): the client hears why instead of waiting for ever. False when
+   * the item was left as it is (so it need not be read again).
    */
-  async failIfGapTooOld(item: Item): Promise<void> {
-    if (item.state !== 'parked' || (item.parked_at as number) + this.settings.sequenceGapS * 1000 > this.clock.now().getTime()) return;
+  async failIfGapTooOld(item: Item): Promise<boolean> {
+    if (item.state !== 'parked' || (item.parked_at as number) + this.settings.sequenceGapS * 1000 > this.clock.now().getTime()) return false;
     const runId = item.run_id as string;
     const operationId = item.operation_id as string;
     const run = await this.store.get(runKey(runId));
@@ -245,9 +246,10 @@ export class OperationQueue {
     } catch (failure) {
       if (!(failure instanceof TransactionFailedError)) throw failure;
       // Released or ended meanwhile: that stands.
-      return;
+      return true;
     }
     await this.afterEnd(runId, operationId, item);
+    return true;
   }
 
   /** The operation the job holds, handed out again (the trainer asked without answering it). */

@@ -85,8 +85,8 @@ export class TrainingOperations {
     for (;;) {
       const item = await this.queue.get(runId, operationId);
       if (!item) return undefined;
-      await this.queue.failIfGapTooOld(item);
-      const view = await this.queue.view((await this.queue.get(runId, operationId)) ?? item);
+      const changed = await this.queue.failIfGapTooOld(item);
+      const view = await this.queue.view((changed && (await this.queue.get(runId, operationId))) || item);
       if (view.status !== 'pending') return view;
       if (Date.now() >= deadline || options.signal?.aborted) {
         // A trainer whose end was not applied (its event lost) must not leave the operation waiting forever.

@@ -52,10 +52,10 @@ export interface RunFilter {
   baseModel?: string;
 }
 
-/** What the operations of a deactivated run fail with. */
 /** What a create under an alias held by another run answers inside its id draw. */
 const aliasTaken = Symbol('alias taken');
 
+/** What the operations of a deactivated run fail with. */
 export const DEACTIVATED = 'The run was deactivated before this operation ran; its checkpoints are kept, so create a new run from one to continue training.';
 
 /**

@@ -20,8 +20,12 @@ export const samplingSessionIdOf = (sampler: Pick<TrainingSampler, 'id' | 'alias
 export async function runOfModel(training: Training, actor: Actor, modelId: string): Promise<TrainingRun> {
   const byAlias = await training.runs.findByAlias(actor, modelId);
   if (byAlias) return byAlias;
-  if (await training.runs.lookup(actor, modelId)) return training.runs.get(actor, modelId);
-  throw new NotFoundError(`Model '${modelId}' not found; create it with create_model, or list yours with GET /api/v1/training_runs.`);
+  try {
+    return await training.runs.get(actor, modelId);
+  } catch (error) {
+    if (error instanceof NotFoundError) throw new NotFoundError(`Model '${modelId}' not found; create it with create_model, or list yours with GET /api/v1/training_runs.`);
+    throw error;
+  }
 }
 
 /** The sampler a `sampling_session_id` names: by alias first, then as a sampler id. */

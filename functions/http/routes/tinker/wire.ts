@@ -10,6 +10,7 @@ import { assertTrainerData } from '#core/training/datum-checks.ts';
 import type { SubmittedOperation } from '#core/training/model.ts';
 import type { SampleRequest as NeutralSampleRequest, SampleResult } from '#schemas/relay.ts';
 import type { Datum, ForwardBackwardInput, ForwardBackwardOutput, ModelInput, SampleRequest, SampleResponse, TensorData } from '#schemas/tinker.ts';
+import { denseFromCsr } from './csr.ts';
 import { TrainerResults, type LossFn, type TrainerDatum, type TrainerTensor } from '#schemas/trainer.ts';
 
 /** Tinker's losses (§2.8); the trainer's others belong to Loops. */
@@ -35,19 +36,8 @@ function toTrainerTensor(value: TensorData | number[], name: string, at: string)
   const { data, dtype, sparse_crow_indices: crow, sparse_col_indices: col } = value;
   const shape = value.shape ?? [data.length];
   if (!crow && !col) return { data, dtype, shape };
-  if (!crow || !col || shape.length !== 2 || crow.length !== shape[0]! + 1 || col.length !== data.length) {
-    throw new ValidationError(`${at}: a sparse tensor needs a 2-D shape, sparse_crow_indices of rows + 1 entries and one sparse_col_indices entry per value`);
-  }
-  const [rows, cols] = shape as [number, number];
-  const dense = new Array<number | null>(rows * cols).fill(0);
-  for (let row = 0; row < rows; row++) {
-    for (let index = crow[row]!; index < crow[row + 1]!; index++) {
-      const column = col[index]!;
-      if (column >= cols) throw new ValidationError(`${at}: sparse column ${column} is outside the shape [${rows}, ${cols}]`);
-      dense[row * cols + column] = data[index]!;
-    }
-  }
-  return { data: dense, dtype, shape };
+  if (!crow || !col) throw new ValidationError(`${at}: a sparse tensor needs both sparse_crow_indices and sparse_col_indices`);
+  return { data: denseFromCsr(shape, data, crow, col, at), dtype, shape };
 }
 
 export function toTrainerDatum(datum: Datum, index: number): TrainerDatum {

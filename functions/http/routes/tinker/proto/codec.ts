@@ -11,6 +11,7 @@ import { Decompress } from 'fzstd';
 import { ValidationError } from '#core/errors.ts';
 import type { SampleResult } from '#schemas/relay.ts';
 import type { TrainerDatum, TrainerTensor } from '#schemas/trainer.ts';
+import { denseFromCsr } from '../csr.ts';
 import {
   ArrayRecordSchema,
   BatchedTensorSchema,
@@ -192,26 +193,10 @@ function toTrainerTensor(tensor: Tensor, what: string): TrainerTensor {
     return { data, dtype: reader.dtype, shape };
   }
   if (encoding.case === 'sparseCsr') {
-    if (shape.length !== 2) throw new ValidationError(`${what}: a sparse CSR tensor needs a two-dimensional shape, not [${shape.join(', ')}].`);
-    const [rows, columns] = shape as [number, number];
     const values = readAll(encoding.value.values, reader, what);
     const rowStarts = readAll(encoding.value.crowIndices, INT64_READER, `${what} crow_indices`);
     const cols = readAll(encoding.value.colIndices, INT64_READER, `${what} col_indices`);
-    const consistent =
-      rowStarts.length === rows + 1 &&
-      rowStarts[0] === 0 &&
-      rowStarts[rows] === values.length &&
-      cols.length === values.length &&
-      rowStarts.every((start, row) => row === 0 || start >= rowStarts[row - 1]!) &&
-      cols.every((col) => col >= 0 && col < columns);
-    if (!consistent) {
-      throw new ValidationError(`${what}: the sparse CSR indices do not describe a ${rows}×${columns} tensor with ${values.length} values.`);
-    }
-    const data = new Array<number>(rows * columns).fill(0);
-    for (let row = 0; row < rows; row++) {
-      for (let at = rowStarts[row]!; at < rowStarts[row + 1]!; at++) data[row * columns + cols[at]!] = values[at]!;
-    }
-    return { data, dtype: reader.dtype, shape };
+    return { data: denseFromCsr(shape, values, rowStarts, cols, what), dtype: reader.dtype, shape };
   }
   throw new ValidationError(`${what}: the tensor has neither dense nor sparse_csr data.`);
 }
