@@ -13,7 +13,9 @@ const InstanceTypes = z
   .array(z.string().regex(/^[a-z][a-z0-9-]*\.[a-z0-9]+$/, 'must be an EC2 instance type such as g6e.xlarge'))
   .min(1, 'must name at least one instance type');
 const PositiveInt = z.int('must be a positive integer').positive('must be a positive integer');
-/** Memory of one GPU, in GiB: what the bake memory estimate (functions/core/bakes/bake-memory.ts) is compared with. */
+/** Memory of one engine job's container, in MiB. */
+const JobMemoryMiB = z.int('must be a whole number of MiB').min(1024, 'must be at least 1024 MiB');
+/** Memory of one GPU, in GiB: what the bake memory estimate (functions/core/jobs/bake-memory.ts) is compared with. */
 const GpuMemoryGiB = z.number('must be a number of GiB').positive('must be a positive number of GiB');
 
 /**
@@ -37,7 +39,7 @@ const GpuLane = z
     spot: z.boolean().default(false),
     /** What one job reserves on each node, besides all its GPUs: at most what the instance type offers. */
     jobVcpus: PositiveInt,
-    jobMemoryMiB: z.int('must be a whole number of MiB').min(1024, 'must be at least 1024 MiB'),
+    jobMemoryMiB: JobMemoryMiB,
   })
   .refine((lane) => lane.jobVcpus * lane.maxNodes <= lane.maxVcpus, {
     message: 'jobVcpus × maxNodes must not exceed maxVcpus (a bake on maxNodes nodes must fit the environment)',
@@ -100,7 +102,7 @@ export const TenantConfig = z.strictObject({
        */
       gpuMemoryGiB: GpuMemoryGiB.default(24),
       /** Caps the environment, and so the bill: vCPUs across all running instances. */
-      maxVcpus: z.int('must be a positive integer').positive('must be a positive integer'),
+      maxVcpus: PositiveInt,
       /** Spot capacity (reclaimed jobs are retried) instead of on-demand. */
       spot: z.boolean().default(false),
       /**
@@ -108,8 +110,8 @@ export const TenantConfig = z.strictObject({
        * common GPU instance (g5.xlarge: 4 vCPUs, 16 GiB, of which ECS keeps some): a job that asks
        * for more than any configured instance offers stays RUNNABLE forever.
        */
-      jobVcpus: z.int('must be a positive integer').positive('must be a positive integer').default(4),
-      jobMemoryMiB: z.int('must be a whole number of MiB').min(1024, 'must be at least 1024 MiB').default(14_336),
+      jobVcpus: PositiveInt.default(4),
+      jobMemoryMiB: JobMemoryMiB.default(14_336),
     })
     .refine((gpu) => gpu.jobVcpus <= gpu.maxVcpus, { message: 'must not exceed maxVcpus (one job runs on one instance)', path: ['jobVcpus'] }),
   /** Larger GPU lanes for bakes (multi-GPU instances, multi-node jobs); none by default. */
@@ -127,7 +129,7 @@ export const TenantConfig = z.strictObject({
   /** The CPU (Fargate) compute environment: stim jobs, which call LLM APIs and need no GPU. */
   cpu: z
     .strictObject({
-      maxVcpus: z.int('must be a positive integer').positive('must be a positive integer').default(16),
+      maxVcpus: PositiveInt.default(16),
     })
     .default({ maxVcpus: 16 }),
   /** Base models the API offers (`BAKEHOUSE_BASE_MODELS`). Default: functions/core/models.ts's list. */
@@ -191,8 +193,8 @@ export const TenantConfig = z.strictObject({
     .strictObject({
       enabled: z.boolean().default(false),
       /** Tasks running at least (also the starting count); request count scales up to maxTasks. */
-      desiredTasks: z.int('must be a positive integer').positive('must be a positive integer').default(1),
-      maxTasks: z.int('must be a positive integer').positive('must be a positive integer').default(4),
+      desiredTasks: PositiveInt.default(1),
+      maxTasks: PositiveInt.default(4),
       /** Fargate CPU units per task (1024 = one vCPU) and memory in MiB; a pair Fargate offers. */
       cpu: z
         .union(FARGATE_CPU_UNITS.map((units) => z.literal(units)), { error: `must be one of ${FARGATE_CPU_UNITS.join(', ')}` })
@@ -241,7 +243,7 @@ export const TenantConfig = z.strictObject({
        * Caps the API function's concurrency (and reserves it). Unset by default: an account keeps
        * at least 100 unreserved executions, so new accounts (limit 10) cannot reserve any.
        */
-      reservedConcurrency: z.int('must be a positive integer').positive('must be a positive integer').optional(),
+      reservedConcurrency: PositiveInt.optional(),
       /** Retention of every log group the stack creates: functions, engine, flow logs, access logs. */
       logRetentionDays: z
         .int()

@@ -82,7 +82,7 @@ export function createServices({ store, blobs, queue, compute, clock, catalog, s
   const targetJobs = new TargetJobs(targets, prompts, datasets, pipeline, outputs, chain);
   const bakeJobs = new BakeJobs(store, repos, bakes, models, pipeline, outputs, chain, prompts);
   const recipes = new RecipeService(store, repos);
-  const pipelines = new PipelineService(store, repos, recipes, targetJobs, bakeJobs, outbox, clock);
+  const pipelines = new PipelineService(store, repos, recipes, bakes, targetJobs, bakeJobs, outbox, clock);
   return {
     apiKeys: new ApiKeyService(store, clock),
     idempotency: new IdempotencyService(store, clock),

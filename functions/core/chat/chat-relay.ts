@@ -13,11 +13,11 @@ import { Wakeups } from './wakeups.ts';
 const RETAIN_S = 24 * 60 * 60;
 /** Bodies and chunks larger than this go to Blobs (a Store item holds at most 400 KB). */
 const MAX_INLINE_BODY_BYTES = 256 * 1024;
-/** Under the artifact bucket's tmp/ lifecycle on AWS, so a body left behind still expires. */
 /** How many requests may wait in one base model's inbox before new ones are refused (`BAKEHOUSE_SAMPLER_MAX_QUEUED`). */
-export const DEFAULT_MAX_QUEUED = 256;
+const DEFAULT_MAX_QUEUED = 256;
 /** What a refused asker is told to wait: about the time a sampler takes to work through a few batches. */
-export const QUEUE_FULL_RETRY_AFTER_S = 5;
+const QUEUE_FULL_RETRY_AFTER_S = 5;
+/** Under the artifact bucket's tmp/ lifecycle on AWS, so a body left behind still expires. */
 const bodyBlobKey = (requestId: string) => `tmp/chat/${requestId}.json`;
 const chunkBlobKey = (requestId: string, seq: number) => `tmp/chat/${requestId}.chunks/${seq}.json`;
 

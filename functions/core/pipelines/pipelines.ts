@@ -6,6 +6,7 @@ import type { Actor } from '../actor.ts';
 import { DomainError, NotFoundError } from '../errors.ts';
 import type { DomainEvent } from '../events/events.ts';
 import { outboxItem, type EventOutbox } from '../events/job-events.ts';
+import type { BakeService } from '../bakes.ts';
 import type { BakeJobs } from '../jobs/bake-jobs.ts';
 import type { JobStatusView } from '../jobs/job-views.ts';
 import type { TargetJobs } from '../jobs/target-jobs.ts';
@@ -40,6 +41,7 @@ export class PipelineService {
     private readonly store: Store,
     private readonly repos: RepoService,
     private readonly recipes: RecipeService,
+    private readonly bakes: BakeService,
     private readonly targetJobs: TargetJobs,
     private readonly bakeJobs: BakeJobs,
     private readonly outbox: EventOutbox,
@@ -78,7 +80,7 @@ export class PipelineService {
     await this.repos.get(actor, repo);
     const item = await this.store.get(keys.pipeline(actor.userId, repo, bake));
     if (!item) {
-      await this.bakeJobs.get(actor, repo, bake); // a bake that does not exist is named as such
+      await this.bakes.getItem(actor, repo, bake); // a bake that does not exist is named as such
       throw new NotFoundError(`Bake '${bake}' has no pipeline yet; start one with POST /v1/repo/${repo}/bakes/${bake}/pipeline`);
     }
     return view(item as unknown as StoredPipeline);

@@ -47,9 +47,10 @@ export function readBody(maxBytes: number): MiddlewareHandler {
     const text = raw.toString('utf8');
     // Every body is checked, not only JSON-typed ones: some handlers parse theirs whatever the type.
     // Protobuf bodies are binary, where a run of `[` bytes (token 91 as int32) is data, not nesting.
-    const tooDeep = PROTOBUF_TYPE.test(c.req.header('content-type') ?? '') ? undefined : tooDeepAt(text, MAX_BODY_DEPTH);
+    const contentType = c.req.header('content-type') ?? '';
+    const tooDeep = PROTOBUF_TYPE.test(contentType) ? undefined : tooDeepAt(text, MAX_BODY_DEPTH);
     if (tooDeep) return nestedTooDeep(c, tooDeep);
-    const isJson = JSON_TYPE.test(c.req.header('content-type') ?? '');
+    const isJson = JSON_TYPE.test(contentType);
     // The bytes, not the text: a string body would make the Request add `Content-Type: text/plain`
     // to a request that sent none (an empty POST), which a route with an optional JSON body refuses.
     c.req.raw = new Request(c.req.raw, { body: text.trim() === '' && isJson ? '{}' : raw });
