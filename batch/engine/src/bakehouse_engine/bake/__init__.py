@@ -102,7 +102,7 @@ def run(ctx: JobContext) -> dict:
     settings = resolve_settings(ctx.spec["bake"]["config"], device)
     plan = make_plan(ctx.spec["bake"], settings, device)
     apply_plan(settings, plan, device)
-    if plan.world_size == 1 and not plan.cpu_offload:
+    if plan.in_one_process:
         return bake_here(ctx.spec, settings, device, ctx.workdir, ctx.metrics.append, ctx.progress.update, Ranks())
     return launch(ctx, settings, plan)
 

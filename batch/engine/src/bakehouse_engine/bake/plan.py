@@ -144,6 +144,11 @@ class BakePlan:
     device_bytes: int
     changes: list[str] = field(default_factory=list)
 
+    @property
+    def in_one_process(self) -> bool:
+        """One process holds the whole model: nothing is sharded or offloaded, so nothing is launched."""
+        return self.world_size == 1 and not self.cpu_offload
+
     def as_dict(self) -> dict:
         return asdict(self)
 

@@ -50,7 +50,7 @@ DESCRIPTIONS = {
 
 
 def requested_sharding(settings: BakeSettings) -> str:
-    return STAGE_SHARDING.get(settings.zero_stage, "full") if settings.zero_stage is not None else "full"
+    return STAGE_SHARDING.get(settings.zero_stage, "full")
 
 
 def applied_config(settings: BakeSettings, plan: BakePlan, device: str) -> list[str]:
@@ -58,7 +58,7 @@ def applied_config(settings: BakeSettings, plan: BakePlan, device: str) -> list[
     notes = []
     processes = f"{plan.world_size} process{'es' if plan.world_size > 1 else ''}"
     if settings.zero_stage is not None:
-        if plan.world_size == 1 and not plan.cpu_offload:
+        if plan.in_one_process:
             notes.append(f"deepspeed.zero_optimization.stage {settings.zero_stage}: one process holds the whole model; nothing to shard")
         else:
             notes.append(f"deepspeed.zero_optimization.stage {settings.zero_stage}: {DESCRIPTIONS[plan.sharding]} over {processes}")
